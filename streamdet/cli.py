@@ -1,0 +1,198 @@
+"""The `streamdet` command: thin wrappers that parse options, call the library and print."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.table import Table
+
+from . import __version__, report, weights
+from .config import SamplingConfig, load_config, with_overrides
+from .errors import StreamdetError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find diffusion- and GAN-made frames in videos and streams.")
+weights_app = typer.Typer(no_args_is_help=True, help="The official checkpoints: list, download, locate.")
+app.add_typer(weights_app, name="weights")
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error on stderr and exit with `code`."""
+    err.print(f"[bold red]streamdet: error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn streamdet's own errors into one line on stderr and exit code 2."""
+    try:
+        yield
+    except StreamdetError as exc:
+        fail(str(exc))
+
+
+def download_progress(label: str) -> weights.Progress:
+    """A progress bar on stderr for one download, as a `(done, total)` callback."""
+    bar = Progress(TextColumn(f"downloading {label}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True)
+    task = None
+
+    def update(done: int, total: int | None) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done)
+        if total is not None and done >= total:
+            bar.stop()
+
+    return update
+
+
+def sampling_from_options(base: SamplingConfig, frames: int | None, every: int | None, fps: float | None, keyframes: bool, all_frames: bool) -> SamplingConfig:
+    """The sampling asked for on the command line (at most one mode), else the config's."""
+    chosen = [name for name, value in [("--frames", frames), ("--every", every), ("--fps", fps), ("--keyframes", keyframes or None), ("--all-frames", all_frames or None)] if value is not None]
+    if len(chosen) > 1:
+        fail(f"{' and '.join(chosen)}: choose one frame sampling option")
+    if frames is not None:
+        return dataclasses.replace(base, mode="uniform", frames=frames)
+    if every is not None:
+        return dataclasses.replace(base, mode="every", every=every)
+    if fps is not None:
+        return dataclasses.replace(base, mode="fps", fps=fps)
+    if keyframes:
+        return dataclasses.replace(base, mode="keyframes")
+    if all_frames:
+        return dataclasses.replace(base, mode="all")
+    return base
+
+
+def output_format(json_: bool, jsonl: bool, csv_: bool, out: Path | None) -> str:
+    """The output format from the flags, or from the extension of `--out`, else the table."""
+    chosen = [name for name, on in [("json", json_), ("jsonl", jsonl), ("csv", csv_)] if on]
+    if len(chosen) > 1:
+        fail(f"--{' and --'.join(chosen)}: choose one output format")
+    if chosen:
+        return chosen[0]
+    if out is not None and out.suffix.lower().lstrip(".") in report.FORMATS:
+        return out.suffix.lower().lstrip(".")
+    return "table"
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what streamdet is doing."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+    if version:
+        typer.echo(f"streamdet {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def scan(
+    paths: List[str] = typer.Argument(..., help="Video files, images and folders (searched recursively)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
+    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file or a registered name."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
+    frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
+    every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
+    fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
+    keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only (fast: no other frame is decoded)."),
+    all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Decoder threads (default: up to 4)."),
+    json_: bool = typer.Option(False, "--json", help="One JSON document with every input and its frame scores."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON line per frame."),
+    csv_: bool = typer.Option(False, "--csv", help="One CSV row per frame."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file (format from the flag or the extension)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Scan videos and images; exit 0 if all are REAL, 1 if any is FAKE, 2 if any could not be read."""
+    from .detector import Detector
+    from .pipeline import scan as run_scan
+    from .video import Sampling
+
+    fmt = output_format(json_, jsonl, csv_, out)
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
+        cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames))
+        sampling = Sampling(**dataclasses.asdict(cfg.sampling))
+        detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress)
+        show = not quiet and err.is_terminal
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True, disable=not show)
+        counts = {"files": 0, "frames": 0}
+        with progress:
+            task = progress.add_task("scanning", total=None)
+
+            def tick() -> None:
+                progress.update(task, description=f"scanning: {counts['files']} files, {counts['frames']} frames")
+
+            def on_result(_: object) -> None:
+                counts["files"] += 1
+                tick()
+
+            def on_frames(n: int) -> None:
+                counts["frames"] += n
+                tick()
+
+            results = run_scan(detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames)
+    settings = {
+        "config": cfg.source,
+        "device": str(detector.device),
+        "precision": detector.precision,
+        "threshold": cfg.threshold,
+        "top_fraction": cfg.top_fraction,
+        "sampling": dataclasses.asdict(cfg.sampling),
+    }
+    if out is not None:
+        report.write_atomic(out, report.render(results, fmt, settings))
+    elif fmt == "table":
+        Console().print(report.table(results, cfg.threshold))
+    else:
+        sys.stdout.write(report.render(results, fmt, settings))
+    for r in results:
+        if r.status == "error":
+            err.print(f"[yellow]streamdet: {r.error}[/]", highlight=False, soft_wrap=True)
+    raise typer.Exit(report.exit_code(results))
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """The registered checkpoints, whether each is cached, and where."""
+    out = Table(title=f"checkpoints (cache: {weights.home() / 'weights'})", title_justify="left")
+    for column in ("name", "kind", "size", "cached", "description"):
+        out.add_column(column)
+    for w in weights.REGISTRY.values():
+        out.add_row(w.name, w.kind, f"{w.size_mb} MB", "yes" if weights.cached_path(w).is_file() else "no", w.description)
+    Console().print(out)
+
+
+@weights_app.command("download")
+def weights_download(names: List[str] = typer.Argument(None, help="Names from `streamdet weights list` (default: all).")) -> None:
+    """Download checkpoints into the cache (skipping those already there)."""
+    with user_errors():
+        for path in weights.fetch_all(list(names or []), lambda w: download_progress(w.name)):
+            typer.echo(str(path))
+
+
+@weights_app.command("path")
+def weights_path(name: str = typer.Argument(..., help="A name from `streamdet weights list`.")) -> None:
+    """Print where a checkpoint is (or will be) cached; exit 1 if it is not there yet."""
+    weight = weights.REGISTRY.get(name)
+    if weight is None:
+        fail(f"{name}: not a registered checkpoint (registered: {', '.join(weights.REGISTRY)})")
+    path = weights.cached_path(weight)
+    typer.echo(str(path))
+    raise typer.Exit(0 if path.is_file() else 1)

@@ -1,0 +1,49 @@
+"""The 6-channel ResNet-50 student (frame + eps → P(fake)) and the frozen ImageNet teacher."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+
+from ..weights import load_checkpoint, load_into, state_dict_of
+
+BODY_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+FEATURES = 2048
+
+
+def resnet50_body(in_channels: int = 3) -> nn.Sequential:
+    """torchvision's ResNet-50 up to `layer4` (child names kept), its first conv taking `in_channels`."""
+    net = resnet50(weights=None)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return nn.Sequential(OrderedDict((name, getattr(net, name)) for name in BODY_LAYERS))
+
+
+class Student(nn.Module):
+    """DistilDIRE's student: `student_backbone` (ResNet-50 body, 6 channels in) and `student_head` (pool → linear)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.student_backbone = resnet50_body(6)
+        self.student_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(FEATURES, 1))
+
+    def forward_features(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N,) and the body's features (N×2048×S/32×S/32), the latter for distillation."""
+        features = self.student_backbone(torch.cat([x, eps], dim=1))
+        return self.student_head(features).squeeze(1), features
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Logits (N,); P(fake) is their sigmoid."""
+        return self.forward_features(x, eps)[0]
+
+
+def load_student(path: str | Path) -> Student:
+    """A student from a DistilDIRE checkpoint (`{"model": state_dict, ...}`, optionally `module.`-prefixed)."""
+    state = state_dict_of(load_checkpoint(path), path)
+    student = Student().eval()
+    load_into(student, state, path, "DistilDIRE student (6-channel ResNet-50)")
+    return student

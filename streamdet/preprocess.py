@@ -1,0 +1,45 @@
+"""The one preprocessing function: uint8 RGB frames → N×3×S×S in [-1, 1] on the device (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize N×C×H×W so the shorter side is `size` (bilinear, antialiased), then center-crop size×size."""
+    h, w = x.shape[-2:]
+    if min(h, w) != size:
+        new = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+        x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=True)
+        h, w = new
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return x[..., top : top + size, left : left + size]
+
+
+def _to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    tensor = torch.from_numpy(np.ascontiguousarray(frames))
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def preprocess(frames: np.ndarray | Sequence[np.ndarray], size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Frames (an N×H×W×3 uint8 array, or a list of H×W×3 arrays of any sizes) → N×3×size×size float32."""
+    device = torch.device(device)
+    if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        frames = frames[None]
+    groups = [frames] if isinstance(frames, np.ndarray) else [f[None] for f in frames]
+    out = []
+    for group in groups:
+        if group.dtype != np.uint8 or group.ndim != 4 or group.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 RGB N×H×W×3, got {group.dtype} {tuple(group.shape)}")
+        x = _to_device(group, device).permute(0, 3, 1, 2).float()
+        out.append(resize_center_crop(x, size) / 255 * 2 - 1)
+    if not out:
+        return torch.empty(0, 3, size, size, device=device)
+    return torch.cat(out).contiguous()

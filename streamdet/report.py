@@ -1,0 +1,116 @@
+"""Scan results → a table for people, and JSON / JSONL / CSV for machines; files written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from .pipeline import FileResult
+
+FORMATS = ("table", "json", "jsonl", "csv")
+FRAME_COLUMNS = ("path", "index", "time", "score", "status", "error")
+
+
+def exit_code(results: Iterable[FileResult]) -> int:
+    """As virus scanners do: 2 if any input could not be read, else 1 if any is FAKE, else 0."""
+    results = list(results)
+    if any(r.status == "error" for r in results):
+        return 2
+    return 1 if any(r.verdict == "FAKE" for r in results) else 0
+
+
+def summary(results: Sequence[FileResult]) -> dict[str, int]:
+    """Counts of inputs by outcome."""
+    return {
+        "inputs": len(results),
+        "fake": sum(r.verdict == "FAKE" for r in results),
+        "real": sum(r.verdict == "REAL" for r in results),
+        "errors": sum(r.status == "error" for r in results),
+    }
+
+
+def to_json(results: Sequence[FileResult], settings: dict[str, Any]) -> str:
+    """One JSON document: the settings used, a summary and every input with its frame scores."""
+    doc = {"settings": settings, "summary": summary(results), "inputs": [r.to_dict() for r in results]}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def frame_rows(results: Sequence[FileResult]) -> Iterable[dict[str, Any]]:
+    """One row per scored frame; an input that could not be read gets one row with its error."""
+    for r in results:
+        if r.status == "error":
+            yield {"path": r.path, "index": None, "time": None, "score": None, "status": "error", "error": r.error}
+        for f in r.frames:
+            yield {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": "ok", "error": None}
+
+
+def to_jsonl(results: Sequence[FileResult]) -> str:
+    """Per-frame rows as JSON lines."""
+    return "".join(json.dumps(row) + "\n" for row in frame_rows(results))
+
+
+def to_csv(results: Sequence[FileResult]) -> str:
+    """Per-frame rows as CSV with a header."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=FRAME_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(frame_rows(results))
+    return buffer.getvalue()
+
+
+def table(results: Sequence[FileResult], threshold: float) -> Table:
+    """A readable table: one line per input, errors and warnings in the last column."""
+    out = Table(title=f"streamdet scan (threshold {threshold:g})", title_justify="left")
+    for name in ("input", "verdict", "score", "flagged", "time", "note"):
+        out.add_column(name, justify="right" if name in ("score", "flagged", "time") else "left", overflow="fold")
+    for r in results:
+        if r.status == "error":
+            out.add_row(r.path, "[bold yellow]ERROR[/]", "", "", "", r.error)
+            continue
+        style = "bold red" if r.verdict == "FAKE" else "green"
+        out.add_row(
+            r.path,
+            f"[{style}]{r.verdict}[/]",
+            f"{r.score:.3f}",
+            f"{r.flagged}/{len(r.frames)}",
+            f"{r.timings.get('total_s', 0.0):.1f}s",
+            r.warning or "",
+        )
+    return out
+
+
+def render(results: Sequence[FileResult], fmt: str, settings: dict[str, Any]) -> str:
+    """The scan output in `fmt` as text."""
+    if fmt == "json":
+        return to_json(results, settings)
+    if fmt == "jsonl":
+        return to_jsonl(results)
+    if fmt == "csv":
+        return to_csv(results)
+    console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
+    console.print(table(results, settings["threshold"]))
+    return console.file.getvalue()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder, renamed when complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,52 @@
+"""Random models saved in the official checkpoint formats (DESIGN.md §3), for tests and benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from streamdet.config import ADMConfig
+from streamdet.models.adm import build_adm
+from streamdet.models.student import Student
+
+
+def random_adm(cfg: ADMConfig, seed: int = 0) -> torch.nn.Module:
+    """A UNet with every parameter random (guided-diffusion zero-initialises some, which would hide errors)."""
+    torch.manual_seed(seed)
+    model = build_adm(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def save_adm(path: Path, cfg: ADMConfig, seed: int = 0) -> Path:
+    """Save a random UNet as the official ADM file is saved: a plain state_dict."""
+    torch.save(random_adm(cfg, seed).state_dict(), path)
+    return path
+
+
+def random_student(seed: int = 0, bias: float | None = None) -> Student:
+    """A random student; with `bias`, its head ignores the input and always gives logit `bias`."""
+    torch.manual_seed(seed)
+    student = Student()
+    with torch.no_grad():
+        for name, buf in student.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+        if bias is not None:
+            head = student.student_head[2]
+            head.weight.zero_()
+            head.bias.fill_(bias)
+    return student.eval()
+
+
+def save_student(path: Path, student: Student, ddp_prefix: bool = True) -> Path:
+    """Save as DistilDIRE does: `{"model": state_dict, "optimizer": ..., "epoch": ...}`, keys `module.`-prefixed."""
+    prefix = "module." if ddp_prefix else ""
+    state = {prefix + k: v for k, v in student.state_dict().items()}
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 11}, path)
+    return path

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamdet.config import Config, load_config
+
+from .checkpoints import random_student, save_adm, save_student
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Config:
+    return load_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def ckpt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("checkpoints")
+
+
+@pytest.fixture(scope="session")
+def tiny_adm_ckpt(ckpt_dir: Path, tiny_config: Config) -> Path:
+    return save_adm(ckpt_dir / "tiny_adm.pt", tiny_config.adm)
+
+
+@pytest.fixture(scope="session")
+def student_ckpt(ckpt_dir: Path) -> Path:
+    return save_student(ckpt_dir / "student.pth", random_student(seed=1))
+
+
+@pytest.fixture(scope="session")
+def fake_student_ckpt(ckpt_dir: Path) -> Path:
+    """A student that calls every frame fake (P = sigmoid(6) ≈ 0.998)."""
+    return save_student(ckpt_dir / "student_fake.pth", random_student(seed=2, bias=6.0))
+
+
+@pytest.fixture(scope="session")
+def real_student_ckpt(ckpt_dir: Path) -> Path:
+    """A student that calls every frame real (P = sigmoid(-6) ≈ 0.0025)."""
+    return save_student(ckpt_dir / "student_real.pth", random_student(seed=3, bias=-6.0), ddp_prefix=False)

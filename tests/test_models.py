@@ -1,0 +1,171 @@
+"""The numerical contract of DESIGN.md §2 against guided-diffusion and torchvision themselves."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models import resnet50
+from torchvision.transforms.v2 import functional as TF
+
+from streamdet.config import ADMConfig, load_config
+from streamdet.detector import Detector
+from streamdet.models.adm import build_adm, build_diffusion, script_util
+from streamdet.models.noise import FirstStepNoise, freeze_timestep
+from streamdet.models.student import BODY_LAYERS, load_student
+from streamdet.preprocess import preprocess
+
+from .checkpoints import random_adm, save_student
+
+OFFICIAL_FLAGS = dict(
+    image_size=256,
+    num_channels=256,
+    num_res_blocks=2,
+    num_head_channels=64,
+    attention_resolutions="32,16,8",
+    learn_sigma=True,
+    class_cond=False,
+    resblock_updown=True,
+    use_scale_shift_norm=True,
+    use_fp16=False,
+    diffusion_steps=1000,
+    noise_schedule="linear",
+)
+
+
+def test_official_config_builds_the_official_unet_on_meta():
+    flags = script_util.model_and_diffusion_defaults()
+    flags.update(OFFICIAL_FLAGS)
+    model_args = {k: flags[k] for k in script_util.create_model.__code__.co_varnames[: script_util.create_model.__code__.co_argcount]}
+    with torch.device("meta"):
+        reference = script_util.create_model(**model_args)
+        ours = build_adm(load_config("default").adm)
+    ref_shapes = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    our_shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert our_shapes == ref_shapes
+    assert sum(v.numel() for v in reference.parameters()) == pytest.approx(552.8e6, rel=1e-3)
+
+
+def test_default_yaml_is_the_official_architecture():
+    assert load_config("default").adm == ADMConfig()
+    assert {k: getattr(ADMConfig(), k) for k in OFFICIAL_FLAGS} == OFFICIAL_FLAGS
+
+
+def _frames_in_range(cfg: ADMConfig, n: int = 3) -> torch.Tensor:
+    torch.manual_seed(5)
+    x = torch.rand(n, 3, cfg.image_size, cfg.image_size) * 2 - 1
+    x[:, :, :4] = 1.0  # saturated pixels, where the clamp of x0 bites
+    x[:, :, -4:] = -1.0
+    return x
+
+
+@pytest.mark.parametrize("respacing", ["", "ddim20"])
+def test_noise_equals_guided_diffusion_p_mean_variance(tiny_config, respacing):
+    cfg = tiny_config.adm
+    unet = random_adm(cfg)
+    x = _frames_in_range(cfg)
+    diffusion = build_diffusion(cfg, respacing)
+    t = torch.zeros(len(x), dtype=torch.long)
+    with torch.no_grad():
+        out = diffusion.p_mean_variance(unet, x, t, clip_denoised=True)
+        reference = diffusion._predict_eps_from_xstart(x, t, out["pred_xstart"])
+        predicted = unet(x, t)[:, :3]
+        ours = FirstStepNoise(freeze_timestep(copy.deepcopy(unet)), cfg)(x)
+    noise = FirstStepNoise(unet, cfg)
+    clamped = ((noise.a * x - noise.b * predicted).abs() > 1).float().mean()
+    assert 0.001 < clamped < 0.5, "the test frames must exercise the clamp"
+    assert ours.shape == x.shape
+    assert torch.linalg.vector_norm(ours - reference) / torch.linalg.vector_norm(reference) < 1e-5
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5 * reference.abs().max().item())
+
+
+def test_frozen_timestep_gives_the_same_unet_output(tiny_config):
+    unet = random_adm(tiny_config.adm)
+    x = _frames_in_range(tiny_config.adm, 2)
+    t = torch.zeros(2, dtype=torch.long)
+    with torch.no_grad():
+        expected = unet(x, t)
+        frozen = freeze_timestep(copy.deepcopy(unet))
+        assert not any("time_embed" in k for k, _ in frozen.named_parameters())
+        torch.testing.assert_close(frozen(x, t), expected, rtol=1e-5, atol=1e-5)
+
+
+def _distildire_torchvision_student() -> torch.nn.Module:
+    """A ResNet-50 built the DistilDIRE way: 6-channel conv1 and a 1-logit fc, with random weights and BN stats."""
+    torch.manual_seed(7)
+    net = resnet50(weights=None, num_classes=1)
+    net.conv1 = torch.nn.Conv2d(6, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    with torch.no_grad():
+        for name, buf in net.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("ddp_prefix", [True, False])
+def test_distildire_checkpoint_gives_torchvision_logits(tmp_path, ddp_prefix):
+    net = _distildire_torchvision_student()
+    state = {}
+    for key, value in net.state_dict().items():
+        top = key.split(".")[0]
+        if top in BODY_LAYERS:
+            state[f"student_backbone.{key}"] = value
+        elif top == "fc":
+            state[f"student_head.2.{key.split('.', 1)[1]}"] = value
+    prefix = "module." if ddp_prefix else ""
+    path = tmp_path / "distil.pth"
+    torch.save({"model": {prefix + k: v for k, v in state.items()}, "optimizer": {}, "epoch": 3}, path)
+    student = load_student(path)
+    torch.manual_seed(8)
+    x, eps = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = net(torch.cat([x, eps], dim=1)).squeeze(1)
+        logits, features = student.forward_features(x, eps)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+    assert features.shape == (2, 2048, 2, 2)
+
+
+def test_preprocess_matches_torchvision_resize_and_crop():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(90, 160), (160, 90), (64, 64), (33, 47)]]
+    out = preprocess(frames, 64)
+    assert out.shape == (4, 3, 64, 64) and out.dtype == torch.float32
+    for frame, ours in zip(frames, out):
+        t = torch.from_numpy(frame).permute(2, 0, 1).float()
+        ref = TF.center_crop(TF.resize(t, [64], antialias=True), [64, 64]) / 255 * 2 - 1
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
+    assert preprocess(np.full((1, 20, 30, 3), 255, np.uint8), 16).eq(1).all()
+    assert preprocess(np.zeros((20, 30, 3), np.uint8), 16).eq(-1).all()
+
+
+def test_preprocess_rejects_wrong_frames():
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        preprocess(np.zeros((1, 8, 8, 3), np.float32), 8)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        preprocess(np.zeros((1, 8, 8), np.uint8), 8)
+
+
+def test_detector_score_is_sigmoid_of_student_on_frame_and_noise(tiny_config, tiny_adm_ckpt, student_ckpt):
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu")
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (5, 72, 96, 3), dtype=np.uint8)
+    x = detector.preprocess(frames)
+    scores = detector.score(x)
+    eps = detector.noise(x)
+    with torch.no_grad():
+        expected = torch.sigmoid(load_student(student_ckpt)(x, eps))
+    assert scores.shape == (5,)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)
+    assert scores.std() > 0, "a random student gives different scores to different frames"
+
+
+def test_detector_batches_give_the_same_scores(tiny_config, tiny_adm_ckpt, student_ckpt):
+    one = Detector.load(dataclasses.replace(tiny_config, batch=1), adm=tiny_adm_ckpt, student=student_ckpt)
+    four = Detector.load(dataclasses.replace(tiny_config, batch=4), adm=tiny_adm_ckpt, student=student_ckpt)
+    x = one.preprocess(np.random.default_rng(2).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8))
+    torch.testing.assert_close(one.score(x), four.score(x), rtol=1e-4, atol=1e-5)
