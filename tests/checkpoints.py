@@ -37,10 +37,17 @@ def random_student(seed: int = 0, bias: float | None = None) -> Student:
                 buf.normal_(0, 0.1)
             elif name.endswith("running_var"):
                 buf.uniform_(0.5, 1.5)
+        head = student.student_head[2]
         if bias is not None:
-            head = student.student_head[2]
             head.weight.zero_()
             head.bias.fill_(bias)
+        else:
+            # Random ResNet features share a large common part: scale the head so logits on
+            # random frames spread around 0 instead of saturating the sigmoid.
+            probe = torch.rand(8, 3, 64, 64) * 2 - 1
+            logits = student.eval()(probe, torch.randn_like(probe))
+            head.weight.div_(logits.std())
+            head.bias.sub_(logits.mean()).div_(logits.std())
     return student.eval()
 
 

@@ -139,8 +139,8 @@ def test_preprocess_matches_torchvision_resize_and_crop():
         t = torch.from_numpy(frame).permute(2, 0, 1).float()
         ref = TF.center_crop(TF.resize(t, [64], antialias=True), [64, 64]) / 255 * 2 - 1
         torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
-    assert preprocess(np.full((1, 20, 30, 3), 255, np.uint8), 16).eq(1).all()
-    assert preprocess(np.zeros((20, 30, 3), np.uint8), 16).eq(-1).all()
+    torch.testing.assert_close(preprocess(np.full((1, 20, 30, 3), 255, np.uint8), 16), torch.ones(1, 3, 16, 16))
+    torch.testing.assert_close(preprocess(np.zeros((20, 30, 3), np.uint8), 16), -torch.ones(1, 3, 16, 16))
 
 
 def test_preprocess_rejects_wrong_frames():

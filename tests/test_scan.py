@@ -1,0 +1,169 @@
+"""`streamdet scan` end to end: generated videos and images, checkpoints in the official formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from streamdet.cli import app
+from streamdet.detector import Detector
+from streamdet.pipeline import scan
+from streamdet.video import Sampling
+
+from .media import make_audio, make_video, read_index, write_image
+
+runner = CliRunner()
+
+
+def noise_pattern(index: int, width: int, height: int) -> np.ndarray:
+    """Random texture that differs per frame, so a random student gives each frame its own score."""
+    return np.random.default_rng(index).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    make_video(root / "a.mp4", 30, (96, 64), 10)
+    (root / "nested" / "deeper").mkdir(parents=True)
+    make_video(root / "nested" / "b.mkv", 12, (64, 80), 6, pattern=noise_pattern)
+    make_video(root / "nested" / "deeper" / "c.webm", 8, (70, 50), 8, codec="libvpx-vp9", pattern=noise_pattern)
+    write_image(root / "d.png", noise_pattern(99, 90, 60))
+    write_image(root / "nested" / "e.jpg", noise_pattern(98, 40, 64))
+    (root / "notes.txt").write_text("not media, skipped by the folder walk")
+    return root
+
+
+def _tiny(*extra: str, adm: Path, student: Path) -> list[str]:
+    return ["--config", "tiny", "--adm", str(adm), "--student", str(student), "--quiet", *extra]
+
+
+def test_folder_scan_with_fake_student_flags_every_file(media, tiny_adm_ckpt, fake_student_ckpt, tmp_path):
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["scan", str(media), *_tiny("--out", str(out), adm=tiny_adm_ckpt, student=fake_student_ckpt)])
+    assert result.exit_code == 1, result.output
+    doc = json.loads(out.read_text())
+    paths = [Path(r["path"]).name for r in doc["inputs"]]
+    assert sorted(paths) == ["a.mp4", "b.mkv", "c.webm", "d.png", "e.jpg"]
+    for r in doc["inputs"]:
+        assert r["status"] == "ok" and r["error"] is None
+        assert r["verdict"] == "FAKE" and r["score"] > 0.99 and r["flagged"] == len(r["frames"])
+        times = [f["time"] for f in r["frames"]]
+        assert times == sorted(times) and len(set(times)) == len(times)
+        assert set(r["timings"]) == {"decode_s", "model_s", "total_s"}
+    assert doc["summary"] == {"inputs": 5, "fake": 5, "real": 0, "errors": 0}
+    by_name = {Path(r["path"]).name: r for r in doc["inputs"]}
+    assert len(by_name["a.mp4"]["frames"]) == 4  # the tiny config samples 4 frames spread over the video
+    assert len(by_name["d.png"]["frames"]) == 1
+
+
+def test_real_student_exits_zero_with_a_table(media, tiny_adm_ckpt, real_student_ckpt):
+    result = runner.invoke(app, ["scan", str(media / "a.mp4"), str(media / "d.png"), *_tiny(adm=tiny_adm_ckpt, student=real_student_ckpt)])
+    assert result.exit_code == 0, result.output
+    assert "a.mp4" in result.output and "REAL" in result.output and "FAKE" not in result.output
+
+
+def _bad_inputs(root: Path, good_mp4: Path) -> dict[str, tuple[Path, str]]:
+    root.mkdir()
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "random.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
+    data = good_mp4.read_bytes()
+    (root / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    make_audio(root / "audio.m4a")
+    (root / "no_media").mkdir()
+    (root / "no_media" / "readme.txt").write_text("nothing to scan")
+    return {
+        "missing": (root / "missing.mp4", "no such file"),
+        "empty": (root / "empty.mp4", "empty"),
+        "random": (root / "random.mp4", "not a media file"),
+        "truncated": (root / "truncated.mp4", "truncated or corrupt"),
+        "audio": (root / "audio.m4a", "no video stream"),
+        "no_media": (root / "no_media", "no image or video files"),
+    }
+
+
+def test_bad_inputs_are_one_line_errors_and_do_not_stop_the_others(media, tiny_adm_ckpt, fake_student_ckpt, tmp_path):
+    bad = _bad_inputs(tmp_path / "bad", media / "a.mp4")
+    args = [str(p) for p, _ in bad.values()] + [str(media / "d.png")]
+    result = runner.invoke(app, ["scan", *args, *_tiny("--json", adm=tiny_adm_ckpt, student=fake_student_ckpt)])
+    assert result.exit_code == 2, result.output
+    doc = json.loads(result.stdout)
+    by_path = {r["path"]: r for r in doc["inputs"]}
+    for name, (path, problem) in bad.items():
+        r = by_path[str(path)]
+        assert r["status"] == "error" and r["verdict"] is None, name
+        assert r["error"].startswith(str(path)) and problem in r["error"] and "\n" not in r["error"], (name, r["error"])
+    assert by_path[str(media / "d.png")]["verdict"] == "FAKE"
+    assert [r["path"] for r in doc["inputs"]] == args, "results come in input order"
+
+
+def test_unreadable_checkpoint_is_one_line_and_exit_2(media, tmp_path, fake_student_ckpt):
+    broken = tmp_path / "adm.pt"
+    broken.write_text("<html>404 not found</html>")
+    result = subprocess.run(
+        [sys.executable, "-m", "streamdet", "scan", str(media / "d.png"), *_tiny(adm=broken, student=fake_student_ckpt)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(broken) in lines[0] and "not a PyTorch checkpoint" in lines[0], result.stderr
+
+
+def test_per_frame_rows_as_jsonl_and_csv(media, tiny_adm_ckpt, student_ckpt, tmp_path):
+    video = str(media / "a.mp4")
+    jsonl = runner.invoke(app, ["scan", video, *_tiny("--every", "5", "--jsonl", adm=tiny_adm_ckpt, student=student_ckpt)])
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["index"] for r in rows] == [0, 5, 10, 15, 20, 25]
+    assert [r["time"] for r in rows] == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
+    out = tmp_path / "frames.csv"
+    runner.invoke(app, ["scan", video, *_tiny("--every", "5", "--out", str(out), adm=tiny_adm_ckpt, student=student_ckpt)])
+    table = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [int(r["index"]) for r in table] == [0, 5, 10, 15, 20, 25]
+    assert [float(r["score"]) for r in table] == pytest.approx([r["score"] for r in rows], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [(["--all-frames"], list(range(30))), (["--fps", "2"], list(range(0, 30, 5))), (["--frames", "3"], [5, 15, 25])],
+)
+def test_sampling_options_pick_the_frames(media, tiny_adm_ckpt, student_ckpt, option, expected):
+    result = runner.invoke(app, ["scan", str(media / "a.mp4"), *_tiny(*option, "--jsonl", adm=tiny_adm_ckpt, student=student_ckpt)])
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == expected
+
+
+def test_conflicting_options_are_refused(media, tiny_adm_ckpt, student_ckpt):
+    result = runner.invoke(app, ["scan", str(media / "a.mp4"), *_tiny("--every", "2", "--keyframes", adm=tiny_adm_ckpt, student=student_ckpt)])
+    assert result.exit_code == 2 and "choose one frame sampling option" in result.output
+
+
+def test_scores_follow_frames_not_positions_across_batches(media, tiny_config, tiny_adm_ckpt, student_ckpt):
+    """Frames of several files share batches; each score must land on its own (file, index)."""
+    paths = [media / "nested" / "b.mkv", media / "nested" / "deeper" / "c.webm", media / "nested" / "e.jpg"]
+    every = Sampling(mode="all")
+    batched = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=7)
+    sizes: list[int] = []
+    together = scan(batched, paths, sampling=every, on_frames=sizes.append)
+    one = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=1)
+    alone = [one.scan(p, sampling=every) for p in paths]
+    assert max(sizes) == 7 and sum(sizes) == 12 + 8 + 1
+    for a, b in zip(together, alone):
+        assert [(f.index, f.time) for f in a.frames] == [(f.index, f.time) for f in b.frames]
+        assert [f.score for f in a.frames] == pytest.approx([f.score for f in b.frames], rel=1e-3)
+    spread = np.std(np.log([f.score for f in together[0].frames]))
+    assert spread > 0.1, "scores must differ between frames for this test to mean anything"
+
+
+def test_decoded_frames_are_the_sampled_ones(media):
+    from streamdet.video import iter_frames
+
+    frames = list(iter_frames(media / "a.mp4", Sampling(mode="every", every=7)))
+    assert [read_index(f.image) for f in frames] == [f.index for f in frames] == [0, 7, 14, 21, 28]
