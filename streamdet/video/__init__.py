@@ -1,0 +1,10 @@
+"""Media input: find inputs, probe them and decode the sampled frames as RGB ``Frame``s."""
+
+from __future__ import annotations
+
+from streamdet.video.decode import VideoInfo, iter_frames, probe
+from streamdet.video.frame import Frame
+from streamdet.video.sampling import Sampling
+from streamdet.video.sources import Input, expand_inputs
+
+__all__ = ["Frame", "Input", "Sampling", "VideoInfo", "expand_inputs", "iter_frames", "probe"]

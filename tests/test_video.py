@@ -1,0 +1,501 @@
+"""Tests for the media input layer: sampling rules, video/image decoding, errors and input expansion."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from .media import (
+    corner_levels,
+    corrupt_packets,
+    index_bars,
+    make_audio,
+    make_video,
+    orientation_marks,
+    read_index,
+    write_image,
+    write_jpeg_with_orientation,
+)
+from streamdet.errors import ConfigError, MediaError
+from streamdet.video import Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
+from streamdet.video import decode
+from streamdet.video.sampling import pick_every, pick_fps, pick_shown_at, select, uniform_times
+
+VFR_TIMES = [0.0, 0.04, 0.08, 0.3, 0.31, 0.32, 1.0, 1.5, 1.51, 2.0]
+
+
+def frames_of(path: Path, spec: str) -> list[Frame]:
+    """Decode ``path`` with the sampling rule ``spec``."""
+    return list(iter_frames(path, Sampling.parse(spec)))
+
+
+def indices(frames: list[Frame]) -> list[int]:
+    """The index of each frame, checked against the index drawn into its pixels."""
+    assert [read_index(frame.image) for frame in frames] == [frame.index for frame in frames]
+    return [frame.index for frame in frames]
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder shared by the tests of this module for videos that are only read."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def cfr(media_dir: Path) -> Path:
+    """30 frames at 10 fps: frame i is shown from i/10 s."""
+    return make_video(media_dir / "cfr.mp4", n_frames=30, fps=10)
+
+
+@pytest.fixture(scope="module")
+def vfr(media_dir: Path) -> Path:
+    """10 frames at the irregular times ``VFR_TIMES``."""
+    return make_video(media_dir / "vfr.mp4", n_frames=len(VFR_TIMES), times=VFR_TIMES)
+
+
+@pytest.fixture(scope="module")
+def gop10(media_dir: Path) -> Path:
+    """100 frames at 10 fps with a key frame every 10 frames."""
+    return make_video(media_dir / "gop10.mp4", n_frames=100, fps=10, gop=10)
+
+
+# --- sampling rules, without video -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("uniform", Sampling("uniform", frames=16)),
+        ("uniform:5", Sampling("uniform", frames=5)),
+        ("every:3", Sampling("every", every=3)),
+        ("fps:2.5", Sampling("fps", fps=2.5)),
+        (" Keyframes ", Sampling("keyframes")),
+        ("all", Sampling("all")),
+    ],
+)
+def test_parse_accepts_each_mode(spec: str, expected: Sampling) -> None:
+    assert Sampling.parse(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("sometimes", "mode must be one of"),
+        ("every", "needs a value"),
+        ("fps:fast", "not a valid number"),
+        ("uniform:2.5", "not a valid number"),
+        ("all:3", "takes no value"),
+        ("every:0", "'every' must be a whole number >= 1"),
+        ("uniform:-4", "'frames' must be a whole number >= 1"),
+        ("fps:0", "'fps' must be a finite number > 0"),
+        ("fps:nan", "'fps' must be a finite number > 0"),
+    ],
+)
+def test_parse_rejects_bad_specs_with_one_line(spec: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem) as caught:
+        Sampling.parse(spec)
+    assert "\n" not in str(caught.value)
+
+
+def test_constructor_validates_like_parse() -> None:
+    with pytest.raises(ConfigError, match="mode 'random' is not one of"):
+        Sampling("random")
+    with pytest.raises(ConfigError, match="'frames'"):
+        Sampling("uniform", frames=True)
+
+
+def test_uniform_times_are_slice_centres() -> None:
+    assert uniform_times(4.0, 4) == [0.5, 1.5, 2.5, 3.5]
+
+
+def test_pick_every_uses_index() -> None:
+    assert list(pick_every(((i, i) for i in range(10)), 4)) == [0, 4, 8]
+
+
+def test_pick_fps_takes_first_frame_at_or_after_each_tick() -> None:
+    assert list(pick_fps(((i / 25, i) for i in range(30)), 10)) == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
+    assert list(pick_fps(((t, i) for i, t in enumerate(VFR_TIMES)), 2)) == [0, 6, 7, 9]
+    assert list(pick_fps(((i / 10, i) for i in range(5)), 100)) == [0, 1, 2, 3, 4]
+
+
+def test_pick_shown_at_takes_frame_on_screen_once() -> None:
+    items = [(t + 5.0, i) for i, t in enumerate(VFR_TIMES)]
+    assert list(pick_shown_at(items, [0.0, 1.0, 5.31, 5.4, 100.0])) == [0, 4, 5, 9]
+
+
+def test_pick_shown_at_stops_reading_after_last_target() -> None:
+    read = []
+
+    def frames():
+        for i in range(1000):
+            read.append(i)
+            yield i / 10, i
+
+    assert list(pick_shown_at(frames(), [0.25, 0.55])) == [2, 5]
+    assert len(read) == 7
+
+
+def test_select_uniform_takes_all_when_video_is_short() -> None:
+    triples = [(i, i / 10, f"frame{i}") for i in range(5)]
+    assert list(select(Sampling("uniform", frames=8), triples, 0.5, 5)) == triples
+    chosen = select(Sampling("uniform", frames=2), triples, 0.5, 5)
+    assert [index for index, _, _ in chosen] == [1, 3]
+
+
+# --- sampling on real video ----------------------------------------------------------------------
+
+
+def test_all_mode_decodes_every_frame_with_pts_times(cfr: Path) -> None:
+    frames = frames_of(cfr, "all")
+    assert indices(frames) == list(range(30))
+    assert [frame.time for frame in frames] == pytest.approx([i / 10 for i in range(30)])
+    for frame in frames:
+        assert frame.source == str(cfr)
+        assert frame.image.shape == (48, 64, 3)
+        assert frame.image.dtype == np.uint8
+        assert frame.image.flags.c_contiguous
+
+
+def test_every_mode(cfr: Path) -> None:
+    assert indices(frames_of(cfr, "every:7")) == [0, 7, 14, 21, 28]
+
+
+def test_fps_mode(cfr: Path) -> None:
+    frames = frames_of(cfr, "fps:4")
+    assert indices(frames) == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
+
+
+def test_uniform_mode_spreads_over_duration(cfr: Path) -> None:
+    frames = frames_of(cfr, "uniform:4")
+    assert indices(frames) == [3, 11, 18, 26]
+    assert [frame.time for frame in frames] == pytest.approx([0.3, 1.1, 1.8, 2.6])
+
+
+def test_uniform_mode_takes_all_frames_of_short_video(cfr: Path) -> None:
+    assert indices(frames_of(cfr, "uniform:50")) == list(range(30))
+
+
+def test_uniform_mode_seeks_on_long_video(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    linear = frames_of(gop10, "uniform:4")
+    seeks = []
+    real_seek = decode._Video.seek
+    monkeypatch.setattr(decode, "SEEK_MIN_FRAMES_PER_SAMPLE", 2)
+    monkeypatch.setattr(decode._Video, "seek", lambda video, time: seeks.append(time) or real_seek(video, time))
+    seeking = frames_of(gop10, "uniform:4")
+    assert len(seeks) == 4
+    assert indices(seeking) == indices(linear) == [12, 37, 62, 87]
+    assert [frame.time for frame in seeking] == pytest.approx([frame.time for frame in linear])
+
+
+def test_uniform_mode_decodes_linearly_when_seeking_fails(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "SEEK_MIN_FRAMES_PER_SAMPLE", 2)
+    monkeypatch.setattr(decode._Video, "seek", lambda video, time: False)
+    assert indices(frames_of(gop10, "uniform:4")) == [12, 37, 62, 87]
+
+
+def test_variable_frame_rate_times_come_from_pts(vfr: Path) -> None:
+    frames = frames_of(vfr, "all")
+    assert indices(frames) == list(range(10))
+    assert [frame.time for frame in frames] == pytest.approx(VFR_TIMES, abs=1e-3)
+    assert indices(frames_of(vfr, "fps:2")) == [0, 6, 7, 9]
+    assert indices(frames_of(vfr, "uniform:4")) == [2, 5, 6, 8]
+
+
+def test_keyframes_mode_decodes_only_key_frames(gop10: Path) -> None:
+    frames = frames_of(gop10, "keyframes")
+    assert indices(frames) == list(range(0, 100, 10))
+    assert [frame.time for frame in frames] == pytest.approx([i for i in range(10)])
+
+
+# --- formats and orientation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "size"),
+    [
+        ("odd_x264_444.mp4", "libx264", "yuv444p", (63, 47)),
+        ("odd_ffv1.mkv", "ffv1", "yuv420p", (63, 47)),
+        ("mpeg4.avi", "mpeg4", "yuv420p", (64, 48)),
+        ("vp9.webm", "libvpx-vp9", "yuv420p", (64, 48)),
+        ("mjpeg.mkv", "mjpeg", "yuvj420p", (80, 60)),
+    ],
+)
+def test_codecs_containers_and_odd_sizes(
+    tmp_path: Path, name: str, codec: str, pix_fmt: str, size: tuple[int, int]
+) -> None:
+    path = make_video(tmp_path / name, n_frames=12, size=size, fps=10, codec=codec, pix_fmt=pix_fmt)
+    info = probe(path)
+    assert (info.width, info.height, info.pix_fmt) == (size[0], size[1], pix_fmt)
+    assert info.duration == pytest.approx(1.2)
+    frames = frames_of(path, "all")
+    assert indices(frames) == list(range(12))
+    assert all(frame.image.shape == (size[1], size[0], 3) for frame in frames)
+    assert indices(frames_of(path, "uniform:3")) == [2, 6, 10]
+
+
+@pytest.mark.parametrize("name", ["stream.ts", "raw.h264"])
+def test_start_offset_and_missing_header_duration(tmp_path: Path, name: str) -> None:
+    """MPEG-TS starts at a non-zero pts; a raw H.264 stream has no duration, so uniform measures it from packets."""
+    path = make_video(tmp_path / name, n_frames=30, fps=10)
+    frames = frames_of(path, "all")
+    assert indices(frames) == list(range(30))
+    assert frames[0].time == 0.0
+    assert indices(frames_of(path, "uniform:4")) == [3, 11, 18, 26]
+
+
+def test_ten_bit_video_decodes_to_8_bit_rgb(tmp_path: Path) -> None:
+    if "yuv420p10le" not in {fmt.name for fmt in av.codec.Codec("libx264", "w").video_formats}:
+        pytest.skip("this libx264 build cannot encode yuv420p10le")
+    path = make_video(tmp_path / "ten_bit.mp4", n_frames=8, pix_fmt="yuv420p10le")
+    assert probe(path).pix_fmt == "yuv420p10le"
+    frames = frames_of(path, "all")
+    assert indices(frames) == list(range(8))
+    assert frames[0].image.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    ("rotation", "hflip", "degrees", "white", "gray"),
+    [
+        (90, False, 90, "bl", "tl"),
+        (-90, False, -90, "tr", "br"),
+        (180, False, 180, "br", "bl"),
+        (90, True, 90, "tl", "bl"),
+    ],
+)
+def test_display_matrix_is_applied(
+    tmp_path: Path, rotation: int, hflip: bool, degrees: int, white: str, gray: str
+) -> None:
+    path = make_video(
+        tmp_path / "rotated.mp4", n_frames=3, size=(96, 48), pattern=orientation_marks, rotation=rotation, hflip=hflip
+    )
+    info = probe(path)
+    assert abs(info.rotation) == abs(degrees)
+    swapped = abs(rotation) == 90
+    assert (info.width, info.height) == ((48, 96) if swapped else (96, 48))
+    for frame in frames_of(path, "all"):
+        assert frame.image.shape == (info.height, info.width, 3)
+        levels = corner_levels(frame.image)
+        assert (levels[white], levels[gray]) == ("white", "gray")
+        assert sorted(levels.values()) == ["black", "black", "gray", "white"]
+
+
+def test_orient_matches_numpy_rotations() -> None:
+    image = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+    one = 1 << 16
+    assert np.array_equal(decode.orient(image, (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, 1))
+    assert np.array_equal(decode.orient(image, (0, one, 0, -one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, -1))
+    assert np.array_equal(decode.orient(image, (-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30)), np.rot90(image, 2))
+    assert decode.orient(image, None) is image
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def expect_media_error(path: Path, problem: str) -> None:
+    """Both ``probe`` and ``iter_frames`` fail with one line "<path>: ...problem..."."""
+    for action in (probe, lambda p: list(iter_frames(p, Sampling("all")))):
+        with pytest.raises(MediaError) as caught:
+            action(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: ")
+        assert problem in message
+        assert "\n" not in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    expect_media_error(tmp_path / "nowhere.mp4", "no such file or directory")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    path.touch()
+    expect_media_error(path, "empty file (0 bytes)")
+
+
+def test_random_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "noise.mp4"
+    path.write_bytes(np.random.default_rng(1).bytes(4096))
+    expect_media_error(path, "not a media file")
+
+
+def test_truncated_mp4_without_index(cfr: Path, tmp_path: Path) -> None:
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(cfr.read_bytes()[: cfr.stat().st_size // 2])
+    expect_media_error(path, "truncated or corrupt MP4/MOV file")
+
+
+def test_truncated_mp4_with_index_first_yields_what_is_there(tmp_path: Path) -> None:
+    full = make_video(tmp_path / "faststart.mp4", n_frames=30, gop=1, container_options={"movflags": "faststart"})
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
+    frames = frames_of(path, "all")
+    assert 0 < len(frames) < 30
+    assert indices(frames) == list(range(len(frames)))
+
+
+def test_audio_only_file(tmp_path: Path) -> None:
+    expect_media_error(make_audio(tmp_path / "speech.m4a"), "no video stream")
+
+
+def test_directory_passed_as_file(tmp_path: Path) -> None:
+    path = tmp_path / "folder.mp4"
+    path.mkdir()
+    expect_media_error(path, "is a directory")
+
+
+def probe_as_nobody(path: Path) -> str:
+    """Run ``probe`` in a forked child that dropped root to user ``nobody``; return its error message."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                probe(path)
+                message = "no error"
+            except MediaError as error:
+                message = str(error)
+            os.write(write_end, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        return pipe.read()
+
+
+def test_permission_denied(cfr: Path) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        locked = Path(folder, "locked.mp4")
+        locked.write_bytes(cfr.read_bytes())
+        locked.chmod(0)
+        if os.geteuid() == 0:
+            assert probe_as_nobody(locked) == f"{locked}: permission denied"
+        else:
+            expect_media_error(locked, "permission denied")
+
+
+def test_corrupt_packets_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = corrupt_packets(make_video(tmp_path / "damaged.mp4", n_frames=20, gop=1), [5, 12])
+    with caplog.at_level(logging.WARNING, logger="streamdet.video.decode"):
+        frames = frames_of(path, "all")
+    shown = [read_index(frame.image) for frame in frames]
+    assert shown == [i for i in range(20) if i not in (5, 12)]
+    assert [frame.time for frame in frames] == pytest.approx([i / 10 for i in shown])
+    assert f"{path}: skipped 2 corrupt" in caplog.text
+
+
+def test_nothing_decodable_is_an_error(tmp_path: Path) -> None:
+    path = corrupt_packets(make_video(tmp_path / "ruined.mp4", n_frames=6, gop=1), range(6))
+    expect_media_error(path, "no decodable video frames (")
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["png", "bmp", "tif", "tiff", "webp", "gif", "jpg", "jpeg"])
+def test_image_formats_give_one_rgb_frame(tmp_path: Path, ext: str) -> None:
+    image = index_bars(613, 80, 40)
+    image[:, :, 0] = 200  # a red channel distinguishes RGB from BGR
+    path = write_image(tmp_path / f"picture.{ext}", image)
+    (frame,) = iter_frames(path)
+    assert (frame.source, frame.index, frame.time) == (str(path), 0, 0.0)
+    assert frame.image.shape == (40, 80, 3) and frame.image.dtype == np.uint8 and frame.image.flags.c_contiguous
+    assert read_index(frame.image) == 613
+    assert abs(float(frame.image[..., 0].mean()) - 200) < 12
+    assert probe(path).width == 80 and probe(path).height == 40
+
+
+@pytest.mark.parametrize(
+    ("orientation", "white", "gray", "shape"),
+    [
+        (1, "tl", "tr", (40, 80, 3)),
+        (3, "br", "bl", (40, 80, 3)),
+        (6, "tr", "br", (80, 40, 3)),
+        (8, "bl", "tl", (80, 40, 3)),
+    ],
+)
+def test_jpeg_exif_orientation_is_applied(
+    tmp_path: Path, orientation: int, white: str, gray: str, shape: tuple[int, int, int]
+) -> None:
+    path = write_jpeg_with_orientation(tmp_path / "photo.jpg", orientation_marks(0, 80, 40), orientation)
+    (frame,) = iter_frames(path)
+    assert frame.image.shape == shape
+    levels = corner_levels(frame.image)
+    assert (levels[white], levels[gray]) == ("white", "gray")
+
+
+def test_sixteen_bit_png_is_scaled_to_8_bit(tmp_path: Path) -> None:
+    image = np.full((30, 40, 3), 0x8000, np.uint16)
+    image[:, :20] = 0xFFFF
+    (frame,) = iter_frames(write_image(tmp_path / "deep.png", image))
+    assert frame.image.dtype == np.uint8
+    assert frame.image[0, 0].tolist() == [255, 255, 255] and frame.image[0, 39].tolist() == [128, 128, 128]
+
+
+def test_gray_png_becomes_three_channels(tmp_path: Path) -> None:
+    (frame,) = iter_frames(write_image(tmp_path / "gray.png", np.full((30, 40), 77, np.uint8)))
+    assert frame.image.shape == (30, 40, 3)
+    assert (frame.image == 77).all()
+
+
+def test_alpha_channel_is_dropped(tmp_path: Path) -> None:
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 0
+    (frame,) = iter_frames(write_image(tmp_path / "clear.png", rgba))
+    assert frame.image.shape == (30, 40, 3)
+    assert frame.image[0, 0].tolist() == [200, 0, 0]
+
+
+def test_image_opencv_cannot_read_is_decoded_with_pyav(cfr: Path, tmp_path: Path) -> None:
+    path = tmp_path / "actually_a_video.png"
+    path.write_bytes(cfr.read_bytes())
+    (frame,) = iter_frames(path)
+    assert read_index(frame.image) == 0
+
+
+def test_broken_image_is_a_media_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8\xff" + np.random.default_rng(2).bytes(500))
+    expect_media_error(path, "not a readable image")
+
+
+def test_probe_reports_video_facts(cfr: Path) -> None:
+    assert probe(cfr) == VideoInfo(str(cfr), 64, 48, pytest.approx(3.0), 30, pytest.approx(10.0), 0, "h264", "yuv420p")
+
+
+# --- input expansion -----------------------------------------------------------------------------
+
+
+def test_expand_inputs_walks_folders_and_keeps_files(tmp_path: Path) -> None:
+    root = tmp_path / "media"
+    names = ["b.mp4", "a.JPG", "notes.txt", ".hidden.mp4", "sub/c.mkv", "sub/deeper/d.png", ".cache/e.mp4", "a2/f.webm"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    missing, empty, odd = tmp_path / "missing.mp4", tmp_path / "empty", tmp_path / "clip.weird"
+    empty.mkdir()
+    (empty / "readme.md").write_text("nothing")
+    odd.write_bytes(b"x")
+
+    inputs = expand_inputs([root, odd, str(root / "b.mp4"), missing, empty, "rtsp://cam/1", odd])
+
+    assert [(i.path, i.kind, i.error) for i in inputs] == [
+        (str(root / "a.JPG"), "image", None),
+        (str(root / "a2" / "f.webm"), "video", None),
+        (str(root / "b.mp4"), "video", None),
+        (str(root / "sub" / "c.mkv"), "video", None),
+        (str(root / "sub" / "deeper" / "d.png"), "image", None),
+        (str(odd), "video", None),
+        (str(missing), "error", f"{missing}: no such file or directory"),
+        (str(empty), "error", f"{empty}: no image or video files found"),
+        ("rtsp://cam/1", "video", None),
+    ]
