@@ -167,3 +167,20 @@ def test_decoded_frames_are_the_sampled_ones(media):
 
     frames = list(iter_frames(media / "a.mp4", Sampling(mode="every", every=7)))
     assert [read_index(f.image) for f in frames] == [f.index for f in frames] == [0, 7, 14, 21, 28]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_device_without_a_gpu_is_a_clear_error(media, tiny_adm_ckpt, student_ckpt):
+    result = runner.invoke(app, ["scan", str(media / "d.png"), *_tiny("--device", "cuda", adm=tiny_adm_ckpt, student=student_ckpt)])
+    assert result.exit_code == 2 and "cuda: CUDA is not available on this machine" in result.output
+
+
+def test_weights_commands_list_and_locate_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMDET_HOME", str(tmp_path))
+    listed = runner.invoke(app, ["weights", "list"])
+    assert listed.exit_code == 0 and "adm-256-uncond" in listed.output and "distildire-celebahq" in listed.output
+    located = runner.invoke(app, ["weights", "path", "distildire-imagenet"])
+    assert located.exit_code == 1 and located.output.strip() == str(tmp_path / "weights" / "imagenet-distil-dire-11e.pth")
+    monkeypatch.setenv("STREAMDET_OFFLINE", "1")
+    offline = runner.invoke(app, ["weights", "download", "adm-256-uncond"])
+    assert offline.exit_code == 2 and "STREAMDET_OFFLINE is set" in offline.output and "256x256_diffusion_uncond.pt" in offline.output
