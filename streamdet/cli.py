@@ -168,6 +168,96 @@ def scan(
     raise typer.Exit(report.exit_code(results))
 
 
+@app.command("watch")
+def watch_command(
+    urls: List[str] = typer.Argument(..., help="rtsp://, rtmp://, http(s):// (HLS, MJPEG) URLs, capture devices (/dev/video0), or video files with --realtime."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
+    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file or a registered name."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Most frames per model call (frames of all streams share calls)."),
+    fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
+    window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
+    raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold)."),
+    clear_at: Optional[float] = typer.Option(None, help="Clear the alert when the window score falls below this (default: raise-at minus 0.15)."),
+    min_frames: Optional[int] = typer.Option(None, help="Frames a window needs before it is scored (default: half a full window, at least 3)."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Append the JSON-line events to this file instead of stdout."),
+    webhook: Optional[str] = typer.Option(None, help="POST every alert event as JSON to this http(s) URL."),
+    status_every: float = typer.Option(30.0, help="Seconds between status events (and status lines on stderr)."),
+    metrics_port: Optional[int] = typer.Option(None, min=0, max=65535, help="Serve Prometheus text metrics at http://127.0.0.1:PORT/metrics."),
+    duration: Optional[float] = typer.Option(None, help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM)."),
+    realtime: bool = typer.Option(False, "--realtime", help="Play inputs at their own speed (required for local video files)."),
+    rtsp_transport: str = typer.Option("tcp", "--rtsp-transport", help="RTSP transport: tcp or udp."),
+    timeout: float = typer.Option(10.0, help="Seconds without an answer or data before a stream counts as down."),
+    max_backoff: float = typer.Option(60.0, help="Longest pause between reconnection attempts, seconds."),
+    log_frames: bool = typer.Option(False, "--log-frames", help="Also write a `frame` event for every scored frame."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No status lines and no download progress on stderr."),
+) -> None:
+    """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
+    import threading
+
+    from .detector import Detector
+    from .live import AlertRule, EventLog, SourceSettings, Watch, WatchSettings, Webhook, default_min_frames, parse_targets, stop_on_signals
+
+    hook = None
+    log = None
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch)
+        raise_at = cfg.threshold if raise_at is None else raise_at
+        clear_at = max(0.0, raise_at - 0.15) if clear_at is None else clear_at
+        rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction)
+        source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
+        settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
+        targets = parse_targets(urls, realtime)
+        detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress)
+        try:
+            log = EventLog.open(events)
+            if webhook is not None:
+                hook = Webhook(webhook, on_error=lambda problem: log.emit("webhook_error", error=problem))
+                log.webhook = hook
+            runner = Watch(detector, targets, settings, log, stop=threading.Event(), on_line=None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
+            with stop_on_signals(runner.request_stop):
+                runner.run()
+        finally:
+            if hook is not None:
+                hook.close()
+            if log is not None:
+                log.close()
+
+
+@app.command("export")
+def export_command(
+    format_: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
+    precision: str = typer.Option("fp32", help="fp32, fp16, bf16 (tensorrt only) or int8 (the student only; needs --calibrate)."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="noise or student; repeat for both (the default; the student only at int8)."),
+    out: Path = typer.Option(Path("engines"), "--out", "-o", help="Folder to write the files and their metadata into."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
+    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file or a registered name."),
+    device: Optional[str] = typer.Option(None, help="Where int8 calibration computes eps: auto, cpu, cuda or cuda:N (tensorrt: the GPU to build for)."),
+    min_batch: int = typer.Option(1, min=1, help="Smallest batch the exported graph accepts."),
+    opt_batch: Optional[int] = typer.Option(None, min=1, help="Batch TensorRT tunes for (default: the config's batch)."),
+    max_batch: Optional[int] = typer.Option(None, min=1, help="Largest batch the exported graph accepts (default: the config's batch)."),
+    calibrate: Optional[Path] = typer.Option(None, help="Folder of images / videos like those you will scan, to calibrate int8 on."),
+    calibration_frames: int = typer.Option(128, min=1, help="Most frames used for int8 calibration."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
+) -> None:
+    """Export the noise model and the student to ONNX or TensorRT, each with a metadata JSON beside it."""
+    from .export.artifacts import BatchRange, metadata_path
+    from .export.exporter import export_models
+
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device)
+        batches = BatchRange.around(cfg.batch, min_batch, opt_batch, max_batch)
+        paths = export_models(
+            cfg, format_, precision, batches, out, adm=adm, student=student, models=model,
+            calibrate=calibrate, calibration_frames=calibration_frames, progress=None if quiet else download_progress,
+        )
+    for path in paths:
+        typer.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB), metadata {metadata_path(path)}")
+
+
 @weights_app.command("list")
 def weights_list() -> None:
     """The registered checkpoints, whether each is cached, and where."""

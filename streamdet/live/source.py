@@ -1,0 +1,230 @@
+"""One reader thread per live stream: open, decode, pick frames at the analysis rate, reconnect forever.
+
+The reader never gives up on a network stream or a capture device: a failed open, a dropped connection,
+or a socket that stays silent for `timeout_s` (FFmpeg socket options, and PyAV's open/read timeouts as a
+backstop for every protocol) ends the connection, and the reader tries again after 1, 2, 4, … seconds, up
+to `max_backoff_s`. Corrupt packets are skipped. A local file (played at its own speed) ends at its end.
+Nothing here raises: every problem becomes an event.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import av
+
+from streamdet.live.clock import RateSampler, StreamClock
+from streamdet.live.mailbox import LatestFrames, LiveFrame
+from streamdet.live.metrics import StreamHealth
+from streamdet.live.targets import StreamTarget, open_options
+from streamdet.video.decode import to_rgb
+
+Emit = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """How readers open and sample their streams."""
+
+    fps: float = 2.0
+    realtime: bool = False
+    rtsp_transport: str = "tcp"
+    timeout_s: float = 10.0
+    max_backoff_s: float = 60.0
+    first_backoff_s: float = 1.0
+
+
+def backoff_delay(attempt: int, first_s: float, max_s: float) -> float:
+    """Seconds to wait before reconnection attempt `attempt` (1, 2, …): doubling from `first_s`, capped at `max_s`."""
+    return min(max_s, first_s * 2 ** min(attempt - 1, 30))
+
+
+class _Lost(Exception):
+    """The connection ended; the message says why."""
+
+
+class LiveSource:
+    """Reads one stream in a daemon thread and offers its sampled frames to the shared mailbox."""
+
+    def __init__(
+        self,
+        target: StreamTarget,
+        settings: SourceSettings,
+        mailbox: LatestFrames,
+        health: StreamHealth,
+        emit: Emit,
+        stop: threading.Event,
+    ) -> None:
+        self.target = target
+        self.settings = settings
+        self.mailbox = mailbox
+        self.health = health
+        self.emit = emit
+        self.stop = stop
+        self._clock = StreamClock()
+        self._sampler = RateSampler(settings.fps)
+        self._index = 0
+        self._thread = threading.Thread(target=self._run, name=f"streamdet-live-{target.id}", daemon=True)
+
+    def start(self) -> None:
+        """Start reading."""
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Wait up to `timeout` s for the reader to stop (a read blocked in FFmpeg ends at its timeout)."""
+        self._thread.join(timeout)
+
+    @property
+    def finished(self) -> bool:
+        """True once the reader has stopped for good (a file ended, or stop was asked)."""
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            delivered = self._connect_once(attempt)
+            if self.target.kind == "file" or self.stop.is_set():
+                break
+            attempt = 1 if delivered else attempt + 1
+            delay = backoff_delay(attempt, self.settings.first_backoff_s, self.settings.max_backoff_s)
+            self.health.set_state("reconnecting")
+            self.health.count("reconnects")
+            self.emit("stream_reconnecting", stream=self.target.id, attempt=attempt, delay_s=delay)
+            self.stop.wait(delay)
+        self.health.set_state("ended")
+
+    def _connect_once(self, attempt: int) -> bool:
+        """One connection: open, read until it ends; report it. True if any frame was decoded."""
+        started = time.monotonic()
+        try:
+            container = self._open()
+        except (av.FFmpegError, OSError) as exc:
+            self.health.set_state("down")
+            problem = self._describe(exc, time.monotonic() - started)
+            self.emit("stream_error", stream=self.target.id, attempt=attempt, error=f"{self.target.id}: {problem}")
+            return False
+        except _Lost as exc:
+            self.health.set_state("down")
+            self.emit("stream_error", stream=self.target.id, attempt=attempt, error=f"{self.target.id}: {exc}")
+            return False
+        before = self._index
+        try:
+            stream = container.streams.video[0]
+            self.health.set_state("up")
+            rate = stream.average_rate or stream.guessed_rate
+            self.emit(
+                "stream_up",
+                stream=self.target.id,
+                attempt=attempt,
+                codec=stream.codec_context.name,
+                width=stream.codec_context.width,
+                height=stream.codec_context.height,
+                fps=float(rate) if rate else None,
+            )
+            self._clock.reconnected()
+            reason = self._read(container, stream)
+        finally:
+            container.close()
+        frames = self._index - before
+        if self.stop.is_set():
+            return frames > 0
+        if self.target.kind == "file":
+            self.emit("stream_end", stream=self.target.id, reason=reason, frames=frames)
+        else:
+            self.health.set_state("down")
+            self.emit("stream_down", stream=self.target.id, reason=f"{self.target.id}: {reason}", frames=frames)
+        return frames > 0
+
+    def _open(self) -> av.container.InputContainer:
+        """Open the input with the live options; a container without video is reported as lost."""
+        settings = self.settings
+        options = open_options(self.target, settings.rtsp_transport, settings.timeout_s)
+        container = av.open(
+            self.target.url,
+            mode="r",
+            format="v4l2" if self.target.kind == "device" else None,
+            container_options=options,
+            timeout=None if self.target.kind == "file" else (settings.timeout_s, settings.timeout_s),
+            metadata_errors="ignore",
+        )
+        if not container.streams.video:
+            container.close()
+            raise _Lost("no video stream")
+        return container
+
+    def _read(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> str:
+        """Decode until the stream ends, fails or stop is asked; return why it ended."""
+        time_base = stream.time_base
+        pace_origin: float | None = None
+        packets = container.demux(stream)
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return "end of stream" if self.target.kind == "file" else "end of stream (the server closed it)"
+            except (av.FFmpegError, OSError) as exc:
+                return self._describe(exc, time.monotonic() - started, reading=True)
+            try:
+                frames = stream.decode(packet)
+            except av.FFmpegError:
+                self.health.count("corrupt")
+                continue
+            for frame in frames:
+                arrival_mono = time.monotonic()
+                pts = float(frame.pts * time_base) if frame.pts is not None and time_base is not None else None
+                now = self._clock.time(pts, arrival_mono)
+                self._index += 1
+                self.health.count("received")
+                if not self._sampler.due(now):
+                    continue
+                if self.settings.realtime:
+                    pace_origin = arrival_mono - now if pace_origin is None else pace_origin
+                    if self.stop.wait(max(0.0, pace_origin + now - time.monotonic())):
+                        return "stopped"
+                    arrival_mono = time.monotonic()
+                self._offer(frame, self._index - 1, now, pts, arrival_mono)
+        return "stopped"
+
+    def _offer(self, frame: av.VideoFrame, index: int, now: float, pts: float | None, arrival_mono: float) -> None:
+        """Convert a picked frame to RGB and make it the stream's waiting frame."""
+        try:
+            image = to_rgb(frame)
+        except (av.FFmpegError, ValueError):
+            self.health.count("corrupt")
+            return
+        arrival = time.time() - (time.monotonic() - arrival_mono)
+        self.health.count("sampled")
+        live = LiveFrame(self.target.id, index, now, pts, arrival, arrival_mono, image)
+        if self.mailbox.offer(live) is not None:
+            self.health.count("dropped")
+
+    def _describe(self, exc: BaseException, elapsed: float, reading: bool = False) -> str:
+        """What went wrong, in a few words (the caller prefixes the stream id)."""
+        timeout = self.settings.timeout_s
+        if isinstance(exc, av.ExitError) or (self.target.kind == "network" and elapsed >= 0.95 * timeout):
+            return f"no {'data' if reading else 'answer'} within {timeout:g} s (timed out)"
+        if isinstance(exc, FileNotFoundError):
+            return "no such device or file"
+        if getattr(exc, "errno", None) == errno.EIO and self.target.kind == "network":
+            return _unresolved(self.target.url) or "input/output error"
+        text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return text[0].lower() + text[1:]
+
+
+def _unresolved(url: str) -> str | None:
+    """'cannot resolve host X' when the URL's host name does not resolve (FFmpeg says only 'Input/output error')."""
+    host = urlsplit(url).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError:
+        return f"cannot resolve host {host}"
+    return None

@@ -1,0 +1,270 @@
+"""The watch runner: reader threads → latest-frame mailbox → one shared, batched detector → windows → events.
+
+Frames of all streams share the detector's batches (one model call scores the waiting frames of several
+streams). The main loop takes whatever frames are waiting, scores them, feeds each stream's window, and
+writes events; every `status_every_s` it reports each stream's health. It ends on `stop` (a signal), after
+`duration_s`, or when every stream has ended (files); then readers stop, the frames already waiting are
+still scored, and a summary per stream is written.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import numpy as np
+
+from streamdet.errors import ConfigError
+from streamdet.live.events import EventLog, utc_stamp
+from streamdet.live.mailbox import LatestFrames, LiveFrame
+from streamdet.live.metrics import MetricsServer, StreamHealth, exposition
+from streamdet.live.source import LiveSource, SourceSettings
+from streamdet.live.targets import StreamTarget
+from streamdet.live.window import AlertRule, AlertWindow, Transition
+
+if TYPE_CHECKING:
+    from streamdet.detector import Detector
+
+_SOURCE_JOIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Everything a watch needs besides the detector and the streams."""
+
+    source: SourceSettings
+    rule: AlertRule
+    status_every_s: float = 30.0
+    duration_s: float | None = None
+    log_frames: bool = False
+    metrics_port: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.source.fps > 0:
+            raise ConfigError(f"--fps must be positive, not {self.source.fps}")
+        if self.rule.min_frames > self.rule.window_s * self.source.fps + 1e-9:
+            raise ConfigError(
+                f"--min-frames {self.rule.min_frames}: a {self.rule.window_s:g} s window at {self.source.fps:g} fps holds "
+                f"at most {int(self.rule.window_s * self.source.fps + 1e-9)} frames, so no alert could ever be raised"
+            )
+        if not self.status_every_s > 0:
+            raise ConfigError(f"--status-every must be positive, not {self.status_every_s}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise ConfigError(f"--duration must be positive, not {self.duration_s}")
+        if self.source.rtsp_transport not in ("tcp", "udp"):
+            raise ConfigError(f"--rtsp-transport {self.source.rtsp_transport}: use tcp or udp")
+        if not self.source.timeout_s > 0 or not self.source.max_backoff_s > 0:
+            raise ConfigError("--timeout and --max-backoff must be positive")
+
+
+class Watch:
+    """One watch over several streams; `run` blocks until it ends and returns the summaries."""
+
+    def __init__(
+        self,
+        detector: "Detector",
+        targets: Sequence[StreamTarget],
+        settings: WatchSettings,
+        events: EventLog,
+        stop: threading.Event | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.detector = detector
+        self.targets = list(targets)
+        self.settings = settings
+        self.events = events
+        self.stop = stop or threading.Event()
+        self.stop_reason = "stopped"
+        self.on_line = on_line
+        self.mailbox = LatestFrames()
+        self.health = {t.id: StreamHealth(t.id) for t in self.targets}
+        self.windows = {t.id: AlertWindow(settings.rule) for t in self.targets}
+        self._readers_stop = threading.Event()
+        self.sources = [
+            LiveSource(t, settings.source, self.mailbox, self.health[t.id], events.emit, self._readers_stop) for t in self.targets
+        ]
+        self.metrics: MetricsServer | None = None
+        self.model_calls = 0  # detector calls on stream frames (the warm-up not counted)
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the watch to end (from any thread or a signal handler): readers stop, waiting frames are still scored."""
+        self.stop_reason = reason
+        self.stop.set()
+
+    def metrics_text(self) -> str:
+        """The health of every stream in the Prometheus text format."""
+        return exposition([h.snapshot() for h in self.health.values()], len(self.mailbox))
+
+    def run(self) -> list[dict]:
+        """Watch until stopped, the duration is over or every stream has ended; return one summary per stream."""
+        if self.settings.metrics_port is not None:
+            self.metrics = MetricsServer(self.settings.metrics_port, self.metrics_text)
+        metrics = None if self.metrics is None else f"http://127.0.0.1:{self.metrics.port}/metrics"
+        self.events.emit("watch_start", streams=[t.id for t in self.targets], metrics=metrics, settings=self._settings_record())
+        self._warm_up()
+        started = time.monotonic()
+        next_status = started + self.settings.status_every_s
+        for source in self.sources:
+            source.start()
+        try:
+            reason = self._loop(started, next_status)
+        finally:
+            self._readers_stop.set()
+        for source in self.sources:
+            source.join(_SOURCE_JOIN_S)
+        self._score(self.mailbox.take(len(self.targets), 0.0))
+        summaries = [self._summary(t) for t in self.targets]
+        self.events.emit("watch_stop", reason=reason, seconds=round(time.monotonic() - started, 3))
+        if self.metrics is not None:
+            self.metrics.close()
+        return summaries
+
+    def _warm_up(self) -> None:
+        """One model call on a blank frame before the streams start, so first-call set-up does not count as latency."""
+        size = self.detector.image_size
+        self.detector.score(self.detector.preprocess([np.zeros((size, size, 3), np.uint8)]))
+
+    def _loop(self, started: float, next_status: float) -> str:
+        """Score waiting frames until something ends the watch; return what did."""
+        duration = self.settings.duration_s
+        while True:
+            if self.stop.is_set():
+                return self.stop_reason
+            now = time.monotonic()
+            if duration is not None and now - started >= duration:
+                return "duration reached"
+            if all(s.finished for s in self.sources) and not len(self.mailbox):
+                return "all streams ended"
+            if now >= next_status:
+                self._status()
+                next_status = now + self.settings.status_every_s
+            wait = min(0.25, max(0.0, next_status - now))
+            self._score(self.mailbox.take(self.detector.batch.size, wait))
+
+    def _score(self, frames: list[LiveFrame]) -> None:
+        """Score frames of any streams in one detector call and feed the results to their windows."""
+        if not frames:
+            return
+        scores = self.detector.score(self.detector.preprocess([f.image for f in frames])).tolist()
+        done = time.monotonic()
+        self.model_calls += 1
+        for frame, score in zip(frames, scores):
+            latency = done - frame.arrival_mono
+            health = self.health[frame.stream]
+            health.analysed(latency, done)
+            if self.settings.log_frames:
+                self.events.emit(
+                    "frame",
+                    stream=frame.stream,
+                    index=frame.index,
+                    time=round(frame.time, 4),
+                    pts=None if frame.pts is None else round(frame.pts, 4),
+                    arrival=utc_stamp(frame.arrival),
+                    score=round(score, 6),
+                    latency_ms=round(latency * 1000, 1),
+                    batch=self.model_calls,
+                )
+            window = self.windows[frame.stream]
+            change = window.add(frame.time, score)
+            health.window(window.score, len(window), window.active)
+            if change is not None:
+                self._alert(frame.stream, change)
+
+    def _alert(self, stream: str, change: Transition) -> None:
+        """Write an alert_raised / alert_cleared event."""
+        if change.kind == "raised":
+            self.health[stream].count("alerts")
+        self.events.emit(
+            f"alert_{change.kind}",
+            stream=stream,
+            score=round(change.score, 4),
+            threshold=self.settings.rule.raise_at if change.kind == "raised" else self.settings.rule.clear_at,
+            window_start=round(change.start, 3),
+            window_end=round(change.end, 3),
+            frames=change.frames,
+            flagged=change.flagged,
+        )
+
+    def _status(self) -> None:
+        """One status event per stream, and a compact line per stream for the operator."""
+        pending = len(self.mailbox)
+        for target in self.targets:
+            snap = self.health[target.id].snapshot()
+            self.events.emit("status", **snap, pending=pending)
+            if self.on_line is not None:
+                self.on_line(status_line(snap))
+
+    def _summary(self, target: StreamTarget) -> dict:
+        """The final summary event of one stream."""
+        snap = self.health[target.id].snapshot()
+        window = self.windows[target.id]
+        fields = {k: v for k, v in snap.items() if k not in ("latency_sum_s", "window_frames", "analysed_fps")}
+        fields["max_window_score"] = None if window.peak is None else round(window.peak, 4)
+        fields["alert"] = window.active
+        return self.events.emit("summary", **fields)
+
+    def _settings_record(self) -> dict:
+        """The settings as written in the watch_start event."""
+        detector = self.detector
+        return {
+            **asdict(self.settings.source),
+            **asdict(self.settings.rule),
+            "status_every_s": self.settings.status_every_s,
+            "duration_s": self.settings.duration_s,
+            "device": str(detector.device),
+            "precision": detector.precision,
+            "batch": detector.batch.size,
+            "config": detector.config.source,
+        }
+
+
+def status_line(snap: dict) -> str:
+    """A compact one-line health report of one stream, for stderr."""
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    window = "-" if snap["window_score"] is None else f"{snap['window_score']:.3f}"
+    return (
+        f"{snap['stream']}: {snap['state']}, {snap['analysed_fps']:.2f} fps analysed, "
+        f"dropped {snap['dropped']} ({snap['drop_rate']:.0%}), reconnects {snap['reconnects']}, "
+        f"latency p50 {ms(snap['latency_p50_ms'])} ms p95 {ms(snap['latency_p95_ms'])} ms, "
+        f"window {window} ({snap['window_frames']} frames){', ALERT' if snap['alert'] else ''}"
+    )
+
+
+@contextmanager
+def stop_on_signals(request_stop: Callable[[str], None]) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM call `request_stop("signal NAME")`; a second signal interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked: list[str] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signal.Signals(signum).name)
+        request_stop(f"signal {asked[0]}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def watch(
+    detector: "Detector",
+    targets: Sequence[StreamTarget],
+    settings: WatchSettings,
+    events: EventLog,
+    stop: threading.Event | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Watch live streams with one shared detector until stopped; return one summary per stream."""
+    return Watch(detector, targets, settings, events, stop, on_line).run()

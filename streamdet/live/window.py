@@ -1,0 +1,97 @@
+"""Verdicts over time for one stream: a sliding window of frame scores and alerts with hysteresis.
+
+Window: the frames whose stream time lies within `window_s` seconds of the newest frame. Window score: the
+same rule as a file's score (`streamdet.aggregate.file_score`), the mean of the highest `top_fraction`
+(a quarter) of the window's frame scores, so a clip scanned as a file and the same clip watched as a stream
+agree. No score is given while the window holds fewer than `min_frames` frames.
+
+Alerts: an alert is raised when the window score reaches `raise_at`, and cleared only when it falls below
+`clear_at` (lower than `raise_at`). A single noisy frame moves the window score by at most 1/k of its
+value, k = ceil(top_fraction · frames) being the number of frames averaged, and a score hovering around
+one threshold cannot make the alert flap because leaving the alert needs the other, lower threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from streamdet.aggregate import file_score
+from streamdet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Window length in seconds of stream time, thresholds, minimum frames and the top fraction averaged."""
+
+    window_s: float = 10.0
+    raise_at: float = 0.5
+    clear_at: float = 0.35
+    min_frames: int = 10
+    top_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not self.window_s > 0:
+            raise ConfigError(f"--window must be positive, not {self.window_s}")
+        if not 0.0 <= self.clear_at < self.raise_at <= 1.0:
+            raise ConfigError(f"--clear-at {self.clear_at} and --raise-at {self.raise_at}: need 0 <= clear-at < raise-at <= 1")
+        if self.min_frames < 1:
+            raise ConfigError(f"--min-frames must be at least 1, not {self.min_frames}")
+        if not 0.0 < self.top_fraction <= 1.0:
+            raise ConfigError(f"top_fraction must lie in (0, 1], not {self.top_fraction}")
+
+
+def default_min_frames(window_s: float, fps: float) -> int:
+    """Half the frames a full window holds at the analysis rate (at least 3, at most a full window): an alert needs several seconds of evidence."""
+    full = max(1, math.floor(window_s * fps + 1e-9))
+    return min(full, max(3, full // 2))
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An alert raised or cleared: the window score then, the window's time span, frame count and flagged frames."""
+
+    kind: str
+    score: float
+    start: float
+    end: float
+    frames: int
+    flagged: int
+
+
+class AlertWindow:
+    """Sliding window of one stream's frame scores with a hysteresis alert state."""
+
+    def __init__(self, rule: AlertRule) -> None:
+        self.rule = rule
+        self.active = False
+        self.score: float | None = None
+        self.peak: float | None = None
+        self._items: deque[tuple[float, float]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, time: float, score: float) -> Transition | None:
+        """Add the score of the frame at stream time `time` (non-decreasing); return the alert change it causes."""
+        self._items.append((time, score))
+        while self._items[0][0] <= time - self.rule.window_s:
+            self._items.popleft()
+        if len(self._items) < self.rule.min_frames:
+            self.score = None
+            return None
+        scores = [s for _, s in self._items]
+        self.score = file_score(scores, self.rule.top_fraction)
+        self.peak = self.score if self.peak is None else max(self.peak, self.score)
+        if not self.active and self.score >= self.rule.raise_at:
+            self.active = True
+            return self._transition("raised", scores)
+        if self.active and self.score < self.rule.clear_at:
+            self.active = False
+            return self._transition("cleared", scores)
+        return None
+
+    def _transition(self, kind: str, scores: list[float]) -> Transition:
+        flagged = sum(1 for s in scores if s >= self.rule.raise_at)
+        return Transition(kind, self.score, self._items[0][0], self._items[-1][0], len(scores), flagged)

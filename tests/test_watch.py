@@ -1,0 +1,325 @@
+"""`streamdet watch` end to end against a real RTSP server (GStreamer's), real files and real sockets.
+
+The RTSP tests need GStreamer's RTSP server (see tests/rtsp.py for the Debian packages); without it they
+are skipped with the reason, unless STREAMDET_REQUIRE_RTSP=1 (set by CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from .media import make_video
+from .rtsp import RtspServer, free_port, unavailable
+
+_WHY_NO_RTSP = unavailable()
+
+
+@pytest.fixture(scope="module")
+def rtsp_required() -> None:
+    if _WHY_NO_RTSP is None:
+        return
+    if os.environ.get("STREAMDET_REQUIRE_RTSP") == "1":
+        pytest.fail(f"STREAMDET_REQUIRE_RTSP=1 but the RTSP test server cannot run: {_WHY_NO_RTSP}")
+    pytest.skip(_WHY_NO_RTSP)
+
+
+@pytest.fixture(scope="module")
+def server(rtsp_required) -> RtspServer:
+    """One server shared by the tests that do not kill it; two mount points for two-stream runs."""
+    srv = RtspServer(paths=("/test", "/cam2")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A 5-second, 10-fps clip for --realtime."""
+    return make_video(tmp_path_factory.mktemp("live") / "clip.mp4", 50, (96, 64), 10)
+
+
+def _env() -> dict[str, str]:
+    """The child's environment: loopback never through a proxy; one torch thread, as two busy shared cores
+    make OpenMP's multi-thread barriers several times slower than a single thread."""
+    env = dict(os.environ)
+    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _watch(urls: list[str], adm: Path, student: Path, events: Path, *extra: str) -> subprocess.Popen:
+    """Start `streamdet watch` in a child process, events appended to `events`."""
+    args = [sys.executable, "-m", "streamdet", "watch", *urls, "--config", "tiny", "--adm", str(adm), "--student", str(student)]
+    args += ["--events", str(events), *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 90) -> tuple[int, str]:
+    _, stderr = proc.communicate(timeout=timeout)
+    return proc.returncode, stderr
+
+
+def _terminate(proc: subprocess.Popen) -> tuple[int, str]:
+    """SIGTERM (as an operator's service manager would) and wait for the clean exit."""
+    proc.send_signal(signal.SIGTERM)
+    return _finish(proc, timeout=30)
+
+
+def _events(path: Path, kind: str | None = None, stream: str | None = None) -> list[dict]:
+    if not path.exists():
+        return []
+    found = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in found if (kind is None or e["event"] == kind) and (stream is None or e.get("stream") == stream)]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def webhook_receiver():
+    _Receiver.received = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", _Receiver.received
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fake_student_raises_alert_with_frames_in_time_order(server, tiny_adm_ckpt, fake_student_ckpt, tmp_path, webhook_receiver):
+    hook_url, posted = webhook_receiver
+    events = tmp_path / "events.jsonl"
+    port = free_port()
+    url = server.url()
+    proc = _watch(
+        [url], tiny_adm_ckpt, fake_student_ckpt, events,
+        "--duration", "120", "--fps", "4", "--window", "6", "--min-frames", "3", "--log-frames",
+        "--status-every", "2", "--metrics-port", str(port), "--webhook", hook_url,
+    )
+    try:
+        _wait_for(lambda: _events(events, "frame"), 60, "the first scored frame")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            metrics = response.read().decode()
+        _wait_for(lambda: _events(events, "alert_raised") and len(_events(events, "frame")) >= 8 and _events(events, "status"), 60, "an alert and 8 frames")
+        _wait_for(lambda: posted, 10, "the webhook POST")
+    finally:
+        code, stderr = _terminate(proc)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert f'streamdet_stream_up{{stream="{url}"}} 1' in metrics
+    assert f'streamdet_latency_seconds{{stream="{url}",quantile="0.95"}}' in metrics
+    frames = _events(events, "frame", url)
+    assert len(frames) >= 8
+    times = [f["time"] for f in frames]
+    assert times == sorted(times) and len(set(times)) == len(times), times
+    indexes = [f["index"] for f in frames]
+    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
+    assert all(f["score"] > 0.99 and f["latency_ms"] >= 0 and f["arrival"].endswith("Z") for f in frames)
+    raised = _events(events, "alert_raised", url)
+    assert len(raised) == 1, "a steady fake stream raises one alert, and it does not flap"
+    assert raised[0]["score"] > 0.99 and raised[0]["frames"] >= 3 and raised[0]["window_end"] >= raised[0]["window_start"]
+    assert not _events(events, "alert_cleared")
+    assert [p["event"] for p in posted] == ["alert_raised"] and posted[0]["stream"] == url
+    statuses = _events(events, "status", url)
+    assert statuses and all(s["pending"] <= 1 for s in statuses)
+    assert "fps analysed" in stderr and "latency p50" in stderr
+    (summary,) = _events(events, "summary", url)
+    assert summary["alert"] is True and summary["alerts"] == 1 and summary["analysed"] == len(frames)
+    assert _events(events)[-1]["event"] == "watch_stop"
+
+
+def test_real_student_two_streams_share_batches_and_raise_nothing(server, clip, tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    events = tmp_path / "events.jsonl"
+    url = server.url("/cam2")
+    proc = _watch([url, str(clip)], tiny_adm_ckpt, real_student_ckpt, events, "--realtime", "--duration", "120", "--fps", "4", "--window", "4", "--min-frames", "2", "--log-frames", "-q")
+    try:
+        _wait_for(lambda: _events(events, "stream_end") and len(_events(events, "frame", url)) >= 6, 60, "the file's end and 6 frames of the RTSP stream")
+    finally:
+        code, stderr = _terminate(proc)
+    assert code == 0, stderr
+    assert not _events(events, "alert_raised")
+    frames = _events(events, "frame")
+    by_batch: dict[int, set[str]] = {}
+    for f in frames:
+        assert f["score"] < 0.01
+        by_batch.setdefault(f["batch"], set()).add(f["stream"])
+    assert {url, str(clip)} <= {f["stream"] for f in frames}
+    assert any(len(streams) == 2 for streams in by_batch.values()), "frames of both streams shared a model call"
+    assert _events(events, "stream_end", str(clip))
+    for summary in _events(events, "summary"):
+        assert summary["analysed"] > 0 and summary["alerts"] == 0 and summary["max_window_score"] < 0.01
+
+
+def test_realtime_file_plays_at_its_own_speed_and_ends(clip, tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    events = tmp_path / "events.jsonl"
+    started = time.monotonic()
+    code, stderr = _finish(_watch([str(clip)], tiny_adm_ckpt, real_student_ckpt, events, "--realtime", "--log-frames", "-q"))
+    assert code == 0, stderr
+    (up,) = _events(events, "stream_up")
+    (end,) = _events(events, "stream_end")
+    assert end["frames"] == 50
+    played = _seconds(end["ts"]) - _seconds(up["ts"])
+    assert 4.0 <= played <= 8.0, f"a 5 s clip played in {played:.2f} s"
+    frames = _events(events, "frame")
+    assert [f["time"] for f in frames] == [f["pts"] for f in frames]
+    assert frames[0]["time"] == 0.0 and all(b["time"] > a["time"] for a, b in zip(frames, frames[1:]))
+    arrivals = [_seconds(f["arrival"]) for f in frames]
+    span = arrivals[-1] - arrivals[0]
+    assert abs(span - (frames[-1]["time"] - frames[0]["time"])) < 0.5, "frames arrive at the pace of their timestamps"
+    last = _events(events)[-1]
+    assert last["event"] == "watch_stop" and last["reason"] == "all streams ended"
+    assert time.monotonic() - started < 60
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_server_killed_and_restarted_stream_goes_down_and_comes_back(rtsp_required, tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    srv = RtspServer().start()
+    events = tmp_path / "events.jsonl"
+    url = srv.url()
+    proc = _watch([url], tiny_adm_ckpt, real_student_ckpt, events, "--duration", "120", "--timeout", "3", "--max-backoff", "2", "--log-frames", "-q")
+    try:
+        _wait_for(lambda: len(_events(events, "frame")) >= 3, 60, "frames before the kill")
+        srv.kill()
+        _wait_for(lambda: _events(events, "stream_reconnecting"), 15, "the reconnection attempt")
+        time.sleep(2)
+        srv.start()
+        _wait_for(lambda: len(_events(events, "stream_up")) == 2 and _frames_after_last_up(events) >= 3, 60, "frames after the reconnect")
+    finally:
+        code, stderr = _terminate(proc)
+        srv.stop()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    kinds = [e["event"] for e in _events(events) if e["event"].startswith("stream_")]
+    first_down = kinds.index("stream_down")
+    assert kinds[0] == "stream_up" and kinds[first_down + 1] == "stream_reconnecting"
+    assert "stream_up" in kinds[first_down + 1 :], kinds
+    back = len(kinds) - 1 - kinds[::-1].index("stream_up")
+    assert set(kinds[first_down + 1 : back]) <= {"stream_reconnecting", "stream_error"}
+    assert _frames_after_last_up(events) >= 3, "frames are scored again after the reconnect"
+    times = [e["time"] for e in _events(events, "frame")]
+    assert times == sorted(times), "stream time keeps increasing across the reconnect"
+    reconnecting = _events(events, "stream_reconnecting")
+    assert [r["attempt"] for r in reconnecting][:2] == [1, 2] and all(r["delay_s"] <= 2 for r in reconnecting)
+    (summary,) = _events(events, "summary")
+    assert summary["reconnects"] == len(reconnecting)
+
+
+def _frames_after_last_up(events: Path) -> int:
+    everything = _events(events)
+    ups = [i for i, e in enumerate(everything) if e["event"] == "stream_up"]
+    return sum(e["event"] == "frame" for e in everything[ups[-1] :]) if ups else 0
+
+
+def test_stalled_server_is_detected_by_the_read_timeout(rtsp_required, tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    srv = RtspServer().start()
+    events = tmp_path / "events.jsonl"
+    proc = _watch([srv.url()], tiny_adm_ckpt, real_student_ckpt, events, "--duration", "120", "--timeout", "2", "--max-backoff", "1", "--log-frames", "-q")
+    try:
+        _wait_for(lambda: _events(events, "frame"), 60, "the first frame")
+        srv.pause()
+        _wait_for(lambda: _events(events, "stream_down"), 10, "the stall to be noticed")
+        srv.resume()
+        _wait_for(lambda: len(_events(events, "stream_up")) >= 2 and _frames_after_last_up(events) >= 1, 60, "frames after the stall")
+    finally:
+        code, stderr = _terminate(proc)
+        srv.stop()
+    assert code == 0, stderr
+    down = _events(events, "stream_down")[0]
+    assert down["reason"] == f"{srv.url()}: no data within 2 s (timed out)"
+
+
+def test_unreachable_and_silent_urls_are_retried_without_traceback(tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    closed = f"rtsp://127.0.0.1:{free_port()}/x"
+    mute = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x"
+    events = tmp_path / "events.jsonl"
+    try:
+        code, stderr = _finish(_watch([closed, mute], tiny_adm_ckpt, real_student_ckpt, events, "--duration", "7", "--timeout", "1.5", "--max-backoff", "2", "-q"))
+    finally:
+        silent.close()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and stderr.strip() == ""
+    refused = _events(events, "stream_error", closed)
+    assert len(refused) >= 2 and refused[0]["error"] == f"{closed}: connection refused"
+    timed_out = _events(events, "stream_error", mute)
+    assert timed_out and timed_out[0]["error"] == f"{mute}: no answer within 1.5 s (timed out)"
+    delays = [e["delay_s"] for e in _events(events, "stream_reconnecting", closed)]
+    assert delays[:3] == [1.0, 2.0, 2.0], "backoff doubles up to --max-backoff"
+    for summary in _events(events, "summary"):
+        assert summary["analysed"] == 0 and summary["reconnects"] >= 1
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_soak_memory_and_queues_stay_flat_and_sigterm_writes_summaries(server, tiny_adm_ckpt, fake_student_ckpt, tmp_path):
+    events = tmp_path / "events.jsonl"
+    urls = [server.url("/test"), server.url("/cam2")]
+    proc = _watch(urls, tiny_adm_ckpt, fake_student_ckpt, events, "--fps", "10", "--status-every", "2", "--window", "3", "-q")
+    try:
+        _wait_for(lambda: len(_events(events, "status")) >= 2, 60, "the first status events")
+        time.sleep(8)
+        rss = []
+        for _ in range(20):
+            rss.append(_rss_kb(proc.pid))
+            time.sleep(2)
+        proc.send_signal(signal.SIGTERM)
+        code, stderr = _finish(proc, timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    growth_mb = (max(rss[len(rss) // 2 :]) - max(rss[: len(rss) // 2])) / 1024
+    assert growth_mb < 25, f"RSS grew by {growth_mb:.1f} MB in 40 s: {rss}"
+    statuses = _events(events, "status")
+    assert all(s["pending"] <= len(urls) for s in statuses)
+    late = [s for s in statuses if s["analysed"] > 0]
+    assert late and max(s["latency_p95_ms"] for s in late) < 5000, "latency stays bounded"
+    summaries = _events(events, "summary")
+    assert sorted(s["stream"] for s in summaries) == sorted(urls)
+    for s in summaries:
+        assert s["analysed"] > 0 and s["sampled"] == s["analysed"] + s["dropped"], "every picked frame is scored or counted as dropped"
+    assert _events(events)[-1]["event"] == "watch_stop" and _events(events)[-1]["reason"] == "signal SIGTERM"
