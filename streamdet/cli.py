@@ -11,6 +11,7 @@ from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -26,7 +27,7 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error on stderr and exit with `code`."""
-    err.print(f"[bold red]streamdet: error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]streamdet: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -106,6 +107,9 @@ def scan(
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
     batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
+    backend: str = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`)."),
+    engines: Path = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt."),
+    student_precision: Optional[str] = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8)."),
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
@@ -129,7 +133,9 @@ def scan(
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
         cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
-        detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress)
+        detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines, student_precision=student_precision)
+        if detector.backend.warmup_s is not None and not quiet:
+            err.print(f"streamdet: {backend} warm-up took {detector.backend.warmup_s:.1f} s", highlight=False)
         show = not quiet and err.is_terminal
         progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True, disable=not show)
         counts = {"files": 0, "frames": 0}
@@ -152,6 +158,9 @@ def scan(
         "config": cfg.source,
         "device": str(detector.device),
         "precision": detector.precision,
+        "backend": detector.backend.name,
+        "student_precision": detector.backend.student_precision,
+        "warmup_s": detector.backend.warmup_s,
         "threshold": cfg.threshold,
         "top_fraction": cfg.top_fraction,
         "sampling": dataclasses.asdict(cfg.sampling),

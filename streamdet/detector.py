@@ -12,6 +12,7 @@ import torch
 from .batching import AdaptiveBatch
 from .config import Config, load_config, with_overrides
 from .errors import ConfigError
+from .export.runtime import DEFAULT_ENGINES, Backend, TorchBackend, make_backend
 from .models.adm import load_adm
 from .models.noise import FirstStepNoise, freeze_timestep
 from .models.student import Student, load_student
@@ -64,6 +65,7 @@ class Detector:
             self.noise_model.to(memory_format=torch.channels_last)
             self.student.to(memory_format=torch.channels_last)
         self.batch = AdaptiveBatch(config.batch)
+        self.backend: Backend = TorchBackend(self)
 
     @classmethod
     def load(
@@ -75,15 +77,29 @@ class Detector:
         precision: str | None = None,
         batch: int | None = None,
         progress: Callable[[str], Progress] | None = None,
+        backend: str = "torch",
+        engines: str | Path = DEFAULT_ENGINES,
+        student_precision: str | None = None,
     ) -> "Detector":
-        """Build from a config (object, name or path) and checkpoints (registry names or files; downloaded if needed)."""
+        """Build from a config (object, name or path) and checkpoints (registry names or files; downloaded if needed).
+
+        `backend` runs the models: torch (eager), compile, onnxruntime or tensorrt (files exported into
+        `engines`; `student_precision` int8 picks the quantized student).
+        """
         if not isinstance(config, Config):
             config = load_config(config)
         config = with_overrides(config, device=device, precision=precision, batch=batch)
         adm_path = resolve(adm or config.weights.adm, progress("ADM") if progress else None)
         student_path = resolve(student or config.weights.student, progress("student") if progress else None)
         unet = freeze_timestep(load_adm(config.adm, adm_path))
-        return cls(FirstStepNoise(unet, config.adm), load_student(student_path), config)
+        detector = cls(FirstStepNoise(unet, config.adm), load_student(student_path), config)
+        detector.use_backend(make_backend(backend, detector, (adm_path, student_path), engines, student_precision))
+        return detector
+
+    def use_backend(self, backend: Backend) -> None:
+        """Run the models with `backend` from now on (see `streamdet.export.make_backend`)."""
+        self.backend = backend
+        self.precision = backend.precision
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
@@ -100,15 +116,11 @@ class Detector:
 
     @torch.inference_mode()
     def _noise(self, x: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
-            return self.noise_model(self._layout(x))
+        return self.backend.noise(x)
 
     @torch.inference_mode()
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._layout(x)
-        with self._autocast():
-            eps = self.noise_model(x)
-            return self.student(x, self._layout(eps)).float()
+        return self.backend.logits(x, self.backend.noise(x))
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """First-step eps for preprocessed frames: same shape as `x`, float32, on the device."""

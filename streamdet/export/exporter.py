@@ -1,0 +1,166 @@
+"""`streamdet export`: load the checkpoints, export the noise model and/or the student, write files and metadata."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ..config import Config, with_overrides
+from ..models.adm import load_adm
+from ..models.noise import FirstStepNoise, freeze_timestep
+from ..models.student import load_student
+from ..weights import Progress, resolve
+from .artifacts import (
+    DEFAULT_ENGINES,
+    EXTENSIONS,
+    MODELS,
+    BatchRange,
+    Identity,
+    artifact_path,
+    check_precision,
+    config_fingerprint,
+    describe,
+    sha256_file,
+    write_bytes_atomic,
+    write_metadata,
+)
+from .errors import ExportError
+from .graphs import Graph, noise_graph, student_graph
+from .onnx_export import publish, staging, write_onnx
+from .quantize import calibration_inputs, quantize_student
+from .tensorrt_build import build_engine, gpu_name, require_cuda, require_tensorrt
+
+log = logging.getLogger("streamdet")
+
+
+def default_models(precision: str) -> tuple[str, ...]:
+    """Both models, except at int8, which is for the student only."""
+    return ("student",) if precision == "int8" else MODELS
+
+
+def _opset(path: Path) -> int | None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+class _Exporter:
+    """Loads each checkpoint once and writes the requested artifacts."""
+
+    def __init__(self, config: Config, checkpoints: dict[str, str | Path | None], fmt: str, batch: BatchRange, out: Path, device: torch.device | None, progress: Callable[[str], Progress] | None) -> None:
+        self.config, self.fmt, self.batch, self.out, self.progress = config, fmt, batch, out, progress
+        self.specs = {"noise": checkpoints["noise"] or config.weights.adm, "student": checkpoints["student"] or config.weights.student}
+        self._paths: dict[str, Path] = {}
+        self.size = config.adm.image_size
+        self.device = device
+        self._modules: dict[str, torch.nn.Module] = {}
+        self.tensorrt_version = require_tensorrt().__version__ if fmt == "tensorrt" else None
+        self.gpu = gpu_name(device) if fmt == "tensorrt" else None
+
+    def checkpoint(self, model: str) -> Path:
+        """The checkpoint file of `model`, resolved (and downloaded) only when that model is needed."""
+        if model not in self._paths:
+            label = "ADM" if model == "noise" else "student"
+            self._paths[model] = resolve(self.specs[model], self.progress(label) if self.progress else None)
+        return self._paths[model]
+
+    def module(self, model: str) -> torch.nn.Module:
+        if model not in self._modules:
+            if model == "noise":
+                self._modules[model] = FirstStepNoise(freeze_timestep(load_adm(self.config.adm, self.checkpoint(model))), self.config.adm)
+            else:
+                self._modules[model] = load_student(self.checkpoint(model))
+        return self._modules[model]
+
+    def identity(self, model: str, precision: str) -> Identity:
+        checkpoint = self.checkpoint(model)
+        return Identity(
+            model=model,
+            format=self.fmt,
+            precision=precision,
+            checkpoint=str(checkpoint),
+            checkpoint_sha256=sha256_file(checkpoint),
+            config=config_fingerprint(self.config),
+            tensorrt_version=self.tensorrt_version,
+            gpu=self.gpu,
+        )
+
+    def calibration(self, folder: Path, frames: int) -> list[dict]:
+        from ..detector import Detector
+
+        config = with_overrides(self.config, device=str(self.device) if self.device is not None else None)
+        detector = Detector(self.module("noise"), self.module("student"), config)
+        return calibration_inputs(detector, folder, frames, config.batch)
+
+    def graph(self, model: str, precision: str) -> Graph:
+        if model == "noise":
+            return noise_graph(self.module("noise"), precision)
+        return student_graph(self.module("student"), precision)
+
+    def export(self, model: str, precision: str, calibrate: Path | None, frames: int) -> Path:
+        started = time.perf_counter()
+        path = artifact_path(self.out, model, precision, self.fmt)
+        identity = self.identity(model, precision)
+        graph = self.graph(model, precision)
+        extra: dict = {"exporter": {"torch": torch.__version__}}
+        with staging(self.out) as tmp:
+            onnx_path = tmp / f"{model}-{precision}.onnx"
+            write_onnx(graph, onnx_path, self.batch, self.size)
+            if precision == "int8":
+                batches = self.calibration(calibrate, frames)
+                quantized = tmp / f"{model}-int8-qdq.onnx"
+                quantize_student(onnx_path, quantized, batches)
+                onnx_path = quantized
+                extra["calibration"] = {"folder": str(calibrate), "frames": sum(len(b["x"]) for b in batches), "method": "minmax, symmetric int8, per-channel weights"}
+            extra["exporter"]["onnx_opset"] = _opset(onnx_path)
+            if self.fmt == "onnx":
+                publish(onnx_path, path)
+            else:
+                write_bytes_atomic(path, build_engine(onnx_path, graph.inputs, self.size, self.batch))
+        inputs, outputs = graph.interface(self.size)
+        write_metadata(path, describe(identity, path, inputs, outputs, self.batch, **extra))
+        log.info("exported %s in %.1f s", path, time.perf_counter() - started)
+        return path
+
+
+def export_models(
+    config: Config,
+    fmt: str,
+    precision: str,
+    batch: BatchRange,
+    out: str | Path = DEFAULT_ENGINES,
+    adm: str | Path | None = None,
+    student: str | Path | None = None,
+    models: Sequence[str] | None = None,
+    calibrate: str | Path | None = None,
+    calibration_frames: int = 128,
+    progress: Callable[[str], Progress] | None = None,
+) -> list[Path]:
+    """Export `models` (default: both; the student only at int8) as `fmt` at `precision` into `out`; the files written.
+
+    `adm` / `student` are checkpoint files or registered names (default: the config's); only those
+    needed are resolved (the ADM for the noise model, and for int8 calibration of the student).
+    """
+    if fmt not in EXTENSIONS:
+        raise ExportError(f"{fmt}: unknown export format (choose {', '.join(EXTENSIONS)})")
+    models = tuple(models) if models else default_models(precision)
+    for model in models:
+        if model not in MODELS:
+            raise ExportError(f"{model}: unknown model (choose {', '.join(MODELS)})")
+        check_precision(fmt, model, precision)
+    if precision == "int8" and calibrate is None:
+        raise ExportError("int8 needs calibration frames: pass --calibrate FOLDER (images or videos like those you will scan)")
+    if calibrate is not None and not Path(calibrate).is_dir():
+        raise ExportError(f"{calibrate}: not a folder of calibration frames")
+    device = None
+    if fmt == "tensorrt":
+        from ..detector import pick_device
+
+        device = require_cuda(pick_device(config.device))
+    exporter = _Exporter(config, {"noise": adm, "student": student}, fmt, batch, Path(out), device, progress)
+    return [exporter.export(model, precision, None if calibrate is None else Path(calibrate), calibration_frames) for model in models]

@@ -1,0 +1,99 @@
+"""INT8 for the student: post-training static quantization calibrated on the user's frames.
+
+The result is an ONNX graph with QuantizeLinear/DequantizeLinear pairs (symmetric int8, per-channel
+weights): ONNX Runtime runs it as it is, and TensorRT builds it as an explicitly quantized network, so
+both runtimes share one calibration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from ..errors import MediaError
+from ..video import Sampling, expand_inputs, iter_frames
+from .errors import ExportError
+
+if TYPE_CHECKING:
+    from ..detector import Detector
+
+log = logging.getLogger("streamdet")
+
+FRAMES_PER_VIDEO = 8
+
+
+def _frames(folder: Path, limit: int) -> Iterator[np.ndarray]:
+    """Up to `limit` RGB frames from the images and videos under `folder`; unreadable files are skipped with a warning."""
+    inputs = [item for item in expand_inputs([folder]) if item.kind != "error"]
+    if not inputs:
+        raise ExportError(f"{folder}: no images or videos to calibrate on")
+    count = 0
+    for item in inputs:
+        try:
+            for frame in iter_frames(item.path, Sampling(mode="uniform", frames=FRAMES_PER_VIDEO)):
+                yield frame.image
+                count += 1
+                if count == limit:
+                    return
+        except MediaError as exc:
+            log.warning("calibration: skipping %s", exc)
+
+
+def calibration_inputs(detector: "Detector", folder: Path, limit: int, batch: int) -> list[dict[str, np.ndarray]]:
+    """The student's inputs for up to `limit` frames under `folder`: preprocessed `x` and its `eps`, in batches."""
+    batches: list[dict[str, np.ndarray]] = []
+    pending: list[np.ndarray] = []
+
+    def flush() -> None:
+        x = detector.preprocess(pending)
+        batches.append({"x": x.cpu().numpy(), "eps": detector.noise(x).cpu().numpy()})
+        pending.clear()
+
+    for frame in _frames(folder, limit):
+        pending.append(frame)
+        if len(pending) == batch:
+            flush()
+    if pending:
+        flush()
+    if not batches:
+        raise ExportError(f"{folder}: no frame could be read to calibrate on")
+    log.info("calibration: %d frames from %s", sum(len(b["x"]) for b in batches), folder)
+    return batches
+
+
+def quantize_student(src: Path, dst: Path, batches: list[dict[str, np.ndarray]]) -> None:
+    """Quantize the fp32 student ONNX at `src` to int8 at `dst` (Conv and Gemm; activation ranges by min/max over `batches`)."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    prepared = dst.with_name(f".{dst.name}.{os.getpid()}.pre.onnx")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
+        os.replace(tmp, dst)
+    finally:
+        prepared.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
