@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from . import __version__, report, weights
@@ -265,6 +266,175 @@ def export_command(
         )
     for path in paths:
         typer.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB), metadata {metadata_path(path)}")
+
+
+def count_progress(label: str, quiet: bool) -> tuple[Progress, Callable[[int, int], None]]:
+    """A progress bar on stderr counting items (hidden when quiet or not a terminal), and its `(done, total)` callback."""
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True, disable=quiet or not err.is_terminal)
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+def warn(message: str) -> None:
+    """Print a one-line warning on stderr (an input that was skipped, and why)."""
+    err.print(f"streamdet: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("frames")
+def frames_command(
+    src: Path = typer.Argument(..., help="Folder of labelled videos: real/*.mp4 and fake/<generator>/*.mp4."),
+    dst: Path = typer.Argument(..., help="Frame dataset to write (PNG frames + manifest.jsonl)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (default: the config's)."),
+    every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
+    fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
+    keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only."),
+    all_frames: bool = typer.Option(False, "--all-frames", help="Keep every frame."),
+    val_fraction: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Share of the videos (per label and generator) put in the val split (default: train.val_fraction)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the train/val split (default: train.seed)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Build a frame dataset from labelled videos, split into train/val by video."""
+    from .train import build_frames
+    from .video import Sampling
+
+    with user_errors():
+        cfg = load_config(config)
+        sampling = Sampling(**dataclasses.asdict(sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames)))
+        bar, update = count_progress("videos", quiet)
+        with bar:
+            result = build_frames(
+                src,
+                dst,
+                sampling,
+                cfg.train.val_fraction if val_fraction is None else val_fraction,
+                cfg.train.seed if seed is None else seed,
+                on_video=update,
+                on_error=warn,
+            )
+    typer.echo(f"{dst}: {result.frames} frames from {result.videos} videos ({result.train_videos} train, {result.val_videos} val); {len(result.failed)} videos failed")
+
+
+@app.command("prepare")
+def prepare_command(
+    dataset: Path = typer.Argument(..., help="Frame dataset: real/ and fake/ folders of images."),
+    cache: Optional[Path] = typer.Option(None, help="Cache folder (default: DATASET/cache)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Images per model call."),
+    dire_steps: Optional[int] = typer.Option(None, min=1, help="DDIM steps for DIRE (default 20, as the paper)."),
+    no_dire: bool = typer.Option(False, "--no-dire", help="Compute eps only (enough for --no-kd training and for eval)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Compute and cache each image's first-step eps and DIRE; rerun to finish an interrupted run."""
+    from .train import prepare
+
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch)
+        if dire_steps is not None:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, dire_steps=dire_steps))
+        bar, update = count_progress("preparing", quiet)
+        with bar:
+            result = prepare(dataset, cfg, adm=adm, cache_dir=cache, dire=not no_dire, progress=update, on_error=warn)
+    typer.echo(
+        f"{dataset}: {result.images} images: computed {result.eps} eps and {result.dire} DIRE, "
+        f"{result.done_before} were done already, {len(result.failed)} unreadable"
+    )
+
+
+@app.command("train")
+def train_command(
+    dataset: Path = typer.Argument(..., help="Prepared frame dataset."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for checkpoints and metrics (default: runs/<dataset name>)."),
+    cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file (see its train: section)."),
+    teacher: Optional[str] = typer.Option(None, help="Teacher weights: a torchvision resnet50 state_dict file (default: torchvision's ImageNet download)."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Images per step and process."),
+    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam learning rate."),
+    kd_weight: Optional[float] = typer.Option(None, min=0.0, help="λ, the weight of the distillation loss (default 0.5)."),
+    no_kd: bool = typer.Option(False, "--no-kd", help="Train with the classification loss only (needs no DIRE, no teacher)."),
+    val_fraction: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Validation share when the dataset has no manifest split."),
+    seed: Optional[int] = typer.Option(None, help="Seed of initialisation, data order, augmentation and split."),
+    workers: Optional[int] = typer.Option(None, min=0, help="Data loader processes."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N (under torchrun: each process's GPU)."),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16/fp16 mixed precision on CUDA), fp32, fp16 or bf16."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pth."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a student by distillation; launch with `torchrun --nproc-per-node N --no-python streamdet train …` for DDP."""
+    from .train import train
+
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device)
+        options = {"teacher": teacher, "epochs": epochs, "batch": batch, "lr": lr, "kd_weight": kd_weight, "val_fraction": val_fraction, "seed": seed, "workers": workers, "precision": precision}
+        changes = {k: v for k, v in options.items() if v is not None}
+        if no_kd:
+            changes["kd"] = False
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+        run_dir = out or Path("runs") / dataset.resolve().name
+        bar, update = count_progress("training", quiet)
+
+        def on_step(epoch: int, done: int, total: int, loss: float) -> None:
+            bar.update(bar.task_ids[0], description=f"epoch {epoch + 1}/{cfg.train.epochs} loss {loss:.4f}")
+            update(done, total)
+
+        def on_epoch(r: dict) -> None:
+            kd = f", kd {r['train_kd']:.4f}" if r.get("train_kd") is not None else ""
+            val = f"; val loss {r['val_loss']:.4f} acc {r['val_acc']:.3f} AP {r['val_ap'] if r['val_ap'] is None else round(r['val_ap'], 3)}" if "val_loss" in r else ""
+            bar.console.print(f"epoch {r['epoch']}/{cfg.train.epochs}: loss {r['train_loss']:.4f} (bce {r['train_bce']:.4f}{kd}){val}", highlight=False)
+
+        with bar:
+            result = train(dataset, cfg, run_dir, cache_dir=cache, resume=resume, on_step=on_step, on_epoch=on_epoch)
+    if result.main:
+        typer.echo(f"{run_dir}: last checkpoint {result.last}" + (f", best {result.best}" if result.best.is_file() else ""))
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Path = typer.Argument(..., help="Frame dataset (real/ and fake/<generator>/)."),
+    student: str = typer.Option(..., help="Student checkpoint: a file (e.g. a run's best.pth) or a registered name."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    adm: Optional[str] = typer.Option(None, help="ADM checkpoint, needed only for images without a cached eps."),
+    cache: Optional[Path] = typer.Option(None, help="Cache folder (default: DATASET/cache)."),
+    split: str = typer.Option("all", help="all, train or val: the manifest's split, else the one train draws (train.val_fraction, train.seed)."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Images per model call."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which an image or video counts as FAKE."),
+    json_: bool = typer.Option(False, "--json", help="One JSON document instead of the table."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Accuracy and average precision per generator and on average (and per video for `frames` datasets)."""
+    import json
+
+    from .train import evaluate
+    from .train.tables import table
+
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
+        bar, update = count_progress("computing eps", quiet)
+        with bar:
+            result = evaluate(dataset, cfg, student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn)
+    if json_:
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        if out is not None:
+            report.write_atomic(out, text)
+        else:
+            sys.stdout.write(text)
+    elif out is not None:
+        console = Console(file=io.StringIO(), width=200)
+        console.print(table(result))
+        report.write_atomic(out, console.file.getvalue())
+    else:
+        Console().print(table(result))
 
 
 @weights_app.command("list")

@@ -61,12 +61,48 @@ class SamplingConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Distillation training of the student (`streamdet prepare`, `train`, `eval`)."""
+
+    epochs: int = 20
+    batch: int = 32
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 0.0
+    kd: bool = True
+    kd_weight: float = 0.5
+    val_fraction: float = 0.1
+    seed: int = 3407
+    flip_prob: float = 0.5
+    jpeg_prob: float = 1.0
+    jpeg_min_quality: int = 10
+    jpeg_max_quality: int = 99
+    workers: int = 4
+    precision: str = "auto"
+    dire_steps: int = 20
+    teacher: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch", "dire_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("val_fraction", "flip_prob", "jpeg_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"train.{name} must lie in [0, 1], not {getattr(self, name)}")
+        if not 1 <= self.jpeg_min_quality <= self.jpeg_max_quality <= 100:
+            raise ConfigError(f"train JPEG qualities must satisfy 1 <= min <= max <= 100, not {self.jpeg_min_quality}..{self.jpeg_max_quality}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+
+
+@dataclass
 class Config:
     """Everything a detector and a scan need; one YAML file maps onto it."""
 
     adm: ADMConfig = field(default_factory=ADMConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"
     precision: str = "auto"
     batch: int = 16

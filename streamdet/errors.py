@@ -17,3 +17,7 @@ class WeightsError(StreamdetError):
 
 class MediaError(StreamdetError):
     """An input file or stream cannot be read as video or image."""
+
+
+class DatasetError(StreamdetError):
+    """A training or evaluation dataset (its folders, manifest or caches) cannot be used."""

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
+from torchvision.models import ResNet50_Weights, resnet50
 
-from ..weights import load_checkpoint, load_into, state_dict_of
+from ..errors import WeightsError
+from ..weights import load_checkpoint, load_into, offline, state_dict_of
 
 BODY_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 FEATURES = 2048
+TEACHER_WEIGHTS = ResNet50_Weights.IMAGENET1K_V2
 
 
 def resnet50_body(in_channels: int = 3) -> nn.Sequential:
@@ -47,3 +49,28 @@ def load_student(path: str | Path) -> Student:
     student = Student().eval()
     load_into(student, state, path, "DistilDIRE student (6-channel ResNet-50)")
     return student
+
+
+def _teacher_state(path: str | Path | None) -> tuple[dict[str, torch.Tensor], str]:
+    """The teacher's ImageNet weights: from a torchvision resnet50 state_dict file, else torchvision's own download."""
+    if path:
+        return state_dict_of(load_checkpoint(path), path), str(path)
+    url = TEACHER_WEIGHTS.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not cached.is_file():
+        if offline():
+            raise WeightsError(f"teacher: {cached.name} is not cached and STREAMDET_OFFLINE is set; pass a torchvision resnet50 state_dict with --teacher, or put {url} at {cached}")
+        try:
+            TEACHER_WEIGHTS.get_state_dict(progress=True)
+        except OSError as exc:  # URLError and socket errors are OSErrors
+            raise WeightsError(f"teacher: cannot download {url} ({getattr(exc, 'reason', exc)}); pass a torchvision resnet50 state_dict with --teacher") from None
+    return state_dict_of(load_checkpoint(cached), cached), str(cached)
+
+
+def build_teacher(path: str | Path | None = None) -> nn.Module:
+    """DistilDIRE's teacher: torchvision's ImageNet ResNet-50 without its classifier, frozen, in eval mode."""
+    state, source = _teacher_state(path)
+    body = resnet50_body(3)
+    body_state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    load_into(body, body_state, source, "teacher (torchvision ResNet-50)")
+    return body.eval().requires_grad_(False)

@@ -1,0 +1,145 @@
+"""`streamdet prepare`: each image's first-step eps and DIRE, computed in batches on the device and cached.
+
+Resumable: an image whose files exist is skipped, and every file is written atomically, so an
+interrupted run leaves only complete files and a rerun does the rest. eps comes from exactly the
+inference code (`preprocess` + `FirstStepNoise`); DIRE uses guided-diffusion's DDIM on the same UNet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..detector import pick_device, pick_precision
+from ..errors import MediaError
+from ..models.adm import load_adm
+from ..models.noise import FirstStepNoise
+from ..preprocess import preprocess
+from ..weights import resolve
+from .cache import Cache
+from .dataset import Item, load_items, read_rgb
+from .dire import DIRE
+from .runtime import autocast
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PrepareReport:
+    """What a `prepare` run did: images seen, eps and DIRE computed, images already done, failures, seconds."""
+
+    images: int
+    eps: int = 0
+    dire: int = 0
+    done_before: int = 0
+    failed: list[str] = field(default_factory=list)
+    eps_s: float = 0.0
+    dire_s: float = 0.0
+
+
+@dataclass
+class _Job:
+    item: Item
+    eps: bool
+    dire: bool
+
+
+def _read_batches(root: Path, jobs: Sequence[_Job], size: int) -> Iterator[tuple[list[_Job], list[np.ndarray], list[str]]]:
+    """Batches of (jobs, images, errors), the next batch decoded in threads while the current one computes."""
+
+    def read(job: _Job) -> np.ndarray | str:
+        path = root / job.item.path
+        try:
+            return read_rgb(path)
+        except MediaError as exc:
+            return str(exc)
+        except Exception as exc:  # one unreadable image must not stop the others
+            return f"{path}: cannot read ({type(exc).__name__}: {exc})"
+
+    chunks = [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="streamdet-prepare") as pool:
+        pending = pool.map(read, chunks[0]) if chunks else None
+        for i, chunk in enumerate(chunks):
+            results = list(pending)
+            if i + 1 < len(chunks):
+                pending = pool.map(read, chunks[i + 1])
+            good = [(job, r) for job, r in zip(chunk, results) if not isinstance(r, str)]
+            yield [job for job, _ in good], [r for _, r in good], [r for r in results if isinstance(r, str)]
+
+
+def cache_meta(config: Config, adm_path: Path, dire_steps: int) -> dict:
+    """What makes a cache valid: image size, ADM architecture and checkpoint, DIRE step count."""
+    return {
+        "image_size": config.adm.image_size,
+        "adm": dataclasses.asdict(config.adm),
+        "adm_checkpoint": {"name": adm_path.name, "bytes": adm_path.stat().st_size},
+        "dire_steps": dire_steps,
+    }
+
+
+def prepare(
+    dataset: str | Path,
+    config: Config,
+    adm: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    dire: bool = True,
+    progress: Progress | None = None,
+    on_error: Callable[[str], None] | None = None,
+) -> PrepareReport:
+    """Compute and cache the eps (and, with `dire`, the DIRE) of every image of `dataset` that lacks them."""
+    root = Path(dataset)
+    items = load_items(root)
+    cache = Cache(root, cache_dir)
+    jobs = []
+    for item in items:
+        job = _Job(item, not cache.eps_path(item).is_file(), dire and not cache.dire_path(item).is_file())
+        if job.eps or job.dire:
+            jobs.append(job)
+    report = PrepareReport(images=len(items), done_before=len(items) - len(jobs))
+    if not jobs:
+        return report
+    adm_path = resolve(adm or config.weights.adm)
+    cache.claim(cache_meta(config, adm_path, config.train.dire_steps))
+    device = pick_device(config.device)
+    precision = pick_precision(config.precision, device)
+    unet = load_adm(config.adm, adm_path).to(device).eval().requires_grad_(False)
+    noise = FirstStepNoise(unet, config.adm)
+    dire_model = DIRE(unet, config.adm, config.train.dire_steps)
+    done = 0
+    for batch_jobs, images, errors in _read_batches(root, jobs, config.batch):
+        for message in errors:
+            report.failed.append(message)
+            if on_error is not None:
+                on_error(message)
+        if images:
+            x = preprocess(images, config.adm.image_size, device)
+            with torch.inference_mode(), autocast(device, precision):
+                report.eps_s += _run(x, batch_jobs, "eps", noise, cache.save_eps)
+                report.dire_s += _run(x, batch_jobs, "dire", dire_model, cache.save_dire)
+            report.eps += sum(job.eps for job in batch_jobs)
+            report.dire += sum(job.dire for job in batch_jobs)
+        done += len(batch_jobs) + len(errors)
+        if progress is not None:
+            progress(done, len(jobs))
+    return report
+
+
+def _run(x: torch.Tensor, jobs: list[_Job], kind: str, model: Callable[[torch.Tensor], torch.Tensor], save: Callable[[Item, torch.Tensor], None]) -> float:
+    """Compute `kind` for the frames whose job asks for it, save each result, and return the seconds spent."""
+    rows = [i for i, job in enumerate(jobs) if getattr(job, kind)]
+    if not rows:
+        return 0.0
+    start_time = time.perf_counter()
+    out = model(x[rows]).cpu()
+    elapsed = time.perf_counter() - start_time
+    for row, result in zip(rows, out):
+        save(jobs[row].item, result)
+    return elapsed
