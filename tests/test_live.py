@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -22,7 +23,8 @@ from streamdet.live.mailbox import LatestFrames, LiveFrame
 from streamdet.live.metrics import MetricsServer, StreamHealth, exposition, percentile
 from streamdet.live.source import SourceSettings, backoff_delay
 from streamdet.live.targets import StreamTarget, open_options, parse_targets, redact
-from streamdet.live.watch import WatchSettings
+from streamdet.detector import Detector
+from streamdet.live.watch import Watch, WatchSettings
 from streamdet.live.webhook import Webhook
 from streamdet.live.window import AlertRule, AlertWindow, default_min_frames
 
@@ -144,6 +146,38 @@ def test_latest_frames_take_waits_for_a_frame_and_respects_the_limit():
     assert time.monotonic() - started < 2.0
     rest = box.take(2, 1.0)
     assert len(first) + len(rest) == 3 and len(first) <= 2
+
+
+def test_latest_frames_serves_every_stream_in_turn_when_batches_are_full():
+    box = LatestFrames()
+    served: dict[str, int] = {}
+    for round_ in range(12):
+        for stream in "abcdef":
+            box.offer(_frame(stream, round_))  # every stream has a newer frame each round
+        for frame in box.take(2, 0.0):
+            served[frame.stream] = served.get(frame.stream, 0) + 1
+    assert served == dict.fromkeys("abcdef", 4), "6 streams, 2 per batch, 12 batches: 4 turns each"
+
+
+def test_frames_of_several_streams_share_one_model_call_and_keep_their_identity(tiny_config, tiny_adm_ckpt, student_ckpt):
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    targets = [StreamTarget(f"rtsp://cam{i}/live", f"rtsp://cam{i}/live", "network") for i in range(3)]
+    out = io.StringIO()
+    settings = WatchSettings(SourceSettings(fps=2), AlertRule(window_s=10, min_frames=1), log_frames=True)
+    watch = Watch(detector, targets, settings, EventLog(out))
+    rng = np.random.default_rng(0)
+    images = {t.id: rng.integers(0, 256, (40 + 8 * i, 64 + 16 * i, 3), dtype=np.uint8) for i, t in enumerate(targets)}
+    for i, t in enumerate(targets):
+        watch.mailbox.offer(LiveFrame(t.id, 7 + i, 1.5 * i, 1.5 * i, time.time(), time.monotonic(), images[t.id]))
+    assert watch.step(0.0) == 3 and watch.model_calls == 1
+    frames = [json.loads(line) for line in out.getvalue().splitlines() if '"frame"' in line]
+    assert {f["batch"] for f in frames} == {1}
+    for f in frames:
+        alone = detector.score(detector.preprocess([images[f["stream"]]])).item()
+        assert f["score"] == pytest.approx(alone, rel=1e-3), "each score belongs to its own stream's frame"
+        assert f["index"] == 7 + [t.id for t in targets].index(f["stream"])
+    scores = sorted(f["score"] for f in frames)
+    assert scores[1] > scores[0] * 1.01 and scores[2] > scores[1] * 1.01, "the random student tells the frames apart"
 
 
 def test_backoff_doubles_up_to_the_cap():

@@ -35,10 +35,16 @@ class LiveFrame:
 
 
 class LatestFrames:
-    """At most one waiting frame per stream: `offer` replaces, `take` hands the waiting frames to the detector."""
+    """At most one waiting frame per stream: `offer` replaces, `take` hands the waiting frames to the detector.
+
+    When more streams wait than a batch holds, the streams served longest ago go first, so that every
+    stream gets its turn (ordering by frame age would starve a stream whose frames keep being replaced).
+    """
 
     def __init__(self) -> None:
         self._slots: dict[str, LiveFrame] = {}
+        self._served: dict[str, int] = {}
+        self._turn = 0
         self._changed = threading.Condition()
 
     def offer(self, frame: LiveFrame) -> LiveFrame | None:
@@ -50,7 +56,7 @@ class LatestFrames:
         return dropped
 
     def take(self, limit: int, timeout: float) -> list[LiveFrame]:
-        """Up to `limit` waiting frames, earliest arrival first, waiting at most `timeout` s for one to come."""
+        """Up to `limit` waiting frames, least recently served stream first, waiting at most `timeout` s for one."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while not self._slots:
@@ -58,9 +64,11 @@ class LatestFrames:
                 if left <= 0:
                     return []
                 self._changed.wait(left)
-            chosen = sorted(self._slots.values(), key=lambda f: f.arrival_mono)[:limit]
+            chosen = sorted(self._slots.values(), key=lambda f: (self._served.get(f.stream, -1), f.arrival_mono))[:limit]
+            self._turn += 1
             for frame in chosen:
                 del self._slots[frame.stream]
+                self._served[frame.stream] = self._turn
             return chosen
 
     def __len__(self) -> int:

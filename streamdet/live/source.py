@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import av
 
+from streamdet.errors import MediaError
 from streamdet.live.clock import RateSampler, StreamClock
 from streamdet.live.mailbox import LatestFrames, LiveFrame
 from streamdet.live.metrics import StreamHealth
@@ -43,10 +44,6 @@ class SourceSettings:
 def backoff_delay(attempt: int, first_s: float, max_s: float) -> float:
     """Seconds to wait before reconnection attempt `attempt` (1, 2, …): doubling from `first_s`, capped at `max_s`."""
     return min(max_s, first_s * 2 ** min(attempt - 1, 30))
-
-
-class _Lost(Exception):
-    """The connection ended; the message says why."""
 
 
 class LiveSource:
@@ -109,9 +106,13 @@ class LiveSource:
             problem = self._describe(exc, time.monotonic() - started)
             self.emit("stream_error", stream=self.target.id, attempt=attempt, error=f"{self.target.id}: {problem}")
             return False
-        except _Lost as exc:
+        except MediaError as exc:
             self.health.set_state("down")
             self.emit("stream_error", stream=self.target.id, attempt=attempt, error=f"{self.target.id}: {exc}")
+            return False
+        except Exception as exc:  # an FFmpeg or PyAV surprise must not end the monitoring of this stream
+            self.health.set_state("down")
+            self.emit("stream_error", stream=self.target.id, attempt=attempt, error=f"{self.target.id}: cannot open ({type(exc).__name__}: {exc})")
             return False
         before = self._index
         try:
@@ -129,6 +130,8 @@ class LiveSource:
             )
             self._clock.reconnected()
             reason = self._read(container, stream)
+        except Exception as exc:  # a decoder surprise ends this connection only; the stream is retried
+            reason = f"unexpected error while reading ({type(exc).__name__}: {exc})"
         finally:
             container.close()
         frames = self._index - before
@@ -142,7 +145,7 @@ class LiveSource:
         return frames > 0
 
     def _open(self) -> av.container.InputContainer:
-        """Open the input with the live options; a container without video is reported as lost."""
+        """Open the input with the live options; a container without video is a `MediaError`."""
         settings = self.settings
         options = open_options(self.target, settings.rtsp_transport, settings.timeout_s)
         container = av.open(
@@ -155,12 +158,15 @@ class LiveSource:
         )
         if not container.streams.video:
             container.close()
-            raise _Lost("no video stream")
+            raise MediaError("no video stream")
         return container
 
     def _read(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> str:
         """Decode until the stream ends, fails or stop is asked; return why it ended."""
         time_base = stream.time_base
+        # Live inputs without timestamps (MJPEG over HTTP) get made-up ones at a guessed rate: use arrival times.
+        if self.target.kind != "file" and container.format.flags & av.format.Flags.no_timestamps.value:
+            time_base = None
         pace_origin: float | None = None
         packets = container.demux(stream)
         while not self.stop.is_set():

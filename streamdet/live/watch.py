@@ -142,8 +142,13 @@ class Watch:
             if now >= next_status:
                 self._status()
                 next_status = now + self.settings.status_every_s
-            wait = min(0.25, max(0.0, next_status - now))
-            self._score(self.mailbox.take(self.detector.batch.size, wait))
+            self.step(min(0.25, max(0.0, next_status - now)))
+
+    def step(self, wait_s: float) -> int:
+        """Score the frames waiting now (any streams, up to a batch) in one detector call; return how many."""
+        frames = self.mailbox.take(self.detector.batch.size, wait_s)
+        self._score(frames)
+        return len(frames)
 
     def _score(self, frames: list[LiveFrame]) -> None:
         """Score frames of any streams in one detector call and feed the results to their windows."""
@@ -164,7 +169,7 @@ class Watch:
                     time=round(frame.time, 4),
                     pts=None if frame.pts is None else round(frame.pts, 4),
                     arrival=utc_stamp(frame.arrival),
-                    score=round(score, 6),
+                    score=score,
                     latency_ms=round(latency * 1000, 1),
                     batch=self.model_calls,
                 )

@@ -7,6 +7,7 @@ answers; other 4xx answers are not retried. Failures are reported through `on_er
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -60,10 +61,8 @@ class Webhook:
 
     def close(self, wait_s: float = 5.0) -> None:
         """Let the thread deliver what is queued for up to `wait_s` seconds, then stop retrying."""
-        try:
+        with contextlib.suppress(queue.Full):
             self._queue.put(_STOP, timeout=wait_s)
-        except queue.Full:
-            pass
         self._thread.join(wait_s)
         self._closing.set()
         self._thread.join(self.timeout_s)
