@@ -388,7 +388,7 @@ def train_command(
         def on_epoch(r: dict) -> None:
             kd = f", kd {r['train_kd']:.4f}" if r.get("train_kd") is not None else ""
             val = f"; val loss {r['val_loss']:.4f} acc {r['val_acc']:.3f} AP {r['val_ap'] if r['val_ap'] is None else round(r['val_ap'], 3)}" if "val_loss" in r else ""
-            bar.console.print(f"epoch {r['epoch']}/{cfg.train.epochs}: loss {r['train_loss']:.4f} (bce {r['train_bce']:.4f}{kd}){val}", highlight=False)
+            bar.console.print(f"epoch {r['epoch']}/{cfg.train.epochs}: loss {r['train_loss']:.4f} (bce {r['train_bce']:.4f}{kd}){val}", highlight=False, soft_wrap=True)
 
         with bar:
             result = train(dataset, cfg, run_dir, cache_dir=cache, resume=resume, on_step=on_step, on_epoch=on_epoch)

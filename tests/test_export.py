@@ -24,8 +24,9 @@ from streamdet.export.artifacts import (
     artifact_path,
     check_metadata,
     config_fingerprint,
-    mismatch,
     metadata_path,
+    mismatch,
+    rebuild_command,
     sha256_file,
 )
 from streamdet.export.errors import BackendError, ExportError
@@ -39,12 +40,16 @@ from .checkpoints import random_student, save_student
 BATCHES = BatchRange(1, 4, 4)
 
 
-def _have_tensorrt_and_cuda() -> bool:
+def _have_tensorrt() -> bool:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
         return False
-    return torch.cuda.is_available()
+    return True
+
+
+def _have_tensorrt_and_cuda() -> bool:
+    return _have_tensorrt() and torch.cuda.is_available()
 
 
 needs_tensorrt = pytest.mark.skipif(not _have_tensorrt_and_cuda(), reason="needs tensorrt and a CUDA GPU")
@@ -242,6 +247,12 @@ def test_metadata_mismatch_reasons(tiny):
     assert mismatch(_metadata(_identity(tiny, model="student", config=config_fingerprint(bigger))), student) is None, "the student depends on the image size only"
 
 
+def test_rebuild_command_names_what_differs_from_the_defaults():
+    command = rebuild_command("tensorrt", "int8", "student", "configs/my model.yaml", (Path("adm.pt"), Path("s.pth")), Path("engines"))
+    assert command == "streamdet export --format tensorrt --precision int8 --model student --config 'configs/my model.yaml' --adm adm.pt --student s.pth --calibrate FRAMES_FOLDER"
+    assert rebuild_command("onnx", "fp32", "noise", "<defaults>", (Path("a"), Path("b")), Path("out")).endswith("--adm a --student b --out out")
+
+
 def test_export_refuses_what_a_runtime_cannot_run(tiny, tiny_adm_ckpt, student_ckpt, tmp_path):
     with pytest.raises(ExportError, match="bf16 is not available"):
         export_models(tiny, "onnx", "bf16", BATCHES, tmp_path, adm=tiny_adm_ckpt, student=student_ckpt)
@@ -271,7 +282,7 @@ def test_torch_backends_refuse_a_second_precision(tiny, tiny_adm_ckpt, student_c
         _load(tiny, tiny_adm_ckpt, student_ckpt, student_precision="int8")
 
 
-@pytest.mark.skipif(_have_tensorrt_and_cuda(), reason="tensorrt is installed: the message for its absence cannot show")
+@pytest.mark.skipif(_have_tensorrt(), reason="tensorrt is installed: the message for its absence cannot show")
 def test_tensorrt_backend_says_how_to_install(tiny, tiny_adm_ckpt, student_ckpt, engines):
     with pytest.raises(BackendError, match=r"pip install 'streamdet\[tensorrt\]'"):
         _load(tiny, tiny_adm_ckpt, student_ckpt, backend="tensorrt", engines=engines)

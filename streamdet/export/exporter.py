@@ -121,7 +121,8 @@ class _Exporter:
             if self.fmt == "onnx":
                 publish(onnx_path, path)
             else:
-                write_bytes_atomic(path, build_engine(onnx_path, graph.inputs, self.size, self.batch))
+                with torch.cuda.device(self.device):
+                    write_bytes_atomic(path, build_engine(onnx_path, graph.inputs, self.size, self.batch))
         inputs, outputs = graph.interface(self.size)
         write_metadata(path, describe(identity, path, inputs, outputs, self.batch, **extra))
         log.info("exported %s in %.1f s", path, time.perf_counter() - started)

@@ -54,7 +54,7 @@ def _quiet_exporter() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
             yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
 
 

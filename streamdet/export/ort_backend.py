@@ -40,6 +40,8 @@ class _Session:
     def __init__(self, ort: ModuleType, path: Path, providers: list, device: torch.device) -> None:
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if device.type == "cpu":
+            options.intra_op_num_threads = torch.get_num_threads()  # as many threads as torch (OMP_NUM_THREADS) uses
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types, all of them "cannot load"
@@ -53,7 +55,7 @@ class _Session:
     def __call__(self, output_shape: tuple[int, ...], *inputs: torch.Tensor) -> torch.Tensor:
         binding = self.session.io_binding()
         inputs = tuple(t.to(self.device, torch.float32).contiguous() for t in inputs)
-        for name, tensor in zip(self.inputs, inputs):
+        for name, tensor in zip(self.inputs, inputs, strict=True):
             binding.bind_input(name, self.device_type, self.device_id, np.float32, tuple(tensor.shape), tensor.data_ptr())
         out = torch.empty(output_shape, dtype=torch.float32, device=self.device)
         binding.bind_output(self.output, self.device_type, self.device_id, np.float32, output_shape, out.data_ptr())

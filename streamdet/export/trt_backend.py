@@ -41,7 +41,7 @@ class _Engine:
 
     def _run(self, *inputs: torch.Tensor) -> torch.Tensor:
         inputs = tuple(t.to(self.device, torch.float32).contiguous() for t in inputs)
-        for name, tensor in zip(self.inputs, inputs):
+        for name, tensor in zip(self.inputs, inputs, strict=True):
             self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
         out = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=torch.float32, device=self.device)
