@@ -294,6 +294,30 @@ def test_teacher_is_torchvision_resnet50_without_classifier(teacher_file, tmp_pa
         build_teacher(student_file)
 
 
+def test_teacher_without_network_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("STREAMDET_OFFLINE", raising=False)
+    for var in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # a closed port: no download can happen
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with pytest.raises(WeightsError, match="cannot download .*--teacher") as info:
+        build_teacher(None)
+    assert "\n" not in str(info.value)
+    assert not list((tmp_path / "torch").rglob("*.pth"))
+
+
+def test_metrics_go_to_tensorboard_when_it_is_installed(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (it is optional)")
+    from streamdet.train.logbook import Logbook
+
+    book = Logbook(tmp_path)
+    book.write({"epoch": 1, "train_loss": 0.5, "val_ap": None})
+    book.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["train_loss"] == 0.5
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
 # --- train (a), checkpoints, eval -------------------------------------------------------------------
 
 

@@ -17,9 +17,8 @@ def table(report: EvalReport) -> RichTable:
     if report.videos is not None:
         rows.append(("videos", report.videos))
     generators = sorted({g for _, t in rows for g in t.generators})
-    pooled = report.images.pooled
-    title = f"streamdet eval: {report.dataset} ({pooled.n_real} real, {pooled.n_fake} fake images; threshold {report.threshold})"
-    out = RichTable(title=title, title_justify="left")
+    counts = [f"{t.pooled.n_real} real and {t.pooled.n_fake} fake {name}" for name, t in rows]
+    out = RichTable(title=f"streamdet eval (threshold {report.threshold})", title_justify="left", caption=", ".join(counts), caption_justify="left")
     out.add_column("")
     for g in generators + ["Avg"]:
         out.add_column(f"{g}\nAcc", justify="right")
