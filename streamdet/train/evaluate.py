@@ -50,6 +50,7 @@ class Table:
     pooled: Metrics
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: undefined metrics are None."""
         return {
             "generators": {g: m.to_dict() for g, m in self.generators.items()},
             "average": self.average,

@@ -50,10 +50,12 @@ class TrainResult:
 
     @property
     def last(self) -> Path:
+        """The checkpoint of the last completed epoch."""
         return self.out / checkpoint.LAST
 
     @property
     def best(self) -> Path:
+        """The checkpoint of the epoch with the best validation AP (absent without a validation split)."""
         return self.out / checkpoint.BEST
 
 
@@ -162,6 +164,7 @@ class _Run:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def run(self, on_step: StepCallback | None, on_epoch: EpochCallback | None) -> TrainResult:
+        """Train the remaining epochs."""
         result = TrainResult(self.out, main=self.runtime.main)
         try:
             while self.epoch < self.cfg.epochs:
