@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,9 +18,6 @@ from .models.student import Student, load_student
 from .pipeline import FileResult, scan
 from .preprocess import preprocess
 from .weights import Progress, resolve
-
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 def pick_device(name: str) -> torch.device:
     """`auto` → the first CUDA GPU if there is one, else the CPU; anything else must be usable here."""
@@ -100,15 +96,6 @@ class Detector:
         """Run the models with `backend` from now on (see `streamdet.export.make_backend`)."""
         self.backend = backend
         self.precision = backend.precision
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
-
-    def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""

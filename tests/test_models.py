@@ -18,7 +18,7 @@ from streamdet.models.noise import FirstStepNoise, freeze_timestep
 from streamdet.models.student import BODY_LAYERS, load_student
 from streamdet.preprocess import preprocess
 
-from .checkpoints import random_adm, save_student
+from .checkpoints import random_adm
 
 OFFICIAL_FLAGS = dict(
     image_size=256,

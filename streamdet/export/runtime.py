@@ -6,6 +6,7 @@ A backend takes preprocessed frames `x` (N×3×S×S float32 on the detector's de
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -39,8 +40,11 @@ class Backend(Protocol):
         """Student logits (N,), float32, on x's device."""
 
 
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 class TorchBackend:
-    """Eager PyTorch: the detector's own modules under its autocast and memory layout."""
+    """Eager PyTorch: the detector's own modules, under autocast (fp16/bf16) and its memory layout."""
 
     name = "torch"
     warmup_s: float | None = None
@@ -51,16 +55,26 @@ class TorchBackend:
         self.noise_model = detector.noise_model
         self.student = detector.student
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision at the backend's precision; nothing for fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.detector.device.type, dtype=_DTYPES[self.precision])
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` on the device, channels-last where the models are."""
+        x = x.to(self.detector.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.detector.channels_last else x
+
     def noise(self, x: torch.Tensor) -> torch.Tensor:
-        """eps from the noise model, as the detector has always computed it."""
-        with self.detector._autocast():
-            return self.noise_model(self.detector._layout(x))
+        """eps from the noise model; the eps arithmetic itself runs in fp32 (see FirstStepNoise)."""
+        with self.autocast():
+            return self.noise_model(self.layout(x))
 
     def logits(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """The student's logits in float32."""
-        x = self.detector._layout(x)
-        with self.detector._autocast():
-            return self.student(x, self.detector._layout(eps)).float()
+        with self.autocast():
+            return self.student(self.layout(x), self.layout(eps)).float()
 
 
 class CompileBackend(TorchBackend):
