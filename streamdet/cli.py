@@ -88,15 +88,19 @@ def output_format(json_: bool, jsonl: bool, csv_: bool, out: Path | None) -> str
     return "table"
 
 
+def print_version(on: bool) -> None:
+    """`--version`: print and exit before any command is needed."""
+    if on:
+        typer.echo(f"streamdet {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what streamdet is doing."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version, help="Print the version and exit."),
 ) -> None:
     logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
-    if version:
-        typer.echo(f"streamdet {__version__}")
-        raise typer.Exit(0)
 
 
 @app.command()

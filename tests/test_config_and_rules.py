@@ -101,3 +101,13 @@ def test_out_of_memory_at_batch_one_is_a_clear_error():
 
     with pytest.raises(StreamdetError, match="out of memory at batch size 1"):
         AdaptiveBatch(1).run(model, torch.ones(2))
+
+
+def test_version_needs_no_command():
+    from typer.testing import CliRunner
+
+    from streamdet import __version__
+    from streamdet.cli import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"streamdet {__version__}"
