@@ -8,7 +8,7 @@ import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
@@ -17,13 +17,22 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from . import __version__, report, weights
-from .config import SamplingConfig, load_config, with_overrides
+from .config import Config, SamplingConfig, load_config, with_overrides
 from .errors import StreamdetError
+
+if TYPE_CHECKING:
+    from .detector import Detector
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find diffusion- and GAN-made frames in videos and streams.")
 weights_app = typer.Typer(no_args_is_help=True, help="The official checkpoints: list, download, locate.")
 app.add_typer(weights_app, name="weights")
 err = Console(stderr=True)
+
+
+# The runtime options of the commands that run the models (scan, watch, eval); typer copies an option per use.
+BACKEND = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
+ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt.")
+STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -95,6 +104,16 @@ def print_version(on: bool) -> None:
         raise typer.Exit(0)
 
 
+def load_detector(cfg: Config, adm: str | None, student: str | None, quiet: bool, backend: str, engines: Path, student_precision: str | None) -> Detector:
+    """The detector of scan and watch on its backend (download progress and the warm-up time on stderr unless quiet)."""
+    from .detector import Detector
+
+    detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines, student_precision=student_precision)
+    if detector.backend.warmup_s is not None and not quiet:
+        err.print(f"streamdet: {backend} warm-up took {detector.backend.warmup_s:.1f} s", highlight=False)
+    return detector
+
+
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what streamdet is doing."),
@@ -112,9 +131,9 @@ def scan(
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
     batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
-    backend: str = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`)."),
-    engines: Path = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt."),
-    student_precision: Optional[str] = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8)."),
+    backend: str = BACKEND,
+    engines: Path = ENGINES,
+    student_precision: Optional[str] = STUDENT_PRECISION,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
@@ -129,7 +148,6 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan videos and images; exit 0 if all are REAL, 1 if any is FAKE, 2 if any could not be read."""
-    from .detector import Detector
     from .pipeline import scan as run_scan
     from .video import Sampling
 
@@ -138,9 +156,7 @@ def scan(
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
         cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
-        detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines, student_precision=student_precision)
-        if detector.backend.warmup_s is not None and not quiet:
-            err.print(f"streamdet: {backend} warm-up took {detector.backend.warmup_s:.1f} s", highlight=False)
+        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
         show = not quiet and err.is_terminal
         progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True, disable=not show)
         counts = {"files": 0, "frames": 0}
@@ -191,6 +207,9 @@ def watch_command(
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
     batch: Optional[int] = typer.Option(None, min=1, help="Most frames per model call (frames of all streams share calls)."),
+    backend: str = BACKEND,
+    engines: Path = ENGINES,
+    student_precision: Optional[str] = STUDENT_PRECISION,
     fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
     window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
     raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold)."),
@@ -211,7 +230,6 @@ def watch_command(
     """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
     import threading
 
-    from .detector import Detector
     from .live import AlertRule, EventLog, SourceSettings, Watch, WatchSettings, Webhook, default_min_frames, parse_targets, stop_on_signals
 
     hook = None
@@ -224,7 +242,7 @@ def watch_command(
         source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
         settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
         targets = parse_targets(urls, realtime)
-        detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress)
+        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
         try:
             log = EventLog.open(events)
             if webhook is not None:
@@ -405,28 +423,34 @@ def eval_command(
     dataset: Path = typer.Argument(..., help="Frame dataset (real/ and fake/<generator>/)."),
     student: str = typer.Option(..., help="Student checkpoint: a file (e.g. a run's best.pth) or a registered name."),
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
-    adm: Optional[str] = typer.Option(None, help="ADM checkpoint, needed only for images without a cached eps."),
+    adm: Optional[str] = typer.Option(None, help="ADM checkpoint, needed only for images without a cached eps and for backends other than torch."),
     cache: Optional[Path] = typer.Option(None, help="Cache folder (default: DATASET/cache)."),
     split: str = typer.Option("all", help="all, train or val: the manifest's split, else the one train draws (train.val_fraction, train.seed)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
     batch: Optional[int] = typer.Option(None, min=1, help="Images per model call."),
+    backend: str = BACKEND,
+    engines: Path = ENGINES,
+    student_precision: Optional[str] = STUDENT_PRECISION,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which an image or video counts as FAKE."),
     json_: bool = typer.Option(False, "--json", help="One JSON document instead of the table."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Accuracy and average precision per generator and on average (and per video for `frames` datasets)."""
+    """Accuracy and average precision per generator and on average (and per video for `frames` datasets); unless eager fp32, the change against it."""
     import json
 
     from .train import evaluate
-    from .train.tables import table
+    from .train.tables import render
 
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
         bar, update = count_progress("computing eps", quiet)
         with bar:
-            result = evaluate(dataset, cfg, student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn)
+            result = evaluate(
+                dataset, cfg, student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
+                backend=backend, engines=engines, student_precision=student_precision,
+            )
     if json_:
         text = json.dumps(result.to_dict(), indent=2) + "\n"
         if out is not None:
@@ -435,10 +459,10 @@ def eval_command(
             sys.stdout.write(text)
     elif out is not None:
         console = Console(file=io.StringIO(), width=200)
-        console.print(table(result))
+        console.print(render(result))
         report.write_atomic(out, console.file.getvalue())
     else:
-        Console().print(table(result))
+        Console().print(render(result))
 
 
 @weights_app.command("list")

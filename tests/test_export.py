@@ -34,8 +34,10 @@ from streamdet.export.exporter import export_models
 from streamdet.export.runtime import CompileBackend
 from streamdet.export.scoring import TOLERANCE, compare_scores, score_folder, within_tolerance
 from streamdet.models.student import load_student
+from streamdet.train import evaluate
 
 from .checkpoints import random_student, save_student
+from .trainingdata import make_image_dataset
 
 BATCHES = BatchRange(1, 4, 4)
 
@@ -181,6 +183,32 @@ def test_score_folder_with_onnxruntime_equals_eager(engines, reference, tiny, ti
     comparison = compare_scores(eager, onnx_scores, labels={p: 1 for p in eager})
     assert comparison.files == 6 and comparison.agreement == 1.0 and comparison.accuracy_change == 0.0
     assert comparison.max_abs_diff <= TOLERANCE["fp32"]
+
+
+def test_eval_reports_the_change_of_an_int8_student_calibrated_on_the_dataset(tmp_path, tiny, tiny_adm_ckpt, student_ckpt):
+    dataset = make_image_dataset(tmp_path / "data", 6, {"ganA": 3, "ganB": 3})
+    engines = tmp_path / "engines"
+    export_models(tiny, "onnx", "fp32", BATCHES, engines, adm=tiny_adm_ckpt, student=student_ckpt, models=["noise"])
+    export_models(tiny, "onnx", "int8", BATCHES, engines, adm=tiny_adm_ckpt, student=student_ckpt, calibrate=dataset)
+    common = ["eval", str(dataset), "--student", str(student_ckpt), "--adm", str(tiny_adm_ckpt), "--config", "tiny", "--batch", "4", "--quiet"]
+    result = CliRunner().invoke(app, [*common, "--backend", "onnxruntime", "--engines", str(engines), "--student-precision", "int8", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["backend"], doc["student_precision"]) == ("onnxruntime", "int8") and doc["change"]["videos"] is None
+    change = doc["change"]["images"]
+    plain = evaluate(dataset, tiny, student_ckpt)  # the eager fp32 student, on the eps cached by the run above
+    assert not plain.changes and plain.student_precision == "fp32"
+    for metric in ("acc", "ap"):
+        assert change[metric]["evaluated"] == doc["images"]["average"][metric]
+        assert change[metric]["reference"] == pytest.approx(plain.images.average[metric])
+        assert change[metric]["change"] == pytest.approx(change[metric]["evaluated"] - change[metric]["reference"])
+    assert 0.0 <= change["agreement"] <= 1.0 and change["max_abs_diff"] > 0.0, "an int8 student that scores exactly as fp32 is not int8"
+    assert change["reference_table"]["all"]["n_real"] == 6
+    table = CliRunner().invoke(app, [*common, "--backend", "onnxruntime", "--engines", str(engines), "--student-precision", "int8"])
+    assert table.exit_code == 0, table.output
+    assert "onnxruntime int8 (this) against eager fp32 (ref)" in table.stdout and "agree" in table.stdout
+    refused = CliRunner().invoke(app, [*common, "--student-precision", "int8"])
+    assert refused.exit_code == 2 and "needs --backend onnxruntime or tensorrt" in refused.output
 
 
 def test_scan_cli_with_onnxruntime_backend(engines, tiny_adm_ckpt, student_ckpt, frames_dir):

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,7 @@ def test_frames_never_splits_a_video_and_eval_reports_videos(tmp_path, tiny_conf
     out = CliRunner().invoke(app, ["eval", str(dst), "--student", str(student_ckpt), "--adm", str(tiny_adm_ckpt), "--config", str(config), "--json", "--quiet"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
+    assert (doc["backend"], doc["student_precision"], doc["change"]) == ("torch", "fp32", None)
     assert doc["images"]["all"]["n_real"] == 12 and doc["images"]["all"]["n_fake"] == 12
     assert set(doc["videos"]["generators"]) == {"gen1", "gen2"}
     assert doc["videos"]["all"]["n_real"] == 4 and doc["videos"]["all"]["n_fake"] == 4
@@ -301,6 +303,7 @@ def test_teacher_without_network_is_a_one_line_error(tmp_path, monkeypatch):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # a closed port: no download can happen
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen's global opener keeps the proxies it is built with
     with pytest.raises(WeightsError, match="cannot download .*--teacher") as info:
         build_teacher(None)
     assert "\n" not in str(info.value)

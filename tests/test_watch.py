@@ -23,6 +23,9 @@ import cv2
 import numpy as np
 import pytest
 
+from streamdet.export.artifacts import BatchRange
+from streamdet.export.exporter import export_models
+
 from .media import make_video
 from .rtsp import RtspServer, free_port, unavailable
 
@@ -199,6 +202,22 @@ def test_realtime_file_plays_at_its_own_speed_and_ends(clip, tiny_adm_ckpt, real
     last = _events(events)[-1]
     assert last["event"] == "watch_stop" and last["reason"] == "all streams ended"
     assert time.monotonic() - started < 60
+
+
+def test_realtime_file_with_the_onnxruntime_backend(tiny_config, tiny_adm_ckpt, student_ckpt, tmp_path):
+    """watch takes scan's runtime options: the exported tiny models score a 2-second --realtime file through ONNX Runtime."""
+    engines = tmp_path / "engines"
+    export_models(tiny_config, "onnx", "fp32", BatchRange.around(tiny_config.batch), engines, adm=tiny_adm_ckpt, student=student_ckpt)
+    video = make_video(tmp_path / "short.mp4", 20, (96, 64), 10)
+    events = tmp_path / "events.jsonl"
+    code, stderr = _finish(_watch([str(video)], tiny_adm_ckpt, student_ckpt, events, "--realtime", "--log-frames", "-q", "--backend", "onnxruntime", "--engines", str(engines)))
+    assert code == 0, stderr
+    (start,) = _events(events, "watch_start")
+    assert start["settings"]["backend"] == "onnxruntime" and start["settings"]["student_precision"] == "fp32"
+    frames = _events(events, "frame")
+    assert len(frames) >= 3 and all(0.0 <= f["score"] <= 1.0 for f in frames)
+    (summary,) = _events(events, "summary")
+    assert summary["analysed"] == len(frames)
 
 
 def _seconds(stamp: str) -> float:

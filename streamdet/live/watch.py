@@ -222,6 +222,8 @@ class Watch:
             "duration_s": self.settings.duration_s,
             "device": str(detector.device),
             "precision": detector.precision,
+            "backend": detector.backend.name,
+            "student_precision": detector.backend.student_precision,
             "batch": detector.batch.size,
             "config": detector.config.source,
         }

@@ -3,12 +3,17 @@ and per video (frame scores aggregated as `scan` does) for datasets made by `fra
 
 Per generator, the fakes of that generator are scored against the reals of the same sub-folder name
 when the dataset has one (e.g. real/sdv1 with fake/sdv1), else against all reals.
+
+eval runs the student only, on each image and its cached eps. The student runs in eager PyTorch at the
+config's precision, or as a backend (`compile`, `onnxruntime`, `tensorrt`, loaded as `scan` loads it);
+unless that is eager fp32, the same images are also scored by the eager fp32 student and the change is
+reported (the way to judge an int8 student, which has no elementwise error bound).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,9 +21,12 @@ import torch
 
 from ..aggregate import file_score
 from ..config import Config
-from ..detector import pick_device, pick_precision
+from ..detector import Detector, pick_device, pick_precision
 from ..errors import DatasetError
-from ..models.student import load_student
+from ..export.artifacts import DEFAULT_ENGINES
+from ..export.errors import BackendError
+from ..export.scoring import Comparison, compare_scores
+from ..models.student import Student, load_student
 from ..weights import resolve
 from .cache import Cache
 from .dataset import Item, load_items, train_val
@@ -29,6 +37,8 @@ from .runtime import Runtime
 from .samples import Samples, with_caches
 
 SPLIT_CHOICES = ("all", "train", "val")
+
+Logits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -59,8 +69,28 @@ class Table:
 
 
 @dataclass
+class Change:
+    """The evaluated student against the eager fp32 student on the same units: both tables, verdict agreement, |ΔP|."""
+
+    reference: Table
+    evaluated: Table
+    comparison: Comparison
+
+    def metric(self, name: str) -> tuple[float | None, float | None, float | None]:
+        """The average over generators of `name` (acc or ap): reference, evaluated, evaluated − reference."""
+        ref, new = self.reference.average[name], self.evaluated.average[name]
+        return ref, new, None if ref is None or new is None else new - ref
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: Avg Acc and AP of both and their change, agreement, max and mean |ΔP|, the reference's table."""
+        metrics = {name: dict(zip(("reference", "evaluated", "change"), self.metric(name))) for name in ("acc", "ap")}
+        c = self.comparison
+        return {**metrics, "agreement": c.agreement, "max_abs_diff": c.max_abs_diff, "mean_abs_diff": c.mean_abs_diff, "reference_table": self.reference.to_dict()}
+
+
+@dataclass
 class EvalReport:
-    """Image-level (and, for video datasets, video-level) results of one student on one dataset."""
+    """Image-level (and, for video datasets, video-level) results of one student on one dataset, and per level the change against the eager fp32 student (none when that was evaluated)."""
 
     dataset: str
     student: str
@@ -68,17 +98,72 @@ class EvalReport:
     images: Table
     videos: Table | None
     scores: list[Scored] = field(default_factory=list)
+    backend: str = "torch"
+    student_precision: str = "fp32"
+    changes: dict[str, Change] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of `eval --json`."""
+        change = None
+        if self.changes:
+            change = {"reference": {"backend": "torch", "student_precision": "fp32"}, "images": None, "videos": None, **{level: c.to_dict() for level, c in self.changes.items()}}
         return {
             "dataset": self.dataset,
             "student": self.student,
+            "backend": self.backend,
+            "student_precision": self.student_precision,
             "threshold": self.threshold,
             "images": self.images.to_dict(),
             "videos": self.videos.to_dict() if self.videos else None,
+            "change": change,
             "scores": [vars(s) for s in self.scores],
         }
+
+
+@dataclass(frozen=True)
+class StudentRun:
+    """How eval runs the student: its logits function, where (and under which autocast), what it stands for, and the eager student."""
+
+    logits: Logits
+    runtime: Runtime
+    backend: str
+    precision: str
+    eager: Student
+
+    @property
+    def plain(self) -> bool:
+        """True when this is the eager fp32 student itself (nothing to compare against)."""
+        return self.backend == "torch" and self.precision == "fp32"
+
+
+def student_run(
+    config: Config,
+    student: Path,
+    adm: str | Path | None = None,
+    backend: str = "torch",
+    engines: str | Path = DEFAULT_ENGINES,
+    student_precision: str | None = None,
+) -> StudentRun:
+    """The student as `scan` would run it: eager under the config's autocast, or a backend's student (its detector loaded as `scan` loads it)."""
+    if backend != "torch":
+        detector = Detector.load(config, adm=adm, student=student, backend=backend, engines=engines, student_precision=student_precision)
+        # The backend keeps its own precision: no autocast around it.
+        return StudentRun(detector.backend.logits, Runtime(0, 1, detector.device, "fp32"), backend, detector.backend.student_precision, detector.student)
+    device = pick_device(config.device)
+    precision = pick_precision(config.precision, device)
+    if student_precision not in (None, precision):
+        raise BackendError(f"--student-precision {student_precision} needs --backend onnxruntime or tensorrt (eager PyTorch runs the student at --precision, here {precision})")
+    model = load_student(student).to(device)
+    return StudentRun(model, Runtime(0, 1, device, precision), backend, precision, model)
+
+
+def _units(items: Sequence[Item], scores: Sequence[float], top_fraction: float) -> dict[str, list[Scored]]:
+    """The scored units: "images", and "videos" when the items come from videos."""
+    units = {"images": [Scored(i.path, i.label, i.generator, s) for i, s in zip(items, scores)]}
+    videos = per_video(items, scores, top_fraction)
+    if videos:
+        units["videos"] = videos
+    return units
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -124,11 +209,17 @@ def evaluate(
     split: str = "all",
     progress: Callable[[int, int], None] | None = None,
     on_error: Callable[[str], None] | None = None,
+    backend: str = "torch",
+    engines: str | Path = DEFAULT_ENGINES,
+    student_precision: str | None = None,
 ) -> EvalReport:
     """Score every image of `dataset` (or one split) with a student checkpoint and tabulate the results.
 
     The split is the manifest's, else the one `train` draws with the config's `train.val_fraction` and
     `train.seed`. Images without a cached eps get one first (`prepare` without DIRE, which needs the ADM).
+    `backend`, `engines` and `student_precision` are those of `Detector.load` (a backend other than torch
+    loads the ADM too, to check its files); unless the student runs as eager fp32, the report has the
+    change against it.
     """
     if split not in SPLIT_CHOICES:
         raise DatasetError(f"split must be one of {', '.join(SPLIT_CHOICES)}, not {split!r}")
@@ -144,18 +235,28 @@ def evaluate(
         prepare(root, config, adm=adm, cache_dir=cache_dir, dire=False, progress=progress, on_error=on_error)
     items = with_caches(items, cache, False, "evaluation")
     student_path = resolve(student)
-    model = load_student(student_path)
-    device = pick_device(config.device)
-    runtime = Runtime(0, 1, device, pick_precision(config.precision, device))
-    logits = predict(model.to(device), Samples(root, items, cache, config.adm.image_size), runtime, config.batch)
-    scores = torch.sigmoid(logits).tolist()
-    units = [Scored(i.path, i.label, i.generator, s) for i, s in zip(items, scores)]
-    videos = per_video(items, scores, config.top_fraction)
+    run = student_run(config, student_path, adm, backend, engines, student_precision)
+    samples = Samples(root, items, cache, config.adm.image_size)
+
+    def score(logits: Logits, runtime: Runtime) -> dict[str, list[Scored]]:
+        return _units(items, torch.sigmoid(predict(logits, samples, runtime, config.batch)).tolist(), config.top_fraction)
+
+    units = score(run.logits, run.runtime)
+    tables = {level: tabulate(scored, config.threshold) for level, scored in units.items()}
+    changes = {}
+    if not run.plain:
+        reference = score(run.eager, replace(run.runtime, precision="fp32"))
+        for level, scored in units.items():
+            comparison = compare_scores({u.name: u.score for u in reference[level]}, {u.name: u.score for u in scored}, config.threshold)
+            changes[level] = Change(tabulate(reference[level], config.threshold), tables[level], comparison)
     return EvalReport(
         dataset=str(root),
         student=str(student_path),
         threshold=config.threshold,
-        images=tabulate(units, config.threshold),
-        videos=tabulate(videos, config.threshold) if videos else None,
-        scores=units,
+        images=tables["images"],
+        videos=tables.get("videos"),
+        scores=units["images"],
+        backend=run.backend,
+        student_precision=run.precision,
+        changes=changes,
     )

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from ..models.student import Student
 from .runtime import Runtime, autocast
 from .samples import Samples
 
 
 @torch.inference_mode()
-def predict(student: Student, samples: Samples, runtime: Runtime, batch: int, workers: int = 0) -> torch.Tensor:
-    """Logits (N,) float32 on the CPU in sample order; each process scores every world-th sample and all see all."""
-    student.eval()
+def predict(student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], samples: Samples, runtime: Runtime, batch: int, workers: int = 0) -> torch.Tensor:
+    """Logits (N,) float32 on the CPU in sample order from `student(x, eps)` under the runtime's autocast; each process scores every world-th sample and all see all."""
     shard = Subset(samples, range(runtime.rank, len(samples), runtime.world))
     loader = DataLoader(shard, batch_size=batch, shuffle=False, num_workers=workers, pin_memory=runtime.device.type == "cuda")
     indices, logits = [], []

@@ -1,7 +1,9 @@
-"""`eval` results as a table in the layout of the DistilDIRE paper's Table 1: Acc / AP per generator, then the average."""
+"""`eval` results as a table in the layout of the DistilDIRE paper's Table 1: Acc / AP per generator, then the average;
+and, for a student not run as eager fp32, a second table of the change against it."""
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table as RichTable
 
 from .evaluate import EvalReport, Table
@@ -9,6 +11,10 @@ from .evaluate import EvalReport, Table
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _points(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}"
 
 
 def table(report: EvalReport) -> RichTable:
@@ -32,3 +38,28 @@ def table(report: EvalReport) -> RichTable:
         cells += [_pct(t.average["acc"]), _pct(t.average["ap"])]
         out.add_row(name, *cells)
     return out
+
+
+def change_table(report: EvalReport) -> RichTable:
+    """Per row (images, videos): Avg Acc and AP of the eager fp32 student (ref) and of this one, the change in points, verdict agreement and max |ΔP|."""
+    out = RichTable(
+        title=f"student: {report.backend} {report.student_precision} (this) against eager fp32 (ref)",
+        title_justify="left",
+        caption="Acc, AP: average over generators in %; Δ = this − ref in points",
+        caption_justify="left",
+    )
+    out.add_column("")
+    for name in ("Acc\nref", "Acc\nthis", "Acc\nΔ", "AP\nref", "AP\nthis", "AP\nΔ", "agree", "max\n|ΔP|"):
+        out.add_column(name, justify="right")
+    for name, change in report.changes.items():
+        cells = []
+        for metric in ("acc", "ap"):
+            ref, new, delta = change.metric(metric)
+            cells += [_pct(ref), _pct(new), _points(delta)]
+        out.add_row(name, *cells, _pct(change.comparison.agreement), f"{change.comparison.max_abs_diff:.3g}")
+    return out
+
+
+def render(report: EvalReport) -> Group:
+    """What `eval` prints: the table, then the change table when there is one."""
+    return Group(table(report), *([change_table(report)] if report.changes else []))

@@ -238,6 +238,7 @@ class _Run:
         if len(self.val_set) == 0:
             return {}
         self.runtime.sync_buffers(self.student)
+        self.student.eval()
         logits = predict(self.student, self.val_set, self.runtime, self.cfg.batch, self.cfg.workers)
         labels = [item.label for item in self.val_set.items]
         loss = F.binary_cross_entropy_with_logits(logits, torch.tensor(labels, dtype=torch.float32)).item()
