@@ -338,3 +338,18 @@ def test_compile_backend_with_inductor_and_cuda_graphs(tiny, tiny_adm_ckpt, stud
     assert compiled.backend.mode == "reduce-overhead" and compiled.backend.warmup_s > 0
     x = eager.preprocess(np.random.default_rng(3).integers(0, 256, (5, 72, 96, 3), dtype=np.uint8))
     assert within_tolerance(eager.logits(x), compiled.logits(x), "fp16")  # TF32 convolutions on recent GPUs
+
+
+def test_calibration_spans_the_dataset_and_skips_its_caches(tmp_path):
+    from streamdet.export.quantize import calibration_files
+
+    from .trainingdata import make_image_dataset
+
+    dataset = make_image_dataset(tmp_path / "data", 6, {"gan": 6, "sd": 6}, size=16)
+    (dataset / "cache" / "dire").mkdir(parents=True)
+    (dataset / "cache" / "dire" / "a.png").write_bytes((dataset / "real").iterdir().__next__().read_bytes())
+    files = calibration_files(dataset)
+    assert len(files) == 18 and not any("/cache/" in f for f in files)
+    first = {Path(f).relative_to(dataset).parts[-2] for f in files[:6]}
+    assert len(first) >= 2, "a short prefix must already reach more than one sub-folder"
+    assert files == calibration_files(dataset), "the order is fixed, so exports are reproducible"

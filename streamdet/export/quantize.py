@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from ..errors import MediaError
+from ..train.dataset import LABELS, load_items
 from ..video import Sampling, expand_inputs, iter_frames
 from .errors import ExportError
 
@@ -26,15 +28,27 @@ log = logging.getLogger("streamdet")
 FRAMES_PER_VIDEO = 8
 
 
+def calibration_files(folder: Path) -> list[str]:
+    """The files to calibrate on, in a fixed random order so that any prefix spans the whole folder.
+
+    A frame dataset (with `real/` and `fake/`) gives its images only, never its eps/DIRE caches.
+    """
+    if any((folder / label).is_dir() for label in LABELS):
+        paths = [str(folder / item.path) for item in load_items(folder)]
+    else:
+        paths = [item.path for item in expand_inputs([folder]) if item.kind != "error"]
+    if not paths:
+        raise ExportError(f"{folder}: no images or videos to calibrate on")
+    random.Random(0).shuffle(paths)
+    return paths
+
+
 def _frames(folder: Path, limit: int) -> Iterator[np.ndarray]:
     """Up to `limit` RGB frames from the images and videos under `folder`; unreadable files are skipped with a warning."""
-    inputs = [item for item in expand_inputs([folder]) if item.kind != "error"]
-    if not inputs:
-        raise ExportError(f"{folder}: no images or videos to calibrate on")
     count = 0
-    for item in inputs:
+    for path in calibration_files(folder):
         try:
-            for frame in iter_frames(item.path, Sampling(mode="uniform", frames=FRAMES_PER_VIDEO)):
+            for frame in iter_frames(path, Sampling(mode="uniform", frames=FRAMES_PER_VIDEO)):
                 yield frame.image
                 count += 1
                 if count == limit:
