@@ -19,6 +19,7 @@ from rich.table import Table
 from . import __version__, report, weights
 from .config import Config, SamplingConfig, load_config, with_overrides
 from .errors import StreamdetError
+from .files import write_text
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -187,7 +188,7 @@ def scan(
         "sampling": dataclasses.asdict(cfg.sampling),
     }
     if out is not None:
-        report.write_atomic(out, report.render(results, fmt, settings))
+        write_text(out, report.render(results, fmt, settings), fsync=True)
     elif fmt == "table":
         Console().print(report.table(results, cfg.threshold))
     else:
@@ -454,13 +455,13 @@ def eval_command(
     if json_:
         text = json.dumps(result.to_dict(), indent=2) + "\n"
         if out is not None:
-            report.write_atomic(out, text)
+            write_text(out, text, fsync=True)
         else:
             sys.stdout.write(text)
     elif out is not None:
         console = Console(file=io.StringIO(), width=200)
         console.print(render(result))
-        report.write_atomic(out, console.file.getvalue())
+        write_text(out, console.file.getvalue(), fsync=True)
     else:
         Console().print(render(result))
 

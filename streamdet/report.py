@@ -1,13 +1,10 @@
-"""Scan results → a table for people, and JSON / JSONL / CSV for machines; files written atomically."""
+"""Scan results → a table for people, and JSON / JSONL / CSV for machines"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
@@ -98,19 +95,3 @@ def render(results: Sequence[FileResult], fmt: str, settings: dict[str, Any]) ->
     console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
     console.print(table(results, settings["threshold"]))
     return console.file.getvalue()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder, renamed when complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

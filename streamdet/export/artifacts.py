@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shlex
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any, Mapping
 
 from .. import __version__
 from ..config import Config
+from ..files import write_text
 from .errors import BackendError, ExportError
 
 SCHEMA = "streamdet-export/1"
@@ -96,22 +95,6 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` through a temporary file in the same folder, renamed into place only when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def config_fingerprint(config: Config) -> dict[str, Any]:
     """The part of a config an exported graph depends on: the ADM architecture and input size (and where it came from)."""
     return {"source": config.source, "adm": dataclasses.asdict(config.adm)}
@@ -143,7 +126,7 @@ def describe(identity: Identity, artifact: Path, inputs: list[dict], outputs: li
 def write_metadata(artifact: Path, meta: Mapping[str, Any]) -> Path:
     """Write the metadata JSON beside `artifact`, atomically."""
     path = metadata_path(artifact)
-    write_bytes_atomic(path, (json.dumps(meta, indent=2) + "\n").encode())
+    write_text(path, json.dumps(meta, indent=2) + "\n", fsync=True)
     return path
 
 

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..config import Config, with_overrides
+from ..files import write_bytes
 from ..models.adm import load_adm
 from ..models.noise import FirstStepNoise, freeze_timestep
 from ..models.student import load_student
@@ -25,7 +26,6 @@ from .artifacts import (
     config_fingerprint,
     describe,
     sha256_file,
-    write_bytes_atomic,
     write_metadata,
 )
 from .errors import ExportError
@@ -122,7 +122,7 @@ class _Exporter:
                 publish(onnx_path, path)
             else:
                 with torch.cuda.device(self.device):
-                    write_bytes_atomic(path, build_engine(onnx_path, graph.inputs, self.size, self.batch))
+                    write_bytes(path, build_engine(onnx_path, graph.inputs, self.size, self.batch), fsync=True)
         inputs, outputs = graph.interface(self.size)
         write_metadata(path, describe(identity, path, inputs, outputs, self.batch, **extra))
         log.info("exported %s in %.1f s", path, time.perf_counter() - started)

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
+from ..files import write_text
 from .dataset import Item
-from .files import write_npy, write_png, write_text
+from .files import write_npy, write_png
 
 META = "prepare.json"
 

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from ..errors import WeightsError
+from ..files import atomic_path
 from ..weights import load_checkpoint
-from .files import atomic_path, save_torch
+from .files import save_torch
 
 LAST = "last.pth"
 BEST = "best.pth"

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..video import iter_frames
 from ..video.sources import IMAGE_EXTS
-from .files import write_text
+from ..files import write_text
 
 log = logging.getLogger("streamdet")
 

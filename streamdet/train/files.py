@@ -1,42 +1,16 @@
-"""Atomic file writes (temporary file in the same folder + os.replace), so a reader never sees half a file."""
+"""Atomic writes of training files (PNG, .npy, checkpoints), on top of `streamdet.files`."""
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`; renamed onto `path` when the block succeeds, removed when it fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically."""
-    write_bytes(path, text.encode())
+from ..files import atomic_path, write_bytes
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
