@@ -17,7 +17,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from streamdet.aggregate import file_score
+from streamdet.aggregate import file_score, flagged
 from streamdet.errors import ConfigError
 
 
@@ -93,5 +93,4 @@ class AlertWindow:
         return None
 
     def _transition(self, kind: str, scores: list[float]) -> Transition:
-        flagged = sum(1 for s in scores if s >= self.rule.raise_at)
-        return Transition(kind, self.score, self._items[0][0], self._items[-1][0], len(scores), flagged)
+        return Transition(kind, self.score, self._items[0][0], self._items[-1][0], len(scores), flagged(scores, self.rule.raise_at))
