@@ -30,7 +30,12 @@ app.add_typer(weights_app, name="weights")
 err = Console(stderr=True)
 
 
-# The runtime options of the commands that run the models (scan, watch, eval); typer copies an option per use.
+# Options shared by several commands (scan, watch, export, frames, prepare, eval); typer copies an option per use.
+CONFIG = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file.")
+ADM = typer.Option(None, help="ADM checkpoint: a file or a registered name.")
+STUDENT = typer.Option(None, help="Student checkpoint: a file or a registered name.")
+DEVICE = typer.Option(None, help="auto, cpu, cuda or cuda:N.")
+PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16.")
 BACKEND = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
 ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt.")
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
@@ -126,11 +131,11 @@ def main(
 @app.command()
 def scan(
     paths: List[str] = typer.Argument(..., help="Video files, images and folders (searched recursively)."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
-    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
-    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file or a registered name."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    student: Optional[str] = STUDENT,
+    device: Optional[str] = DEVICE,
+    precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
     backend: str = BACKEND,
     engines: Path = ENGINES,
@@ -202,11 +207,11 @@ def scan(
 @app.command("watch")
 def watch_command(
     urls: List[str] = typer.Argument(..., help="rtsp://, rtmp://, http(s):// (HLS, MJPEG) URLs, capture devices (/dev/video0), or video files with --realtime."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
-    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
-    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file or a registered name."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    student: Optional[str] = STUDENT,
+    device: Optional[str] = DEVICE,
+    precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Most frames per model call (frames of all streams share calls)."),
     backend: str = BACKEND,
     engines: Path = ENGINES,
@@ -265,9 +270,9 @@ def export_command(
     precision: str = typer.Option("fp32", help="fp32, fp16, bf16 (tensorrt only) or int8 (the student only; needs --calibrate)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="noise or student; repeat for both (the default; the student only at int8)."),
     out: Path = typer.Option(Path("engines"), "--out", "-o", help="Folder to write the files and their metadata into."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
-    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
-    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file or a registered name."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    student: Optional[str] = STUDENT,
     device: Optional[str] = typer.Option(None, help="Where int8 calibration computes eps: auto, cpu, cuda or cuda:N (tensorrt: the GPU to build for)."),
     min_batch: int = typer.Option(1, min=1, help="Smallest batch the exported graph accepts."),
     opt_batch: Optional[int] = typer.Option(None, min=1, help="Batch TensorRT tunes for (default: the config's batch)."),
@@ -311,7 +316,7 @@ def warn(message: str) -> None:
 def frames_command(
     src: Path = typer.Argument(..., help="Folder of labelled videos: real/*.mp4 and fake/<generator>/*.mp4."),
     dst: Path = typer.Argument(..., help="Frame dataset to write (PNG frames + manifest.jsonl)."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    config: Optional[str] = CONFIG,
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (default: the config's)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
     fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
@@ -346,10 +351,10 @@ def frames_command(
 def prepare_command(
     dataset: Path = typer.Argument(..., help="Frame dataset: real/ and fake/ folders of images."),
     cache: Optional[Path] = typer.Option(None, help="Cache folder (default: DATASET/cache)."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
-    adm: Optional[str] = typer.Option(None, help="ADM checkpoint: a file or a registered name."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    device: Optional[str] = DEVICE,
+    precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Images per model call."),
     dire_steps: Optional[int] = typer.Option(None, min=1, help="DDIM steps for DIRE (default 20, as the paper)."),
     no_dire: bool = typer.Option(False, "--no-dire", help="Compute eps only (enough for --no-kd training and for eval)."),
@@ -423,12 +428,12 @@ def train_command(
 def eval_command(
     dataset: Path = typer.Argument(..., help="Frame dataset (real/ and fake/<generator>/)."),
     student: str = typer.Option(..., help="Student checkpoint: a file (e.g. a run's best.pth) or a registered name."),
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file."),
+    config: Optional[str] = CONFIG,
     adm: Optional[str] = typer.Option(None, help="ADM checkpoint, needed only for images without a cached eps and for backends other than torch."),
     cache: Optional[Path] = typer.Option(None, help="Cache folder (default: DATASET/cache)."),
     split: str = typer.Option("all", help="all, train or val: the manifest's split, else the one train draws (train.val_fraction, train.seed)."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    precision: Optional[str] = typer.Option(None, help="auto, fp32, fp16 or bf16."),
+    device: Optional[str] = DEVICE,
+    precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Images per model call."),
     backend: str = BACKEND,
     engines: Path = ENGINES,
