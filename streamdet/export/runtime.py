@@ -43,6 +43,13 @@ class Backend(Protocol):
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for `precision` fp16/bf16 on `device`; nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_DTYPES[precision])
+
+
 class TorchBackend:
     """Eager PyTorch: the detector's own modules, under autocast (fp16/bf16) and its memory layout."""
 
@@ -57,9 +64,7 @@ class TorchBackend:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision at the backend's precision; nothing for fp32."""
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.detector.device.type, dtype=_DTYPES[self.precision])
+        return autocast(self.detector.device, self.precision)
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         """`x` on the device, channels-last where the models are."""

@@ -7,7 +7,8 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from .runtime import Runtime, autocast
+from ..export.runtime import autocast
+from .runtime import Runtime
 from .samples import Samples
 
 

@@ -20,6 +20,7 @@ import torch
 from ..config import Config
 from ..detector import pick_device, pick_precision
 from ..errors import MediaError
+from ..export.runtime import autocast
 from ..models.adm import load_adm
 from ..models.noise import FirstStepNoise
 from ..preprocess import preprocess
@@ -27,7 +28,6 @@ from ..weights import resolve
 from .cache import Cache
 from .dataset import Item, load_items, read_rgb
 from .dire import DIRE
-from .runtime import autocast
 
 Progress = Callable[[int, int], None]
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import Config, TrainConfig
 from ..errors import ConfigError
+from ..export.runtime import autocast
 from ..models.student import Student, build_teacher
 from . import checkpoint
 from .augment import Augment
@@ -31,7 +32,7 @@ from .dataset import load_items, train_val
 from .logbook import Logbook
 from .metrics import measure
 from .predict import predict
-from .runtime import Runtime, autocast, start, stop
+from .runtime import Runtime, start, stop
 from .samples import Samples, with_caches
 
 log = logging.getLogger("streamdet")
