@@ -3,7 +3,7 @@
 from streamdet.live.events import EventLog
 from streamdet.live.source import SourceSettings
 from streamdet.live.targets import StreamTarget, parse_targets
-from streamdet.live.watch import Watch, WatchSettings, stop_on_signals, watch
+from streamdet.live.watch import Watch, WatchSettings, stop_on_signals
 from streamdet.live.webhook import Webhook
 from streamdet.live.window import AlertRule, default_min_frames
 
@@ -18,5 +18,4 @@ __all__ = [
     "default_min_frames",
     "parse_targets",
     "stop_on_signals",
-    "watch",
 ]

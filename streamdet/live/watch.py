@@ -263,15 +263,3 @@ def stop_on_signals(request_stop: Callable[[str], None]) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def watch(
-    detector: "Detector",
-    targets: Sequence[StreamTarget],
-    settings: WatchSettings,
-    events: EventLog,
-    stop: threading.Event | None = None,
-    on_line: Callable[[str], None] | None = None,
-) -> list[dict]:
-    """Watch live streams with one shared detector until stopped; return one summary per stream."""
-    return Watch(detector, targets, settings, events, stop, on_line).run()
