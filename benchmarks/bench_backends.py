@@ -27,9 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from streamdet.config import load_config, with_overrides  # noqa: E402
-from streamdet.detector import Detector, pick_device, pick_precision  # noqa: E402
+from streamdet.detector import Detector  # noqa: E402
+from streamdet.device import pick_device, pick_precision  # noqa: E402
 from streamdet.errors import StreamdetError  # noqa: E402
-from streamdet.export.artifacts import BatchRange  # noqa: E402
+from streamdet.export.metadata import BatchRange  # noqa: E402
 from streamdet.export.exporter import export_models  # noqa: E402
 from tests.checkpoints import random_student, save_adm, save_student  # noqa: E402
 

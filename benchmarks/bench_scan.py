@@ -23,8 +23,8 @@ import torch
 
 from streamdet.config import load_config, with_overrides
 from streamdet.detector import Detector
-from streamdet.models.adm import build_adm
-from streamdet.models.noise import FirstStepNoise, freeze_timestep
+from streamdet.models.adm import build_adm, build_diffusion
+from streamdet.models.noise import FirstStepNoise
 from streamdet.models.student import Student
 from streamdet.pipeline import scan
 from streamdet.preprocess import preprocess
@@ -50,8 +50,7 @@ def make_clip(path: Path, frames: int, width: int, height: int, fps: int = 30) -
 def random_detector(config) -> Detector:
     """A detector with the config's architecture and random weights (speed does not depend on the values)."""
     torch.manual_seed(0)
-    unet = freeze_timestep(build_adm(config.adm))
-    return Detector(FirstStepNoise(unet, config.adm), Student().eval(), config)
+    return Detector.from_models(FirstStepNoise(build_adm(config.adm), config.adm), Student().eval(), config)
 
 
 def sync(device: torch.device) -> None:
@@ -80,14 +79,17 @@ def timed(fn, device: torch.device) -> float:
 
 
 def naive_loop(det: Detector, frames: list[np.ndarray]) -> None:
-    """The reference way: one frame at a time, fp32, eager, full UNet forward with its timestep MLP, no overlap."""
-    unet = copy.deepcopy(det.noise_model.unet)
-    noise = FirstStepNoise(unet, det.config.adm).float().to(memory_format=torch.contiguous_format)
-    student = copy.deepcopy(det.student).float().to(memory_format=torch.contiguous_format)
+    """The reference way: one frame at a time, fp32, eager, guided-diffusion's own p_mean_variance at t = 0 (full UNet
+    forward with its timestep MLP), then eps re-derived from x0, no overlap."""
+    unet = copy.deepcopy(det.backend.noise_model.unet).float().to(memory_format=torch.contiguous_format)
+    diffusion = build_diffusion(det.config.adm)
+    student = copy.deepcopy(det.backend.student).float().to(memory_format=torch.contiguous_format)
     with torch.inference_mode():
         for image in frames:
             x = preprocess(image, det.image_size, det.device)
-            torch.sigmoid(student(x, noise(x))).item()
+            t = torch.zeros(1, dtype=torch.long, device=det.device)
+            x0 = diffusion.p_mean_variance(unet, x, t, clip_denoised=True)["pred_xstart"]
+            torch.sigmoid(student(x, diffusion._predict_eps_from_xstart(x, t, x0))).item()
 
 
 def main() -> None:

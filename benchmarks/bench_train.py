@@ -23,7 +23,7 @@ import torch
 from torchvision.models import resnet50
 
 from streamdet.config import load_config, with_overrides
-from streamdet.detector import pick_device, pick_precision
+from streamdet.device import pick_device, pick_precision
 from streamdet.models.adm import build_adm
 from streamdet.train import prepare, train
 

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import logging
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
@@ -16,10 +17,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from . import __version__, report, weights
+from . import report, weights
 from .config import Config, SamplingConfig, load_config, with_overrides
 from .errors import StreamdetError
 from .files import write_text
+from .version import __version__
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -126,6 +128,14 @@ def main(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version, help="Print the version and exit."),
 ) -> None:
     logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings) off stderr: users see streamdet's messages; --verbose shows all."""
+    warnings.simplefilter("ignore")
+    logging.getLogger("torch").setLevel(logging.ERROR)
 
 
 @app.command()
@@ -282,8 +292,9 @@ def export_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
 ) -> None:
     """Export the noise model and the student to ONNX or TensorRT, each with a metadata JSON beside it."""
-    from .export.artifacts import BatchRange, metadata_path
     from .export.exporter import export_models
+    from .export.metadata import BatchRange
+    from .runtime.artifacts import metadata_path
 
     with user_errors():
         cfg = with_overrides(load_config(config), device=device)

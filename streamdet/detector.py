@@ -1,4 +1,4 @@
-"""`Detector`: preprocess → first-step noise → student, batched, on one device."""
+"""`Detector`: preprocess → backend (first-step noise → student), batched, on one device."""
 
 from __future__ import annotations
 
@@ -7,61 +7,41 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from .batching import AdaptiveBatch
 from .config import Config, load_config, with_overrides
-from .errors import ConfigError
-from .export.runtime import DEFAULT_ENGINES, Backend, TorchBackend, make_backend
-from .models.adm import load_adm
-from .models.noise import FirstStepNoise, freeze_timestep
+from .device import pick_device
+from .models.noise import FirstStepNoise, load_noise_model
 from .models.student import Student, load_student
-from .pipeline import FileResult, scan
 from .preprocess import preprocess
+from .runtime import AdaptiveBatch, Backend, make_backend
+from .runtime.artifacts import DEFAULT_ENGINES
+from .runtime.eager import TorchBackend
+from .runtime.factory import precisions
 from .weights import Progress, resolve
-
-def pick_device(name: str) -> torch.device:
-    """`auto` → the first CUDA GPU if there is one, else the CPU; anything else must be usable here."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"{name}: not a device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"{name}: CUDA is not available on this machine (use --device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"{name}: no such GPU ({torch.cuda.device_count()} present)")
-    elif device.type != "cpu":
-        raise ConfigError(f"{name}: unsupported device type (use auto, cpu, cuda or cuda:N)")
-    return device
-
-
-def pick_precision(name: str, device: torch.device) -> str:
-    """`auto` → bf16 on GPUs that have it (fp16 on older ones), fp32 on the CPU."""
-    if name != "auto":
-        return name
-    if device.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 class Detector:
     """Scores frames with DistilDIRE: P(fake) from a student reading the frame and its first-step noise."""
 
-    def __init__(self, noise_model: FirstStepNoise, student: Student, config: Config) -> None:
+    def __init__(self, backend: Backend, config: Config, batch: AdaptiveBatch | None = None) -> None:
         self.config = config
-        self.device = pick_device(config.device)
-        self.precision = pick_precision(config.precision, self.device)
+        self.backend = backend
+        self.device = backend.device
         self.image_size = config.adm.image_size
-        self.noise_model = noise_model.to(self.device).eval().requires_grad_(False)
-        self.student = student.to(self.device).eval().requires_grad_(False)
-        self.channels_last = config.channels_last and self.device.type == "cuda"
-        if self.channels_last:
-            self.noise_model.to(memory_format=torch.channels_last)
-            self.student.to(memory_format=torch.channels_last)
-        self.batch = AdaptiveBatch(config.batch)
-        self.backend: Backend = TorchBackend(self)
+        self.batch = batch or AdaptiveBatch(config.batch)
+
+    @property
+    def precision(self) -> str:
+        """The precision the noise model runs at (the student's is `backend.student_precision`)."""
+        return self.backend.precision
+
+    @classmethod
+    def from_models(cls, noise_model: FirstStepNoise, student: Student, config: Config) -> "Detector":
+        """An eager (torch backend) detector around models already built, on the config's device and precision."""
+        device = pick_device(config.device)
+        precision, _ = precisions("torch", config, device, None)
+        return cls(TorchBackend(noise_model, student, device, precision, config.channels_last), config)
 
     @classmethod
     def load(
@@ -77,25 +57,25 @@ class Detector:
         engines: str | Path = DEFAULT_ENGINES,
         student_precision: str | None = None,
     ) -> "Detector":
-        """Build from a config (object, name or path) and checkpoints (registry names or files; downloaded if needed).
+        """Build from a config (object, name or path) and checkpoints (registry names or files).
 
-        `backend` runs the models: torch (eager), compile, onnxruntime or tensorrt (files exported into
-        `engines`; `student_precision` int8 picks the quantized student).
+        `backend` runs the models: torch (eager) or compile build them from the checkpoints (downloaded if
+        needed); onnxruntime or tensorrt run the files exported into `engines` (`student_precision` int8
+        picks the quantized student) and only check them against the checkpoints, never loading these.
         """
         if not isinstance(config, Config):
             config = load_config(config)
         config = with_overrides(config, device=device, precision=precision, batch=batch)
-        adm_path = resolve(adm or config.weights.adm, progress("ADM") if progress else None)
-        student_path = resolve(student or config.weights.student, progress("student") if progress else None)
-        unet = freeze_timestep(load_adm(config.adm, adm_path))
-        detector = cls(FirstStepNoise(unet, config.adm), load_student(student_path), config)
-        detector.use_backend(make_backend(backend, detector, (adm_path, student_path), engines, student_precision))
-        return detector
+        specs = (adm or config.weights.adm, student or config.weights.student)
 
-    def use_backend(self, backend: Backend) -> None:
-        """Run the models with `backend` from now on (see `streamdet.export.make_backend`)."""
-        self.backend = backend
-        self.precision = backend.precision
+        def models() -> tuple[nn.Module, nn.Module]:
+            adm_path = resolve(specs[0], progress("ADM") if progress else None)
+            student_path = resolve(specs[1], progress("student") if progress else None)
+            return load_noise_model(config.adm, adm_path), load_student(student_path)
+
+        chunks = AdaptiveBatch(config.batch)
+        runner = make_backend(backend, config, pick_device(config.device), chunks, models, specs, engines, student_precision)
+        return cls(runner, config, chunks)
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""
@@ -120,8 +100,3 @@ class Detector:
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """P(fake) per preprocessed frame, (N,) float32 on the CPU."""
         return torch.sigmoid(self.logits(x)).cpu()
-
-    def scan(self, path: str | Path, **options) -> FileResult:
-        """Scan one video or image file (options as in `streamdet.pipeline.scan`) and return its result."""
-        return scan(self, [path], **options)[0]
-

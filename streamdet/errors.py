@@ -21,3 +21,11 @@ class MediaError(StreamdetError):
 
 class DatasetError(StreamdetError):
     """A training or evaluation dataset (its folders, manifest or caches) cannot be used."""
+
+
+class ExportError(StreamdetError):
+    """A model cannot be exported with the options given."""
+
+
+class BackendError(StreamdetError):
+    """A backend cannot run here: a missing package or GPU, a missing or mismatched exported file."""

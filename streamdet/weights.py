@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -24,6 +25,7 @@ class WeightFile:
     url: str
     size_mb: int
     description: str
+    sha256: str | None = None
 
     @property
     def filename(self) -> str:
@@ -58,6 +60,15 @@ REGISTRY: dict[str, WeightFile] = {
 }
 
 Progress = Callable[[int, int | None], None]
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex SHA-256 of a file, read in 8 MiB pieces (checkpoints are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def home() -> Path:

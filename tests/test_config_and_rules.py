@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from streamdet.aggregate import file_score, flagged, verdict
-from streamdet.batching import AdaptiveBatch
+from streamdet.runtime import AdaptiveBatch
 from streamdet.config import Config, load_config, with_overrides
 from streamdet.errors import ConfigError, StreamdetError
 

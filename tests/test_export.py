@@ -18,21 +18,14 @@ from typer.testing import CliRunner
 from streamdet.cli import app
 from streamdet.config import load_config
 from streamdet.detector import Detector
-from streamdet.export.artifacts import (
-    BatchRange,
-    Identity,
-    artifact_path,
-    check_metadata,
-    config_fingerprint,
-    metadata_path,
-    mismatch,
-    rebuild_command,
-    sha256_file,
-)
-from streamdet.export.errors import BackendError, ExportError
+from streamdet.errors import BackendError, ExportError
 from streamdet.export.exporter import export_models
-from streamdet.export.runtime import CompileBackend
-from streamdet.export.scoring import TOLERANCE, compare_scores, score_folder, within_tolerance
+from streamdet.export.metadata import BatchRange
+from streamdet.models.noise import load_noise_model
+from streamdet.runtime.artifacts import Identity, artifact_path, check_metadata, config_fingerprint, metadata_path, mismatch, rebuild_command
+from streamdet.runtime.compiled import CompileBackend
+from streamdet.train.comparison import TOLERANCE, compare_scores, score_folder, within_tolerance
+from streamdet.weights import file_sha256
 from streamdet.models.student import load_student
 from streamdet.train import evaluate
 
@@ -148,11 +141,11 @@ def test_metadata_describes_the_export(engines, tiny, tiny_adm_ckpt, student_ckp
     for model, checkpoint in (("noise", tiny_adm_ckpt), ("student", student_ckpt)):
         path = artifact_path(engines, model, "fp32", "onnx")
         meta = json.loads(metadata_path(path).read_text())
-        assert meta["checkpoint"]["sha256"] == sha256_file(checkpoint)
+        assert meta["checkpoint"]["sha256"] == file_sha256(checkpoint)
         assert meta["config"]["adm"] == config_fingerprint(tiny)["adm"]
         assert meta["format"] == "onnx" and meta["precision"] == "fp32" and meta["model"] == model
         assert meta["batch"] == {"min": 1, "opt": 4, "max": 4}
-        assert meta["file_sha256"] == sha256_file(path)
+        assert meta["file_sha256"] == file_sha256(path)
         graph = onnx.load(str(path))
         assert [i.name for i in graph.graph.input] == [i["name"] for i in meta["inputs"]]
         assert [o.name for o in graph.graph.output] == [o["name"] for o in meta["outputs"]]
@@ -295,10 +288,10 @@ def test_export_refuses_what_a_runtime_cannot_run(tiny, tiny_adm_ckpt, student_c
 def test_compile_backend_warms_up_and_matches_eager(reference, tiny, tiny_adm_ckpt, student_ckpt):
     # The inductor code generator needs minutes on 2 CPU cores, so this runs torch.compile's graph capture,
     # guards and the backend's padding with the eager compiler; inductor and CUDA graphs are the GPU test's.
-    compiled = _load(tiny, tiny_adm_ckpt, student_ckpt)
-    backend = CompileBackend(compiled, compiler="eager")
+    eager = _load(tiny, tiny_adm_ckpt, student_ckpt)
+    backend = CompileBackend(load_noise_model(tiny.adm, tiny_adm_ckpt), load_student(student_ckpt), eager.device, "fp32", eager.batch, tiny.adm.image_size, compiler="eager")
     assert backend.warm_up() > 0 and backend.warmup_s is not None
-    compiled.use_backend(backend)
+    compiled = Detector(backend, tiny, eager.batch)
     torch._dynamo.utils.counters.clear()
     # 4 + 1 frames: the partial batch is padded to the compiled shape
     torch.testing.assert_close(compiled.logits(reference.x), reference.logits, rtol=1e-4, atol=1e-4)

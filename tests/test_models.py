@@ -14,7 +14,7 @@ from torchvision.transforms.v2 import functional as TF
 from streamdet.config import ADMConfig, load_config
 from streamdet.detector import Detector
 from streamdet.models.adm import build_adm, build_diffusion, script_util
-from streamdet.models.noise import FirstStepNoise, freeze_timestep
+from streamdet.models.noise import FirstStepNoise
 from streamdet.models.student import BODY_LAYERS, load_student
 from streamdet.preprocess import preprocess
 
@@ -73,7 +73,7 @@ def test_noise_equals_guided_diffusion_p_mean_variance(tiny_config, respacing):
         out = diffusion.p_mean_variance(unet, x, t, clip_denoised=True)
         reference = diffusion._predict_eps_from_xstart(x, t, out["pred_xstart"])
         predicted = unet(x, t)[:, :3]
-        ours = FirstStepNoise(freeze_timestep(copy.deepcopy(unet)), cfg)(x)
+        ours = FirstStepNoise(copy.deepcopy(unet), cfg)(x)
     noise = FirstStepNoise(unet, cfg)
     clamped = ((noise.a * x - noise.b * predicted).abs() > 1).float().mean()
     assert 0.001 < clamped < 0.5, "the test frames must exercise the clamp"
@@ -82,15 +82,28 @@ def test_noise_equals_guided_diffusion_p_mean_variance(tiny_config, respacing):
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5 * reference.abs().max().item())
 
 
-def test_frozen_timestep_gives_the_same_unet_output(tiny_config):
+def test_constant_embedding_gives_the_unet_output_and_leaves_the_unet_whole(tiny_config):
     unet = random_adm(tiny_config.adm)
     x = _frames_in_range(tiny_config.adm, 2)
     t = torch.zeros(2, dtype=torch.long)
     with torch.no_grad():
-        expected = unet(x, t)
-        frozen = freeze_timestep(copy.deepcopy(unet))
-        assert not any("time_embed" in k for k, _ in frozen.named_parameters())
-        torch.testing.assert_close(frozen(x, t), expected, rtol=1e-5, atol=1e-5)
+        expected = unet(x, t)[:, :3]
+        noise = FirstStepNoise(unet, tiny_config.adm)
+        torch.testing.assert_close(noise.predict(x), expected, rtol=1e-5, atol=1e-5)
+        later = torch.full((2,), 500, dtype=torch.long)  # the shared UNet still serves other steps (DIRE)
+        assert not torch.allclose(unet(x, later), unet(x, t))
+    assert any("time_embed" in k for k, _ in unet.named_parameters())
+
+
+def test_noise_forward_is_one_graph_without_host_work(tiny_config):
+    """No graph break: the t = 0 embedding is a buffer, so torch.compile(fullgraph=True) and CUDA graphs take the whole forward."""
+    noise = FirstStepNoise(random_adm(tiny_config.adm), tiny_config.adm)
+    x = _frames_in_range(tiny_config.adm, 2)
+    with torch.no_grad():
+        explained = torch._dynamo.explain(noise)(x)
+        assert explained.graph_break_count == 0 and explained.graph_count == 1
+        compiled = torch.compile(noise, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x), noise(x))
 
 
 def _distildire_torchvision_student() -> torch.nn.Module:

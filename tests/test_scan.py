@@ -153,7 +153,7 @@ def test_scores_follow_frames_not_positions_across_batches(media, tiny_config, t
     sizes: list[int] = []
     together = scan(batched, paths, sampling=every, on_frames=sizes.append)
     one = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=1)
-    alone = [one.scan(p, sampling=every) for p in paths]
+    alone = [scan(one, [p], sampling=every)[0] for p in paths]
     assert max(sizes) == 7 and sum(sizes) == 12 + 8 + 1
     for a, b in zip(together, alone):
         assert [(f.index, f.time) for f in a.frames] == [(f.index, f.time) for f in b.frames]

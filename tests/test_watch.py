@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamdet.export.artifacts import BatchRange
+from streamdet.export.metadata import BatchRange
 from streamdet.export.exporter import export_models
 
 from .media import make_video

@@ -10,29 +10,20 @@ from typing import Callable, Sequence
 import torch
 
 from ..config import Config, with_overrides
+from ..detector import Detector
+from ..device import pick_device
+from ..errors import ExportError
 from ..files import write_bytes
-from ..models.adm import load_adm
-from ..models.noise import FirstStepNoise, freeze_timestep
+from ..models.noise import load_noise_model
 from ..models.student import load_student
-from ..weights import Progress, resolve
-from .artifacts import (
-    DEFAULT_ENGINES,
-    EXTENSIONS,
-    MODELS,
-    BatchRange,
-    Identity,
-    artifact_path,
-    check_precision,
-    config_fingerprint,
-    describe,
-    sha256_file,
-    write_metadata,
-)
-from .errors import ExportError
-from .graphs import Graph, noise_graph, student_graph
+from ..runtime.artifacts import DEFAULT_ENGINES, EXTENSIONS, MODELS, Identity, artifact_path, check_precision, config_fingerprint
+from ..runtime.trt import gpu_name, require_cuda, require_tensorrt
+from ..weights import Progress, file_sha256, resolve
+from .graphs import ExportGraph, noise_graph, student_graph
+from .metadata import BatchRange, describe, write_metadata
 from .onnx_export import publish, staging, write_onnx
 from .quantize import calibration_inputs, quantize_student
-from .tensorrt_build import build_engine, gpu_name, require_cuda, require_tensorrt
+from .tensorrt_build import build_engine
 
 log = logging.getLogger("streamdet")
 
@@ -72,7 +63,7 @@ class _Exporter:
     def module(self, model: str) -> torch.nn.Module:
         if model not in self._modules:
             if model == "noise":
-                self._modules[model] = FirstStepNoise(freeze_timestep(load_adm(self.config.adm, self.checkpoint(model))), self.config.adm)
+                self._modules[model] = load_noise_model(self.config.adm, self.checkpoint(model))
             else:
                 self._modules[model] = load_student(self.checkpoint(model))
         return self._modules[model]
@@ -84,20 +75,18 @@ class _Exporter:
             format=self.fmt,
             precision=precision,
             checkpoint=str(checkpoint),
-            checkpoint_sha256=sha256_file(checkpoint),
+            checkpoint_sha256=file_sha256(checkpoint),
             config=config_fingerprint(self.config),
             tensorrt_version=self.tensorrt_version,
             gpu=self.gpu,
         )
 
     def calibration(self, folder: Path, frames: int) -> list[dict]:
-        from ..detector import Detector
-
         config = with_overrides(self.config, device=str(self.device) if self.device is not None else None)
-        detector = Detector(self.module("noise"), self.module("student"), config)
+        detector = Detector.from_models(self.module("noise"), self.module("student"), config)
         return calibration_inputs(detector, folder, frames, config.batch)
 
-    def graph(self, model: str, precision: str) -> Graph:
+    def graph(self, model: str, precision: str) -> ExportGraph:
         if model == "noise":
             return noise_graph(self.module("noise"), precision)
         return student_graph(self.module("student"), precision)
@@ -160,8 +149,7 @@ def export_models(
         raise ExportError(f"{calibrate}: not a folder of calibration frames")
     device = None
     if fmt == "tensorrt":
-        from ..detector import pick_device
-
-        device = require_cuda(pick_device(config.device))
+        require_tensorrt()
+        device = require_cuda(pick_device(config.device) if torch.cuda.is_available() else torch.device("cpu"))
     exporter = _Exporter(config, {"noise": adm, "student": student}, fmt, batch, Path(out), device, progress)
     return [exporter.export(model, precision, None if calibrate is None else Path(calibrate), calibration_frames) for model in models]

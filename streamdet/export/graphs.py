@@ -13,14 +13,15 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..device import DTYPES as DEVICE_DTYPES
 from ..models.noise import FirstStepNoise
 from ..models.student import Student
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "int8": torch.float32}
+DTYPES = {**DEVICE_DTYPES, "int8": torch.float32}
 
 
 @dataclass
-class Graph:
+class ExportGraph:
     """A module ready for export, with the names of its inputs and output (all N×… float32)."""
 
     model: str
@@ -54,7 +55,7 @@ def _convolutions_to(dtype: torch.dtype) -> Callable[[nn.Module], None]:
     return convert
 
 
-def noise_graph(noise: FirstStepNoise, precision: str) -> Graph:
+def noise_graph(noise: FirstStepNoise, precision: str) -> ExportGraph:
     """FirstStepNoise at `precision` as guided-diffusion's own `use_fp16` does it: convolutions of the
     input, middle and output blocks in fp16/bf16; normalisation, timestep MLP, softmax, final layer and the
     eps arithmetic in fp32."""
@@ -65,7 +66,7 @@ def noise_graph(noise: FirstStepNoise, precision: str) -> Graph:
         for part in (unet.input_blocks, unet.middle_block, unet.output_blocks):
             part.apply(_convolutions_to(dtype))
         unet.dtype = dtype
-    return Graph("noise", module, ("x",), "eps")
+    return ExportGraph("noise", module, ("x",), "eps")
 
 
 class _StudentAt(nn.Module):
@@ -80,10 +81,10 @@ class _StudentAt(nn.Module):
         return self.student(x.to(self.dtype), eps.to(self.dtype)).float()
 
 
-def student_graph(student: Student, precision: str) -> Graph:
+def student_graph(student: Student, precision: str) -> ExportGraph:
     """The student as (x, eps) → logit, wholly at fp16/bf16 when asked (int8 is quantized later from fp32)."""
     module = _plain(student)
     dtype = DTYPES[precision]
     if dtype != torch.float32:
         module = _StudentAt(module, dtype).eval()
-    return Graph("student", module, ("x", "eps"), "logit")
+    return ExportGraph("student", module, ("x", "eps"), "logit")

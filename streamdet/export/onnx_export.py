@@ -1,4 +1,4 @@
-"""Write a `Graph` as an ONNX file with a dynamic batch axis, atomically (external weights too, when > 2 GB)."""
+"""Write an `ExportGraph` as an ONNX file with a dynamic batch axis, atomically (external weights too, when > 2 GB)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Iterator
 
 import torch
 
-from .artifacts import BatchRange
-from .errors import ExportError
-from .graphs import Graph
+from ..errors import ExportError
+from .graphs import ExportGraph
+from .metadata import BatchRange
 
 # Protobuf cannot hold more than 2 GB; above this much weight, it goes to an external `<file>.data`.
 EXTERNAL_DATA_BYTES = 1_800_000_000
@@ -62,7 +62,7 @@ def _weight_bytes(module: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 
-def write_onnx(graph: Graph, path: Path, batch: BatchRange, size: int) -> None:
+def write_onnx(graph: ExportGraph, path: Path, batch: BatchRange, size: int) -> None:
     """Trace `graph` with torch.export and write it as ONNX at `path` (not atomic: write into a staging folder)."""
     dynamic = batch.max > 1
     example = graph.example(2 if dynamic else 1, size)
@@ -83,10 +83,3 @@ def write_onnx(graph: Graph, path: Path, batch: BatchRange, size: int) -> None:
         except ImportError as exc:
             raise ExportError(f"ONNX export needs the onnx extra ({exc}): pip install 'streamdet[onnx]'") from None
 
-
-def export_onnx(graph: Graph, path: Path, batch: BatchRange, size: int) -> None:
-    """Write `graph` as ONNX at `path`; a reader never sees a half-written file."""
-    with staging(path.parent) as tmp:
-        staged = tmp / path.name
-        write_onnx(graph, staged, batch, size)
-        publish(staged, path)

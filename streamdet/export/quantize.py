@@ -15,17 +15,16 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from ..errors import MediaError
+from ..errors import ExportError, MediaError
 from ..train.dataset import LABELS, load_items
 from ..video import Sampling, expand_inputs, iter_frames
-from .errors import ExportError
 
 if TYPE_CHECKING:
     from ..detector import Detector
 
 log = logging.getLogger("streamdet")
 
-FRAMES_PER_VIDEO = 8
+MAX_FRAMES_PER_VIDEO = 8
 
 
 def calibration_files(folder: Path) -> list[str]:
@@ -44,11 +43,14 @@ def calibration_files(folder: Path) -> list[str]:
 
 
 def _frames(folder: Path, limit: int) -> Iterator[np.ndarray]:
-    """Up to `limit` RGB frames from the images and videos under `folder`; unreadable files are skipped with a warning."""
+    """Up to `limit` RGB frames, spread over as many of the images and videos under `folder` as `limit` allows
+    (a video gives limit / files frames, at least 1 and at most 8); unreadable files are skipped with a warning."""
+    paths = calibration_files(folder)
+    per_video = min(MAX_FRAMES_PER_VIDEO, max(1, -(-limit // len(paths))))
     count = 0
-    for path in calibration_files(folder):
+    for path in paths:
         try:
-            for frame in iter_frames(path, Sampling(mode="uniform", frames=FRAMES_PER_VIDEO)):
+            for frame in iter_frames(path, Sampling(mode="uniform", frames=per_video)):
                 yield frame.image
                 count += 1
                 if count == limit:

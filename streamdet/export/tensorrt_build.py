@@ -1,39 +1,12 @@
-"""Build a TensorRT engine from an exported ONNX graph, and the facts an engine is tied to (version, GPU)."""
+"""Build a TensorRT engine from an exported ONNX graph."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
-import torch
-
-from .artifacts import BatchRange
-from .errors import BackendError, ExportError
-
-INSTALL = "pip install 'streamdet[tensorrt]' (needs an NVIDIA GPU and driver)"
-
-
-def require_tensorrt() -> ModuleType:
-    """The `tensorrt` module, or a one-line error that says how to install it."""
-    try:
-        import tensorrt
-    except ImportError:
-        raise BackendError(f"TensorRT is not installed: {INSTALL}") from None
-    return tensorrt
-
-
-def require_cuda(device: torch.device | None = None) -> torch.device:
-    """The CUDA device TensorRT will use, or a one-line error when there is none."""
-    if not torch.cuda.is_available():
-        raise BackendError("TensorRT needs a CUDA GPU and there is none here")
-    if device is None or device.type != "cuda":
-        return torch.device("cuda", torch.cuda.current_device())
-    return device
-
-
-def gpu_name(device: torch.device) -> str:
-    """The GPU's name as the CUDA driver reports it, which an engine is tied to."""
-    return torch.cuda.get_device_name(device)
+from ..errors import ExportError
+from ..runtime.trt import require_tensorrt
+from .metadata import BatchRange
 
 
 def build_engine(onnx_path: Path, inputs: tuple[str, ...], size: int, batch: BatchRange, workspace_gib: float = 8.0) -> bytes:

@@ -3,52 +3,61 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..config import ADMConfig
-from .adm import alpha_bar_0, timestep_embedding
-
-
-class _ConstantEmbedding(nn.Module):
-    """Stands in for the UNet's `time_embed`: the t = 0 embedding, computed once, for any batch."""
-
-    def __init__(self, embedding: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("embedding", embedding, persistent=False)
-
-    def forward(self, sinusoid: torch.Tensor) -> torch.Tensor:
-        return self.embedding.expand(sinusoid.shape[0], -1)
-
-
-def freeze_timestep(unet: nn.Module) -> nn.Module:
-    """Replace the UNet's timestep MLP by its output at t = 0 (the only step streamdet runs)."""
-    with torch.no_grad():
-        t0 = torch.zeros(1, device=next(unet.parameters()).device)
-        embedding = unet.time_embed(timestep_embedding(t0, unet.model_channels)).detach()
-    unet.time_embed = _ConstantEmbedding(embedding)
-    return unet
+from ..errors import ConfigError
+from .adm import alpha_bar_0, load_adm, timestep_embedding
 
 
 class FirstStepNoise(nn.Module):
     """eps = (a·x − clamp(a·x − b·ε̂)) / b, with ε̂ the UNet's prediction at t = 0 (DESIGN.md §2).
 
     Equals guided-diffusion's `p_mean_variance(clip_denoised=True)` at t = 0 followed by
-    `_predict_eps_from_xstart`. The arithmetic after the UNet always runs in fp32.
+    `_predict_eps_from_xstart`. The t = 0 timestep embedding is computed once, here, so a forward
+    does no host work (no sinusoid built on the CPU and copied per call): it is one graph that
+    torch.compile traces whole and CUDA graphs capture. The UNet itself is shared, not changed, so
+    the same weights also serve the other timesteps (DIRE). The arithmetic after the UNet runs in fp32.
     """
 
     def __init__(self, unet: nn.Module, cfg: ADMConfig) -> None:
         super().__init__()
+        if getattr(unet, "num_classes", None) is not None:
+            raise ConfigError("a class-conditional ADM is not supported: the noise map is defined for the unconditional model (class_cond: false)")
         self.unet = unet
         abar = alpha_bar_0(cfg)
         self.a = math.sqrt(1.0 / abar)
         self.b = math.sqrt(1.0 / abar - 1.0)
+        with torch.no_grad():
+            t0 = torch.zeros(1, device=next(unet.parameters()).device)
+            embedding = unet.time_embed(timestep_embedding(t0, unet.model_channels)).detach()
+        self.register_buffer("embedding", embedding, persistent=False)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The UNet's eps prediction ε̂ at t = 0 (its first 3 output channels), as UNetModel.forward computes it."""
+        unet = self.unet
+        emb = self.embedding.expand(x.shape[0], -1)
+        skips = []
+        h = x.type(unet.dtype)
+        for block in unet.input_blocks:
+            h = block(h, emb)
+            skips.append(h)
+        h = unet.middle_block(h, emb)
+        for block in unet.output_blocks:
+            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+        return unet.out(h.type(x.dtype))[:, :3]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        predicted = self.unet(x, t)[:, :3].float()
+        predicted = self.predict(x).float()
         x = x.float()
         ax = self.a * x
         x0 = (ax - self.b * predicted).clamp(-1.0, 1.0)
         return (ax - x0) / self.b
+
+
+def load_noise_model(cfg: ADMConfig, path: str | Path) -> FirstStepNoise:
+    """The noise model of an official-format ADM checkpoint: the one factory scan, watch, export and prepare use."""
+    return FirstStepNoise(load_adm(cfg, path), cfg)

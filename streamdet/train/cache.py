@@ -13,7 +13,7 @@ import torch
 from ..errors import DatasetError
 from ..files import write_text
 from .dataset import Item
-from .files import write_npy, write_png
+from .writers import write_npy, write_png
 
 META = "prepare.json"
 

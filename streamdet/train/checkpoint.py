@@ -15,7 +15,7 @@ import torch
 from ..errors import WeightsError
 from ..files import atomic_path
 from ..weights import load_checkpoint
-from .files import save_torch
+from .writers import save_torch
 
 LAST = "last.pth"
 BEST = "best.pth"

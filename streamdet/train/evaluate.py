@@ -21,19 +21,19 @@ import torch
 
 from ..aggregate import file_score
 from ..config import Config
-from ..detector import Detector, pick_device, pick_precision
-from ..errors import DatasetError
-from ..export.artifacts import DEFAULT_ENGINES
-from ..export.errors import BackendError
-from ..export.scoring import Comparison, compare_scores
+from ..detector import Detector
+from ..device import pick_device, pick_precision
+from ..errors import BackendError, DatasetError
+from ..runtime.artifacts import DEFAULT_ENGINES
 from ..models.student import Student, load_student
 from ..weights import resolve
 from .cache import Cache
 from .dataset import Item, load_items, train_val
 from .metrics import Metrics, measure
 from .predict import predict
+from .comparison import Comparison, compare_scores
 from .prepare import prepare
-from .runtime import Runtime
+from .placement import Runtime
 from .samples import Samples, with_caches
 
 SPLIT_CHOICES = ("all", "train", "val")
@@ -121,7 +121,7 @@ class EvalReport:
 
 
 @dataclass(frozen=True)
-class StudentRun:
+class EvalStudent:
     """How eval runs the student: its logits function, where (and under which autocast), what it stands for, and the eager student."""
 
     logits: Logits
@@ -143,18 +143,18 @@ def student_run(
     backend: str = "torch",
     engines: str | Path = DEFAULT_ENGINES,
     student_precision: str | None = None,
-) -> StudentRun:
+) -> EvalStudent:
     """The student as `scan` would run it: eager under the config's autocast, or a backend's student (its detector loaded as `scan` loads it)."""
     if backend != "torch":
         detector = Detector.load(config, adm=adm, student=student, backend=backend, engines=engines, student_precision=student_precision)
         # The backend keeps its own precision: no autocast around it.
-        return StudentRun(detector.backend.logits, Runtime(0, 1, detector.device, "fp32"), backend, detector.backend.student_precision, detector.student)
+        return EvalStudent(detector.backend.logits, Runtime(0, 1, detector.device, "fp32"), backend, detector.backend.student_precision, load_student(student).to(detector.device))
     device = pick_device(config.device)
     precision = pick_precision(config.precision, device)
     if student_precision not in (None, precision):
         raise BackendError(f"--student-precision {student_precision} needs --backend onnxruntime or tensorrt (eager PyTorch runs the student at --precision, here {precision})")
     model = load_student(student).to(device)
-    return StudentRun(model, Runtime(0, 1, device, precision), backend, precision, model)
+    return EvalStudent(model, Runtime(0, 1, device, precision), backend, precision, model)
 
 
 def _units(items: Sequence[Item], scores: Sequence[float], top_fraction: float) -> dict[str, list[Scored]]:

@@ -14,7 +14,7 @@ from typing import Callable
 from ..errors import DatasetError, MediaError
 from ..video import Sampling, expand_inputs, iter_frames
 from .dataset import LABELS, Item, generator_of, split_items, write_manifest
-from .files import write_png
+from .writers import write_png
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from ..export.runtime import autocast
-from .runtime import Runtime
+from ..device import autocast
+from .placement import Runtime
 from .samples import Samples
 
 

@@ -2,7 +2,7 @@
 
 Resumable: an image whose files exist is skipped, and every file is written atomically, so an
 interrupted run leaves only complete files and a rerun does the rest. eps comes from exactly the
-inference code (`preprocess` + `FirstStepNoise`); DIRE uses guided-diffusion's DDIM on the same UNet.
+inference code (`preprocess` + `load_noise_model`); DIRE uses guided-diffusion's DDIM on the same UNet.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..detector import pick_device, pick_precision
+from ..device import autocast, pick_device, pick_precision
 from ..errors import MediaError
-from ..export.runtime import autocast
-from ..models.adm import load_adm
-from ..models.noise import FirstStepNoise
+from ..models.noise import load_noise_model
 from ..preprocess import preprocess
 from ..weights import resolve
 from .cache import Cache
@@ -110,9 +108,8 @@ def prepare(
     cache.claim(cache_meta(config, adm_path, config.train.dire_steps))
     device = pick_device(config.device)
     precision = pick_precision(config.precision, device)
-    unet = load_adm(config.adm, adm_path).to(device).eval().requires_grad_(False)
-    noise = FirstStepNoise(unet, config.adm)
-    dire_model = DIRE(unet, config.adm, config.train.dire_steps)
+    noise = load_noise_model(config.adm, adm_path).to(device).eval().requires_grad_(False)
+    dire_model = DIRE(noise.unet, config.adm, config.train.dire_steps)
     done = 0
     for batch_jobs, images, errors in _read_batches(root, jobs, config.batch):
         for message in errors:

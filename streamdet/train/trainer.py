@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..config import Config, TrainConfig
 from ..errors import ConfigError
-from ..export.runtime import autocast
+from ..device import autocast
 from ..models.student import Student, build_teacher
 from . import checkpoint
 from .augment import Augment
@@ -32,7 +32,7 @@ from .dataset import load_items, train_val
 from .logbook import Logbook
 from .metrics import measure
 from .predict import predict
-from .runtime import Runtime, start, stop
+from .placement import Runtime, start, stop
 from .samples import Samples, with_caches
 
 log = logging.getLogger("streamdet")
@@ -93,7 +93,7 @@ def train(
         raise ConfigError(f"{out}: already holds a run (last.pth); pass --resume to continue it, or choose another --out")
     runtime = start(config.device, config.train.precision)
     try:
-        return _Run(Path(dataset), config, out, Cache(dataset, cache_dir), runtime, state).run(on_step, on_epoch)
+        return _Training(Path(dataset), config, out, Cache(dataset, cache_dir), runtime, state).run(on_step, on_epoch)
     finally:
         stop(runtime)
 
@@ -107,7 +107,7 @@ def _resumed_config(config: Config, state: dict[str, Any]) -> Config:
     return dataclasses.replace(config, train=saved)
 
 
-class _Run:
+class _Training:
     """One training run: data, models, optimiser, and the epoch loop."""
 
     def __init__(self, root: Path, config: Config, out: Path, cache: Cache, runtime: Runtime, state: dict[str, Any] | None) -> None:

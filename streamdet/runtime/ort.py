@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import torch
 
+from ..errors import BackendError
 from .artifacts import Artifact
-from .errors import BackendError
 
 INSTALL = "pip install 'streamdet[onnx]' (for GPUs also onnxruntime-gpu)"
 
@@ -37,15 +36,15 @@ def _providers(ort: ModuleType, device: torch.device) -> list:
 class _Session:
     """One exported graph: binds input and output torch tensors by address (no copies on either provider)."""
 
-    def __init__(self, ort: ModuleType, path: Path, providers: list, device: torch.device) -> None:
+    def __init__(self, ort: ModuleType, artifact: Artifact, providers: list, device: torch.device) -> None:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if device.type == "cpu":
             options.intra_op_num_threads = torch.get_num_threads()  # as many threads as torch (OMP_NUM_THREADS) uses
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
+            self.session = ort.InferenceSession(str(artifact.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types, all of them "cannot load"
-            raise BackendError(f"{path}: ONNX Runtime cannot load it ({str(exc).strip().splitlines()[0]})") from None
+            raise BackendError(f"{artifact.path}: ONNX Runtime cannot load it ({str(exc).strip().splitlines()[0]}); rebuild it: {artifact.rebuild}") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.output = self.session.get_outputs()[0].name
         self.device = device
@@ -72,10 +71,11 @@ class OnnxRuntimeBackend:
     def __init__(self, noise: Artifact, student: Artifact, device: torch.device) -> None:
         ort = require_onnxruntime()
         providers = _providers(ort, device)
+        self.device = device
         self.precision = noise.meta["precision"]
         self.student_precision = student.meta["precision"]
-        self._noise = _Session(ort, noise.path, providers, device)
-        self._student = _Session(ort, student.path, providers, device)
+        self._noise = _Session(ort, noise, providers, device)
+        self._student = _Session(ort, student, providers, device)
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """eps from the exported noise model."""

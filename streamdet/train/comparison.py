@@ -1,4 +1,4 @@
-"""How far a backend's scores are from eager PyTorch: the stated tolerances, and folder scoring for `eval`."""
+"""How far a backend's scores are from eager PyTorch: the stated tolerances, folder scoring, and score comparison for `eval`."""
 
 from __future__ import annotations
 

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import torch
 
-from .artifacts import Artifact, load_artifact
-from .errors import BackendError
-from .tensorrt_build import gpu_name, require_cuda, require_tensorrt
+from ..errors import BackendError
+from .artifacts import Artifact
 
-if TYPE_CHECKING:
-    from ..detector import Detector
+INSTALL = "pip install 'streamdet[tensorrt]' --extra-index-url https://pypi.nvidia.com (needs an NVIDIA GPU and driver)"
+
+
+def require_tensorrt() -> ModuleType:
+    """The `tensorrt` module, or a one-line error that says how to install it."""
+    try:
+        import tensorrt
+    except ImportError:
+        raise BackendError(f"TensorRT is not installed: {INSTALL}") from None
+    return tensorrt
+
+
+def require_cuda(device: torch.device) -> torch.device:
+    """The CUDA device TensorRT will use; a one-line error that says what would work when there is none."""
+    if not torch.cuda.is_available():
+        raise BackendError("TensorRT runs only on an NVIDIA GPU and this machine has no usable one; here, use ONNX instead (export --format onnx, --backend onnxruntime) or --backend torch or compile")
+    if device.type != "cuda":
+        raise BackendError(f"TensorRT runs only on an NVIDIA GPU and this run uses {device}; use --device cuda (or auto)")
+    return device
+
+
+def gpu_name(device: torch.device) -> str:
+    """The GPU's name as the CUDA driver reports it, which an engine is tied to."""
+    return torch.cuda.get_device_name(device)
 
 
 class _Engine:
@@ -23,9 +42,9 @@ class _Engine:
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         with torch.cuda.device(device):
-            self.engine = self.runtime.deserialize_cuda_engine(artifact.data)
+            self.engine = self.runtime.deserialize_cuda_engine(artifact.path.read_bytes())
             if self.engine is None:
-                raise BackendError(f"{artifact.path}: TensorRT cannot deserialize this engine")
+                raise BackendError(f"{artifact.path}: TensorRT cannot deserialize this engine; rebuild it: {artifact.rebuild}")
             self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -59,22 +78,11 @@ class TensorRTBackend:
 
     def __init__(self, noise: Artifact, student: Artifact, device: torch.device) -> None:
         trt = require_tensorrt()
+        self.device = device
         self.precision = noise.meta["precision"]
         self.student_precision = student.meta["precision"]
         self._noise = _Engine(trt, noise, device)
         self._student = _Engine(trt, student, device)
-
-    @classmethod
-    def load(cls, detector: "Detector", checkpoints: tuple[Path, Path], engines: Path, precision: str, student_precision: str) -> "TensorRTBackend":
-        """Load and check both engines for this detector's GPU, TensorRT version, checkpoints and config."""
-        version = require_tensorrt().__version__
-        if detector.device.type != "cuda":
-            raise BackendError(f"the tensorrt backend needs a CUDA GPU, this run uses {detector.device} (use --device cuda)")
-        device = require_cuda(detector.device)
-        gpu = gpu_name(device)
-        noise = load_artifact(detector.config, "tensorrt", "noise", precision, checkpoints, engines, version, gpu)
-        student = load_artifact(detector.config, "tensorrt", "student", student_precision, checkpoints, engines, version, gpu)
-        return cls(noise, student, device)
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """eps from the noise engine."""

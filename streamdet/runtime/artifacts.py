@@ -1,20 +1,21 @@
-"""What an exported file is: its name, the metadata JSON beside it, and whether it fits the run that loads it."""
+"""What an exported file is: its name, the metadata JSON beside it, and whether it fits the run that loads it.
+
+The exporter writes these files (`streamdet.export`); the backends read and check them here, from the files
+and their metadata alone: no model is built and no checkpoint is read to decide.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shlex
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import __version__
 from ..config import Config
-from ..files import write_text
-from .errors import BackendError, ExportError
+from ..errors import BackendError, ExportError
+from ..weights import REGISTRY, cached_path, file_sha256
 
 SCHEMA = "streamdet-export/1"
 DEFAULT_ENGINES = Path("engines")
@@ -24,26 +25,6 @@ PRECISIONS = {
     "onnx": {"noise": ("fp32", "fp16"), "student": ("fp32", "fp16", "int8")},
     "tensorrt": {"noise": ("fp32", "fp16", "bf16"), "student": ("fp32", "fp16", "bf16", "int8")},
 }
-
-
-@dataclass(frozen=True)
-class BatchRange:
-    """The batch sizes an exported graph accepts (min..max) and the one TensorRT tunes for (opt)."""
-
-    min: int
-    opt: int
-    max: int
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min <= self.opt <= self.max:
-            raise ExportError(f"batch range must satisfy 1 <= min <= opt <= max, not {self.min}/{self.opt}/{self.max}")
-
-    @classmethod
-    def around(cls, batch: int, low: int = 1, opt: int | None = None, high: int | None = None) -> "BatchRange":
-        """The range asked for; unset, the largest is the scan batch `batch` (or opt, if larger) and opt the smaller of batch and largest."""
-        if high is None:
-            high = opt if opt is not None and opt > batch else batch
-        return cls(low, opt if opt is not None else min(batch, high), high)
 
 
 @dataclass(frozen=True)
@@ -62,11 +43,11 @@ class Identity:
 
 @dataclass(frozen=True)
 class Artifact:
-    """An exported file that passed its checks: where it is, its bytes and its metadata."""
+    """An exported file that passed its checks: where it is, its metadata, and the command that rebuilds it."""
 
     path: Path
-    data: bytes
     meta: Mapping[str, Any]
+    rebuild: str
 
 
 def check_precision(fmt: str, model: str, precision: str) -> None:
@@ -86,48 +67,9 @@ def metadata_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".json")
 
 
-def sha256_file(path: str | Path) -> str:
-    """The hex SHA-256 of a file, read in 8 MiB pieces (checkpoints are gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def config_fingerprint(config: Config) -> dict[str, Any]:
     """The part of a config an exported graph depends on: the ADM architecture and input size (and where it came from)."""
     return {"source": config.source, "adm": dataclasses.asdict(config.adm)}
-
-
-def describe(identity: Identity, artifact: Path, inputs: list[dict], outputs: list[dict], batch: BatchRange, **extra: Any) -> dict[str, Any]:
-    """The metadata of a freshly written artifact: its origin, interface, precision and (for TensorRT) target."""
-    meta: dict[str, Any] = {
-        "schema": SCHEMA,
-        "streamdet": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": identity.model,
-        "format": identity.format,
-        "precision": identity.precision,
-        "file": artifact.name,
-        "file_sha256": sha256_file(artifact),
-        "checkpoint": {"path": identity.checkpoint, "sha256": identity.checkpoint_sha256},
-        "config": dict(identity.config),
-        "inputs": inputs,
-        "outputs": outputs,
-        "batch": dataclasses.asdict(batch),
-    }
-    if identity.format == "tensorrt":
-        meta["tensorrt"] = {"version": identity.tensorrt_version, "gpu": identity.gpu}
-    meta.update(extra)
-    return meta
-
-
-def write_metadata(artifact: Path, meta: Mapping[str, Any]) -> Path:
-    """Write the metadata JSON beside `artifact`, atomically."""
-    path = metadata_path(artifact)
-    write_text(path, json.dumps(meta, indent=2) + "\n", fsync=True)
-    return path
 
 
 def read_metadata(artifact: Path, rebuild: str) -> dict[str, Any]:
@@ -184,13 +126,35 @@ def check_metadata(meta: Mapping[str, Any], want: Identity, artifact: Path, rebu
         raise BackendError(f"{artifact}: {reason}; rebuild it: {rebuild}")
 
 
-def check_file(meta: Mapping[str, Any], artifact: Path, data: bytes, rebuild: str) -> None:
-    """Refuse an artifact whose bytes are not those its metadata was written for (a half-replaced pair)."""
-    if hashlib.sha256(data).hexdigest() != meta.get("file_sha256"):
+def check_file(meta: Mapping[str, Any], artifact: Path, rebuild: str) -> None:
+    """Refuse an artifact whose bytes are not those its metadata was written for (a half-replaced pair).
+
+    The digest is cached by size and modification time, so a multi-gigabyte file is hashed once, not at every start.
+    """
+    if file_sha256(artifact) != meta.get("file_sha256"):
         raise BackendError(f"{artifact}: does not match its metadata (file changed after export); rebuild it: {rebuild}")
 
 
-def rebuild_command(fmt: str, precision: str, model: str, config_source: str, checkpoints: tuple[Path, Path], engines: Path) -> str:
+def checkpoint_digest(spec: str | Path) -> tuple[str, str]:
+    """(label, sha256) of the checkpoint an exported file must come from, without loading or downloading it.
+
+    A registered name gives its published digest (or that of its cached copy); a file gives its own (cached) digest.
+    """
+    weight = REGISTRY.get(str(spec))
+    if weight is not None:
+        if weight.sha256:
+            return weight.name, weight.sha256
+        path = cached_path(weight)
+        if not path.is_file():
+            raise BackendError(f"{weight.name}: no published checksum and no cached copy, so the exported files cannot be matched to it; run `streamdet weights download {weight.name}` or pass the checkpoint file")
+        return str(path), file_sha256(path)
+    path = Path(spec)
+    if not path.is_file():
+        raise BackendError(f"{spec}: no such checkpoint file or registered name (see `streamdet weights list`)")
+    return str(path), file_sha256(path)
+
+
+def rebuild_command(fmt: str, precision: str, model: str, config_source: str, checkpoints: tuple[str | Path, str | Path], engines: Path) -> str:
     """The `streamdet export` command line that makes the artifact this run needs."""
     parts = ["streamdet", "export", "--format", fmt, "--precision", precision, "--model", model]
     if config_source != "<defaults>":
@@ -207,28 +171,30 @@ def load_artifact(
     fmt: str,
     model: str,
     precision: str,
-    checkpoints: tuple[Path, Path],
+    checkpoints: tuple[str | Path, str | Path],
     engines: Path,
     tensorrt_version: str | None = None,
     gpu: str | None = None,
 ) -> Artifact:
-    """An exported file checked against this run (model, precision, checkpoint sha256, config, TensorRT, GPU)."""
+    """An exported file checked against this run (model, precision, checkpoint, config, TensorRT, GPU) from its metadata.
+
+    `checkpoints` are the ADM and student specs (registered names or files) the run stands for.
+    """
     rebuild = rebuild_command(fmt, precision, model, config.source, checkpoints, engines)
     check_precision(fmt, model, precision)
     path = artifact_path(engines, model, precision, fmt)
     meta = read_metadata(path, rebuild)
-    checkpoint = checkpoints[0] if model == "noise" else checkpoints[1]
+    label, digest = checkpoint_digest(checkpoints[0] if model == "noise" else checkpoints[1])
     want = Identity(
         model=model,
         format=fmt,
         precision=precision,
-        checkpoint=str(checkpoint),
-        checkpoint_sha256=sha256_file(checkpoint),
+        checkpoint=label,
+        checkpoint_sha256=digest,
         config=config_fingerprint(config),
         tensorrt_version=tensorrt_version,
         gpu=gpu,
     )
     check_metadata(meta, want, path, rebuild)
-    data = path.read_bytes()
-    check_file(meta, path, data, rebuild)
-    return Artifact(path, data, meta)
+    check_file(meta, path, rebuild)
+    return Artifact(path, meta, rebuild)

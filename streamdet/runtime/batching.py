@@ -1,4 +1,4 @@
-"""Run a model over a batch in chunks, halving the chunk on CUDA out-of-memory instead of failing."""
+"""Run a model over a batch in chunks, halving the chunk on out-of-device-memory instead of failing."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ from typing import Callable
 
 import torch
 
-from .errors import StreamdetError
+from ..errors import StreamdetError
 
 log = logging.getLogger("streamdet")
+
+# How runtimes other than torch word an allocation failure (ONNX Runtime's CUDA provider, TensorRT, cuDNN).
+_OOM_WORDS = ("out of memory", "failed to allocate memory", "cudaerrormemoryallocation", "cuda_error_out_of_memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's OutOfMemoryError and for the allocation failures ONNX Runtime and TensorRT raise as plain errors."""
+    return isinstance(exc, torch.OutOfMemoryError) or any(word in str(exc).lower() for word in _OOM_WORDS)
 
 
 class AdaptiveBatch:
@@ -26,7 +34,9 @@ class AdaptiveBatch:
             size = self.size
             try:
                 outputs.append(fn(x[start : start + size]))
-            except torch.OutOfMemoryError:
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
                 if size == 1:
                     raise StreamdetError("CUDA out of memory at batch size 1: the model does not fit this GPU") from None
                 self.size = size // 2

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..detector import pick_device, pick_precision
+from ..device import pick_device, pick_precision
 
 
 @dataclass(frozen=True)
