@@ -71,7 +71,7 @@ REGISTRY: dict[str, WeightFile] = {
 }
 
 Progress = Callable[[int, int | None], None]
-_hashes: dict[tuple[str, int, int], str] = {}
+_hashes: dict[tuple[str, int, int, int], str] = {}
 
 
 def home() -> Path:
@@ -91,7 +91,7 @@ def cached_path(weight: WeightFile) -> Path:
 
 
 def _hash_record(path: Path) -> Path:
-    """The small JSON beside a file that remembers its sha256 for one size and mtime."""
+    """The small JSON beside a file that remembers its sha256 for one size, mtime and inode."""
     return path.with_name(f".{path.name}.sha256.json")
 
 
@@ -105,27 +105,28 @@ def _digest(path: Path) -> str:
 
 
 def _remember(path: Path, stat: os.stat_result, sha256: str) -> None:
-    """Keep `sha256` for this size and mtime, in memory and (where the folder is writable) beside the file."""
-    _hashes[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = sha256
+    """Keep `sha256` for this size, mtime and inode, in memory and (where the folder is writable) beside the file."""
+    _hashes[(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)] = sha256
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": sha256}
     try:
-        write_text(_hash_record(path), json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}) + "\n")
+        write_text(_hash_record(path), json.dumps(record) + "\n")
     except OSError:
         pass
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file, hashed once per size and mtime_ns (remembered beside it), so a 2 GB file is not re-read at every start."""
+    """The sha256 of a file, hashed once per size, mtime_ns and inode (remembered beside it), so a 2 GB file is not re-read at every start."""
     path = Path(path)
     try:
         stat = path.stat()
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     if key in _hashes:
         return _hashes[key]
     try:
         record = json.loads(_hash_record(path).read_text())
-        if record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
+        if (record.get("size"), record.get("mtime_ns"), record.get("inode")) == key[1:]:
             _hashes[key] = str(record["sha256"])
             return _hashes[key]
     except (OSError, ValueError, KeyError, AttributeError):

@@ -199,7 +199,7 @@ def test_file_sha256_rehashes_a_changed_file(tmp_path):
     assert file_sha256(path) == hashlib.sha256(b"two, longer").hexdigest()
     record = tmp_path / ".f.bin.sha256.json"
     os.utime(path, ns=(1, 1))
-    record.write_text(json.dumps({"size": path.stat().st_size, "mtime_ns": 2, "sha256": "stale"}))
+    record.write_text(json.dumps({"size": path.stat().st_size, "mtime_ns": 2, "inode": path.stat().st_ino, "sha256": "stale"}))
     streamdet_weights._hashes.clear()
     assert file_sha256(path) == hashlib.sha256(b"two, longer").hexdigest()
 
