@@ -10,19 +10,20 @@ import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
+import torch
 import yaml
-from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Positive = Annotated[StrictInt, Field(ge=1)]
 Fraction = Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[StrictFloat, Field(ge=0.0)]
+DeviceName = Annotated[StrictStr, BeforeValidator(lambda v: str(v) if isinstance(v, torch.device) else v)]
 _STRICT = ConfigDict(extra="forbid")
 _SECTIONS = {"ADMConfig": "adm.", "WeightsConfig": "weights.", "SamplingConfig": "sampling.", "TrainConfig": "train."}
 
@@ -166,7 +167,7 @@ class Config:
     weights: WeightsConfig = dataclasses.field(default_factory=WeightsConfig)
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    device: StrictStr = "auto"
+    device: DeviceName = "auto"
     precision: Precision = "auto"
     batch: Positive = 16
     threshold: Fraction = 0.5

@@ -95,6 +95,7 @@ def test_overrides_are_validated():
         with_overrides(Config(), batch=0)
     with pytest.raises(ConfigError, match="^option precision: expected one of"):
         with_overrides(Config(), precision="fp8")
+    assert with_overrides(Config(), device=torch.device("cpu")).device == "cpu"
 
 
 def test_file_score_is_the_mean_of_the_top_quarter():
