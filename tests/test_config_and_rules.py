@@ -159,3 +159,15 @@ def test_version_needs_no_command():
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"streamdet {__version__}"
+
+
+def test_bad_config_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from streamdet.cli import app
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("channels_last: 'no'\n")
+    result = CliRunner().invoke(app, ["scan", str(tmp_path), "--config", str(path), "--quiet"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].endswith(f"{path}: channels_last: expected true or false, got str 'no'")
