@@ -1,176 +1,230 @@
-"""Typed settings, loaded from `configs/*.yaml` (by name or path) and overridden by options."""
+"""Typed, validated settings, loaded from the built-in configs (by name) or a YAML file and overridden by options.
+
+The settings classes are pydantic dataclasses: they stay plain dataclasses for the rest of the code
+(`dataclasses.replace`, `dataclasses.asdict`), and every construction, a replace included, is type- and range-checked.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
+import torch
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from .errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Positive = Annotated[StrictInt, Field(ge=1)]
+Fraction = Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[StrictFloat, Field(ge=0.0)]
+DeviceName = Annotated[StrictStr, BeforeValidator(lambda v: str(v) if isinstance(v, torch.device) else v)]
+_STRICT = ConfigDict(extra="forbid")
+_SECTIONS = {"ADMConfig": "adm.", "WeightsConfig": "weights.", "SamplingConfig": "sampling.", "TrainConfig": "train."}
 
 
-@dataclass
+def _one_line(source: str, error: Mapping[str, Any], section: str = "") -> str:
+    """One pydantic error as `SOURCE: KEY: problem`, naming the expected type and what was found."""
+    key = section + ".".join(str(part) for part in error["loc"]) or "top level"
+    value = error.get("input")
+    found = f"got {type(value).__name__} {value!r}"
+    kind = error["type"]
+    expected = {
+        "float_type": "a number",
+        "int_type": "a whole number",
+        "bool_type": "true or false",
+        "string_type": "a string",
+        "dataclass_type": "a mapping of settings",
+        "literal_error": f"one of {error.get('ctx', {}).get('expected', '')}",
+    }.get(kind)
+    if kind == "unexpected_keyword_argument":
+        return f"{source}: unknown setting '{key}'"
+    if expected is not None:
+        return f"{source}: {key}: expected {expected}, {found}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return f"{source}: {key}: {error['msg'].replace('Input should be ', 'must be ')}, not {value!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{source}: {key}: {message}"
+
+
+def _as_config_error(cls: type, values: Any, handler: Any, info: ValidationInfo) -> Any:
+    """Report a failed construction (a `dataclasses.replace` included) as a one-line ConfigError.
+
+    Inside `load_config` (which passes a context) the error is left to the caller, which knows the file.
+    """
+    try:
+        return handler(values)
+    except ValidationError as exc:
+        if info.context:
+            raise
+        raise ConfigError(_one_line("invalid setting", exc.errors(include_url=False)[0], _SECTIONS.get(cls.__name__, ""))) from None
+
+
+@dataclass(config=_STRICT)
 class ADMConfig:
     """The ADM UNet and its diffusion schedule, in guided-diffusion's own flag names.
 
     The defaults are the official ImageNet 256x256 unconditional model.
     """
 
-    image_size: int = 256
-    num_channels: int = 256
-    num_res_blocks: int = 2
-    channel_mult: str = ""
-    num_heads: int = 4
-    num_head_channels: int = 64
-    num_heads_upsample: int = -1
-    attention_resolutions: str = "32,16,8"
-    dropout: float = 0.0
-    learn_sigma: bool = True
-    class_cond: bool = False
-    use_checkpoint: bool = False
-    use_scale_shift_norm: bool = True
-    resblock_updown: bool = True
-    use_fp16: bool = False
-    use_new_attention_order: bool = False
-    diffusion_steps: int = 1000
-    noise_schedule: str = "linear"
+    image_size: Positive = 256
+    num_channels: Positive = 256
+    num_res_blocks: Positive = 2
+    channel_mult: StrictStr = ""
+    num_heads: Positive = 4
+    num_head_channels: StrictInt = 64
+    num_heads_upsample: StrictInt = -1
+    attention_resolutions: StrictStr = "32,16,8"
+    dropout: Fraction = 0.0
+    learn_sigma: StrictBool = True
+    class_cond: StrictBool = False
+    use_checkpoint: StrictBool = False
+    use_scale_shift_norm: StrictBool = True
+    resblock_updown: StrictBool = True
+    use_fp16: StrictBool = False
+    use_new_attention_order: StrictBool = False
+    diffusion_steps: Positive = 1000
+    noise_schedule: Literal["linear", "cosine"] = "linear"
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+    @field_validator("use_fp16")
+    @classmethod
+    def _no_fp16_conversion(cls, value: bool) -> bool:
+        """guided-diffusion's fp16 conversion halves the UNet but not its inputs; streamdet casts with autocast instead."""
+        if value:
+            raise ValueError(
+                "true is not supported (guided-diffusion's half-precision UNet does not run on streamdet's fp32 inputs); "
+                "set use_fp16: false and choose the compute precision with --precision fp16|bf16 or `precision:`"
+            )
+        return value
 
 
-@dataclass
+@dataclass(config=_STRICT)
 class WeightsConfig:
     """Which checkpoints to use: a name from `streamdet weights list`, or a file path."""
 
-    adm: str = "adm-256-uncond"
-    student: str = "distildire-imagenet"
+    adm: StrictStr = "adm-256-uncond"
+    student: StrictStr = "distildire-imagenet"
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
 
 
-@dataclass
+@dataclass(config=_STRICT)
 class SamplingConfig:
     """Which frames of a video to analyse (see `streamdet.video.Sampling`)."""
 
-    mode: str = "uniform"
-    frames: int = 16
-    every: int = 1
-    fps: float = 1.0
+    mode: Literal["uniform", "every", "fps", "keyframes", "all"] = "uniform"
+    frames: Positive = 16
+    every: Positive = 1
+    fps: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
 
 
-@dataclass
+@dataclass(config=_STRICT)
 class TrainConfig:
     """Distillation training of the student (`streamdet prepare`, `train`, `eval`)."""
 
-    epochs: int = 20
-    batch: int = 32
-    lr: float = 1e-4
-    min_lr: float = 1e-6
-    weight_decay: float = 0.0
-    kd: bool = True
-    kd_weight: float = 0.5
-    val_fraction: float = 0.1
-    seed: int = 3407
-    flip_prob: float = 0.5
-    jpeg_prob: float = 1.0
-    jpeg_min_quality: int = 10
-    jpeg_max_quality: int = 99
-    workers: int = 4
-    precision: str = "auto"
-    dire_steps: int = 20
-    teacher: str = ""
+    epochs: Positive = 20
+    batch: Positive = 32
+    lr: Annotated[StrictFloat, Field(gt=0.0)] = 1e-4
+    min_lr: NonNegative = 1e-6
+    weight_decay: NonNegative = 0.0
+    kd: StrictBool = True
+    kd_weight: NonNegative = 0.5
+    val_fraction: Fraction = 0.1
+    seed: StrictInt = 3407
+    flip_prob: Fraction = 0.5
+    jpeg_prob: Fraction = 1.0
+    jpeg_min_quality: Annotated[StrictInt, Field(ge=1, le=100)] = 10
+    jpeg_max_quality: Annotated[StrictInt, Field(ge=1, le=100)] = 99
+    workers: Annotated[StrictInt, Field(ge=0)] = 4
+    precision: Precision = "auto"
+    dire_steps: Positive = 20
+    teacher: StrictStr = ""
 
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch", "dire_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("val_fraction", "flip_prob", "jpeg_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"train.{name} must lie in [0, 1], not {getattr(self, name)}")
-        if not 1 <= self.jpeg_min_quality <= self.jpeg_max_quality <= 100:
-            raise ConfigError(f"train JPEG qualities must satisfy 1 <= min <= max <= 100, not {self.jpeg_min_quality}..{self.jpeg_max_quality}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+    @model_validator(mode="after")
+    def _quality_range(self) -> TrainConfig:
+        """The JPEG quality range must not be empty."""
+        if self.jpeg_min_quality > self.jpeg_max_quality:
+            raise ValueError(f"jpeg_min_quality {self.jpeg_min_quality} is above jpeg_max_quality {self.jpeg_max_quality}")
+        return self
 
 
-@dataclass
+@dataclass(config=_STRICT)
 class Config:
-    """Everything a detector and a scan need; one YAML file maps onto it."""
+    """Everything a detector and a scan need; one YAML file maps onto it (`source` names that file)."""
 
-    adm: ADMConfig = field(default_factory=ADMConfig)
-    weights: WeightsConfig = field(default_factory=WeightsConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    device: str = "auto"
-    precision: str = "auto"
-    batch: int = 16
-    threshold: float = 0.5
-    top_fraction: float = 0.25
-    channels_last: bool = True
-    source: str = "<defaults>"
+    adm: ADMConfig = dataclasses.field(default_factory=ADMConfig)
+    weights: WeightsConfig = dataclasses.field(default_factory=WeightsConfig)
+    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    device: DeviceName = "auto"
+    precision: Precision = "auto"
+    batch: Positive = 16
+    threshold: Fraction = 0.5
+    top_fraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 0.25
+    channels_last: StrictBool = True
+    source: StrictStr = "<defaults>"
 
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"{self.source}: precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if self.batch < 1:
-            raise ConfigError(f"{self.source}: batch must be at least 1, not {self.batch}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"{self.source}: threshold must lie in [0, 1], not {self.threshold}")
-        if not 0.0 < self.top_fraction <= 1.0:
-            raise ConfigError(f"{self.source}: top_fraction must lie in (0, 1], not {self.top_fraction}")
+    _errors = model_validator(mode="wrap")(_as_config_error)
 
 
-def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str = "") -> Any:
-    """Make dataclass `cls` from a mapping, recursing into nested dataclasses; unknown keys are errors."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: '{prefix or 'top level'}' must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in fields or key == "source":
-            raise ConfigError(f"{source}: unknown setting '{prefix}{key}'")
-        default = fields[key].default_factory() if fields[key].default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            kwargs[key] = _build(type(default), value, source, f"{prefix}{key}.")
-        else:
-            kwargs[key] = value
-    try:
-        if cls is Config:
-            kwargs["source"] = source
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+def builtin_configs() -> list[str]:
+    """The names of the configs shipped with streamdet."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
 def find_config(name: str | Path) -> Path:
-    """Resolve a config given as a path or as the name of a file in `configs/`."""
+    """Resolve a config given as a path or as the name of a built-in config."""
     path = Path(name)
     if path.is_file():
         return path
     candidate = CONFIG_DIR / f"{name}.yaml"
     if candidate.is_file():
         return candidate
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) or "none"
+    known = ", ".join(builtin_configs()) or "none"
     raise ConfigError(f"{name}: no such config file or built-in config (built-in: {known})")
+
+
+def parse_config(data: Any, source: str) -> Config:
+    """A validated Config from the mapping read out of `source`; any problem is one line naming `source` and the key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: top level: expected a mapping of settings, got {type(data).__name__}")
+    if "source" in data:
+        raise ConfigError(f"{source}: unknown setting 'source'")
+    try:
+        return Config.__pydantic_validator__.validate_python({**data, "source": source}, context={"source": source})
+    except ValidationError as exc:
+        raise ConfigError(_one_line(source, exc.errors(include_url=False)[0])) from None
 
 
 def load_config(name: str | Path | None = None, **overrides: Any) -> Config:
     """Load a config (default: the built-in defaults) and apply non-None top-level overrides."""
-    data: dict[str, Any] = {}
-    source = "<defaults>"
-    if name is not None:
-        path = find_config(name)
-        source = str(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
-    return with_overrides(_build(Config, data, source), **overrides)
+    if name is None:
+        return with_overrides(Config(), **overrides)
+    path = find_config(name)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
+    return with_overrides(parse_config(data, str(path)), **overrides)
 
 
 def with_overrides(config: Config, **overrides: Any) -> Config:
     """`config` with the given non-None top-level settings replaced (and validated again)."""
     updates = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(config, **updates) if updates else config
+    if not updates:
+        return config
+    try:
+        return dataclasses.replace(config, **updates)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("invalid setting: ", "option ", 1)) from None

@@ -9,9 +9,34 @@ from pathlib import Path
 from typing import Iterator
 
 
+def fsync_file(path: Path) -> None:
+    """Flush the contents of the file at `path` to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk, so that a rename into it survives a crash (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`; renamed onto `path` (mode 0644) when the block succeeds, removed when it fails."""
+def atomic_path(path: Path, fsync: bool = False) -> Iterator[Path]:
+    """A temporary path beside `path`; renamed onto `path` (mode 0644) when the block succeeds, removed when it fails.
+
+    With `fsync` the file is flushed to disk before the rename and the folder after it, so that after a crash
+    `path` holds either the old or the whole new file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -19,20 +44,20 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)
+        if fsync:
+            fsync_file(Path(tmp))
         os.replace(tmp, path)
+        if fsync:
+            fsync_folder(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
 def write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
-    """Write `data` to `path` atomically; with `fsync`, flushed to disk before the rename."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+    """Write `data` to `path` atomically; with `fsync`, durable once this returns (see `atomic_path`)."""
+    with atomic_path(path, fsync) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: Path, text: str, fsync: bool = False) -> None:

@@ -1,8 +1,10 @@
-"""Official checkpoints: where they come from, where they are cached, how they are fetched and read."""
+"""Official checkpoints: where they come from, their checksums, where they are cached, how they are fetched and read."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -14,11 +16,14 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .errors import WeightsError
+from .files import atomic_path, write_text
+
+log = logging.getLogger("streamdet")
 
 
 @dataclass(frozen=True)
 class WeightFile:
-    """One published checkpoint: its registry name, URL, file name and what it holds."""
+    """One published checkpoint: its registry name, URL, what it holds and, where known, its sha256 and exact size."""
 
     name: str
     kind: str
@@ -26,12 +31,16 @@ class WeightFile:
     size_mb: int
     description: str
     sha256: str | None = None
+    bytes: int | None = None
 
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
 
 
+# Checksums: neither OpenAI nor the DistilDIRE authors publish one beside the file. The ADM value is the one
+# Disco Diffusion's model table checks this exact URL against; the ImageNet student's is the digest a DiffDetect
+# experiment pinned for Hugging Face revision 1318c17f of yevvonlim/distildire. None where no value was found.
 REGISTRY: dict[str, WeightFile] = {
     w.name: w
     for w in (
@@ -41,6 +50,7 @@ REGISTRY: dict[str, WeightFile] = {
             "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
             2108,
             "ADM (guided-diffusion) ImageNet 256x256 unconditional UNet",
+            sha256="a37c32fffd316cd494cf3f35b339936debdc1576dad13fe57c42399a5dbc78b1",
         ),
         WeightFile(
             "distildire-imagenet",
@@ -48,6 +58,7 @@ REGISTRY: dict[str, WeightFile] = {
             "https://huggingface.co/yevvonlim/distildire/resolve/main/imagenet-distil-dire-11e.pth",
             283,
             "DistilDIRE student trained on ImageNet (ADM fakes)",
+            sha256="e6b76a13ae49eb83d39fb9b1f7de86bf9f63d1dddf0225ca7ad03690e6bc53bc",
         ),
         WeightFile(
             "distildire-celebahq",
@@ -60,15 +71,7 @@ REGISTRY: dict[str, WeightFile] = {
 }
 
 Progress = Callable[[int, int | None], None]
-
-
-def file_sha256(path: str | Path) -> str:
-    """The hex SHA-256 of a file, read in 8 MiB pieces (checkpoints are gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+_hashes: dict[tuple[str, int, int, int], str] = {}
 
 
 def home() -> Path:
@@ -87,29 +90,107 @@ def cached_path(weight: WeightFile) -> Path:
     return home() / "weights" / weight.filename
 
 
-def download(url: str, dest: Path, progress: Progress | None = None, timeout: float = 30.0) -> Path:
-    """Fetch `url` into `dest` through a temporary file renamed only once every byte has arrived."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
+def _hash_record(path: Path) -> Path:
+    """The small JSON beside a file that remembers its sha256 for one size, mtime and inode."""
+    return path.with_name(f".{path.name}.sha256.json")
+
+
+def _digest(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remember(path: Path, stat: os.stat_result, sha256: str) -> None:
+    """Keep `sha256` for this size, mtime and inode, in memory and (where the folder is writable) beside the file."""
+    _hashes[(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)] = sha256
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": sha256}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
-            total = response.headers.get("Content-Length")
-            total = int(total) if total is not None else None
-            done = 0
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-            if total is not None and done != total:
-                raise WeightsError(f"{url}: download cut short ({done} of {total} bytes)")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(part, dest)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise WeightsError(f"{url}: download failed: {getattr(exc, 'reason', exc)}") from None
-    finally:
-        part.unlink(missing_ok=True)
+        write_text(_hash_record(path), json.dumps(record) + "\n")
+    except OSError:
+        pass
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, hashed once per size, mtime_ns and inode (remembered beside it), so a 2 GB file is not re-read at every start."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key in _hashes:
+        return _hashes[key]
+    try:
+        record = json.loads(_hash_record(path).read_text())
+        if (record.get("size"), record.get("mtime_ns"), record.get("inode")) == key[1:]:
+            _hashes[key] = str(record["sha256"])
+            return _hashes[key]
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    try:
+        sha256 = _digest(path)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    _remember(path, stat, sha256)
+    return sha256
+
+
+def _fix(weight: WeightFile) -> str:
+    return f"delete it and run `streamdet weights download {weight.name}`, or pass your own file with --{weight.kind}"
+
+
+def verify(weight: WeightFile, path: Path) -> str:
+    """Check a cached copy of `weight`: "verified", or "no published checksum" where none is known; else a one-line error."""
+    size = path.stat().st_size
+    if size == 0:
+        raise WeightsError(f"{path}: empty file, not the {weight.name} checkpoint; {_fix(weight)}")
+    if weight.bytes is not None and size != weight.bytes:
+        raise WeightsError(f"{path}: has {size} bytes, the published {weight.name} checkpoint has {weight.bytes}; {_fix(weight)}")
+    if weight.sha256 is None:
+        try:
+            with zipfile.ZipFile(path):
+                pass
+        except (zipfile.BadZipFile, OSError):
+            raise WeightsError(f"{path}: truncated or corrupt (not a complete checkpoint archive); {_fix(weight)}") from None
+        return "no published checksum"
+    got = file_sha256(path)
+    if got != weight.sha256:
+        raise WeightsError(
+            f"{path}: does not match the published {weight.name} checkpoint "
+            f"(sha256 {got[:12]}…, expected {weight.sha256[:12]}…); {_fix(weight)}"
+        )
+    return "verified"
+
+
+def download(weight: WeightFile, dest: Path, progress: Progress | None = None) -> Path:
+    """Fetch `weight` into `dest` through a temporary file, renamed (durably) only once complete and verified."""
+
+    def report(blocks: int, block_size: int, total: int) -> None:
+        if progress is not None:
+            known = total if total > 0 else None
+            done = blocks * block_size
+            progress(min(done, known) if known else done, known)
+
+    with atomic_path(dest, fsync=True) as tmp:
+        try:
+            urllib.request.urlretrieve(weight.url, tmp, report)
+        except urllib.error.ContentTooShortError as exc:
+            raise WeightsError(f"{weight.url}: download cut short ({exc.reason})") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise WeightsError(f"{weight.url}: download failed: {getattr(exc, 'reason', exc)}") from None
+        size = tmp.stat().st_size
+        if size == 0 or (weight.bytes is not None and size != weight.bytes):
+            raise WeightsError(f"{weight.url}: download has {size} bytes, the published file has {weight.bytes or 'more'}")
+        sha256 = _digest(tmp)
+        if weight.sha256 is not None and sha256 != weight.sha256:
+            raise WeightsError(f"{weight.url}: downloaded file does not match the published sha256 (got {sha256[:12]}…, expected {weight.sha256[:12]}…)")
+    _remember(dest, dest.stat(), sha256)
+    if weight.sha256 is None:
+        log.warning("%s: no published checksum; downloaded %d bytes, sha256 %s", weight.name, size, sha256)
     return dest
 
 
@@ -121,7 +202,7 @@ def _missing_message(weight: WeightFile, reason: str) -> str:
 
 
 def resolve(spec: str | Path, progress: Progress | None = None) -> Path:
-    """Turn a registry name or a file path into a local file, downloading an official file if needed."""
+    """Turn a registry name or a file path into a local file; an official file is downloaded if needed and verified."""
     spec_str = str(spec)
     if not spec_str:
         raise WeightsError("no checkpoint given: this config names none, pass a file with --adm / --student")
@@ -136,11 +217,12 @@ def resolve(spec: str | Path, progress: Progress | None = None) -> Path:
         return path
     path = cached_path(weight)
     if path.is_file():
+        verify(weight, path)
         return path
     if offline():
         raise WeightsError(_missing_message(weight, "STREAMDET_OFFLINE is set"))
     try:
-        return download(weight.url, path, progress)
+        return download(weight, path, progress)
     except WeightsError as exc:
         raise WeightsError(_missing_message(weight, str(exc))) from None
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
 import torch
 
 from streamdet.aggregate import file_score, flagged, verdict
+from streamdet.config import Config, builtin_configs, load_config, with_overrides
 from streamdet.runtime import AdaptiveBatch
-from streamdet.config import Config, load_config, with_overrides
 from streamdet.errors import ConfigError, StreamdetError
 
 
@@ -26,9 +27,22 @@ def test_config_file_overrides_defaults_and_options_override_the_file(tmp_path):
     [
         ("batchsize: 3\n", "unknown setting 'batchsize'"),
         ("adm:\n  channels: 3\n", "unknown setting 'adm.channels'"),
-        ("precision: fp8\n", "precision must be one of"),
-        ("threshold: 2\n", "threshold must lie in [0, 1]"),
-        ("adm: 3\n", "'adm.' must be a mapping"),
+        ("source: mine\n", "unknown setting 'source'"),
+        ("precision: fp8\n", "precision: expected one of 'auto', 'fp32', 'fp16' or 'bf16', got str 'fp8'"),
+        ("threshold: 2\n", "threshold: must be less than or equal to 1, not 2"),
+        ("threshold: '0.7'\n", "threshold: expected a number, got str '0.7'"),
+        ("channels_last: 'no'\n", "channels_last: expected true or false, got str 'no'"),
+        ("batch: 0\n", "batch: must be greater than or equal to 1, not 0"),
+        ("batch: 2.5\n", "batch: expected a whole number, got float 2.5"),
+        ("batch: true\n", "batch: expected a whole number, got bool True"),
+        ("top_fraction: 0\n", "top_fraction: must be greater than 0, not 0"),
+        ("sampling:\n  mode: often\n", "sampling.mode: expected one of 'uniform'"),
+        ("train:\n  epochs: '3'\n", "train.epochs: expected a whole number, got str '3'"),
+        ("train:\n  jpeg_min_quality: 90\n  jpeg_max_quality: 80\n", "train: jpeg_min_quality 90 is above jpeg_max_quality 80"),
+        ("adm:\n  use_fp16: true\n", "adm.use_fp16: true is not supported"),
+        ("adm:\n  attention_resolutions: 16\n", "adm.attention_resolutions: expected a string, got int 16"),
+        ("adm: 3\n", "adm: expected a mapping of settings, got int 3"),
+        ("- batch\n", "top level: expected a mapping of settings, got list"),
         ("batch: [1\n", "cannot read config"),
     ],
 )
@@ -37,7 +51,38 @@ def test_bad_config_files_are_one_line_errors(tmp_path, text, problem):
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value).startswith(str(path)) and problem in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{path}: ") and problem in str(info.value) and "\n" not in str(info.value)
+
+
+def test_fp16_in_a_config_points_to_the_precision_option(tmp_path):
+    path = tmp_path / "half.yaml"
+    path.write_text("adm:\n  use_fp16: true\n")
+    with pytest.raises(ConfigError, match=r"adm.use_fp16: .*--precision fp16\|bf16"):
+        load_config(path)
+
+
+def test_whole_numbers_are_accepted_for_real_settings(tmp_path):
+    path = tmp_path / "ints.yaml"
+    path.write_text("threshold: 1\ntrain:\n  lr: 1\n")
+    cfg = load_config(path)
+    assert cfg.threshold == 1.0 and isinstance(cfg.threshold, float) and cfg.train.lr == 1.0
+
+
+def test_built_in_configs_are_found_and_valid():
+    assert {"default", "celebahq", "tiny"} <= set(builtin_configs())
+    assert load_config("default").adm == Config().adm
+    assert load_config("celebahq").weights.student == "distildire-celebahq"
+    assert load_config("tiny").adm.image_size == 64
+
+
+def test_replacing_a_setting_is_validated_and_keeps_the_dataclass_api():
+    cfg = load_config("tiny")
+    assert dataclasses.asdict(cfg.adm)["image_size"] == 64
+    assert dataclasses.replace(cfg.adm, image_size=32).image_size == 32
+    with pytest.raises(ConfigError, match="^invalid setting: train.dire_steps: must be greater than or equal to 1, not 0$"):
+        dataclasses.replace(cfg.train, dire_steps=0)
+    with pytest.raises(ConfigError, match="^invalid setting: channels_last: expected true or false, got str 'no'$"):
+        dataclasses.replace(cfg, channels_last="no")
 
 
 def test_unknown_config_name_lists_the_built_in_ones():
@@ -46,8 +91,11 @@ def test_unknown_config_name_lists_the_built_in_ones():
 
 
 def test_overrides_are_validated():
-    with pytest.raises(ConfigError, match="batch must be at least 1"):
+    with pytest.raises(ConfigError, match="^option batch: must be greater than or equal to 1, not 0$"):
         with_overrides(Config(), batch=0)
+    with pytest.raises(ConfigError, match="^option precision: expected one of"):
+        with_overrides(Config(), precision="fp8")
+    assert with_overrides(Config(), device=torch.device("cpu")).device == "cpu"
 
 
 def test_file_score_is_the_mean_of_the_top_quarter():
@@ -111,3 +159,15 @@ def test_version_needs_no_command():
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"streamdet {__version__}"
+
+
+def test_bad_config_on_the_command_line_is_one_line_and_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from streamdet.cli import app
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("channels_last: 'no'\n")
+    result = CliRunner().invoke(app, ["scan", str(tmp_path), "--config", str(path), "--quiet"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].endswith(f"{path}: channels_last: expected true or false, got str 'no'")

@@ -30,7 +30,7 @@ from streamdet.train.dire import DIRE, quantize
 from streamdet.train.metrics import average_precision, measure
 from streamdet.video import Sampling, iter_frames
 
-from .checkpoints import random_adm, random_student, save_student
+from .checkpoints import random_adm, random_student, save_adm, save_student
 from .media import make_video, write_image
 from .trainingdata import make_image_dataset, save_teacher, texture
 
@@ -255,8 +255,35 @@ def test_prepare_resumes_without_recomputing_and_skips_a_corrupt_image(tmp_path,
     assert result.exit_code == 0 and "computed 0 eps and 0 DIRE" in result.output
 
     other = dataclasses.replace(config, train=dataclasses.replace(config.train, dire_steps=3))
-    with pytest.raises(DatasetError, match="another dire_steps"):
-        prepare(_with_new_image(root), other, adm=tiny_adm_ckpt)
+    redone = prepare(_with_new_image(root), other, adm=tiny_adm_ckpt)
+    assert (redone.done_before, redone.eps, redone.dire) == (0, 7, 7), "made with another dire_steps: all stale"
+
+
+def test_prepare_recomputes_when_the_adm_changes_at_the_same_size_or_the_precision_changes(tmp_path, tiny_config, teacher_file, caplog):
+    root = make_image_dataset(tmp_path / "ds", 2, {"gan": 1})
+    config = configured(tiny_config, teacher_file)
+    (tmp_path / "new").mkdir()
+    adm = save_adm(tmp_path / "adm.pt", tiny_config.adm, seed=0)
+    replacement = save_adm(tmp_path / "new" / "adm.pt", tiny_config.adm, seed=7)  # same name: torch.save stores it
+    assert prepare(root, config, adm=adm, dire=False).eps == 3
+    cache, item = Cache(root), load_items(root)[0]
+    before = cache.load_eps(item)
+    assert prepare(root, config, adm=adm, dire=False).eps == 0, "same checkpoint: nothing to do"
+
+    assert replacement.stat().st_size == adm.stat().st_size and replacement.read_bytes() != adm.read_bytes()
+    os.replace(replacement, adm)
+    with caplog.at_level("WARNING", logger="streamdet"):
+        again = prepare(root, config, adm=adm, dire=False)
+    assert (again.done_before, again.eps) == (0, 3)
+    assert any("another adm_sha256" in r.getMessage() for r in caplog.records)
+    after = cache.load_eps(item)
+    fresh = Cache(root, tmp_path / "fresh")
+    prepare(root, config, adm=adm, cache_dir=fresh.dir, dire=False)
+    torch.testing.assert_close(after, fresh.load_eps(item))
+    assert not torch.allclose(after, before, atol=1e-3), "the old eps was not reused"
+
+    bf16 = dataclasses.replace(config, precision="bf16")
+    assert prepare(root, bf16, adm=adm, dire=False).eps == 3, "another precision: computed again"
 
 
 def _with_new_image(root: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +68,21 @@ class Cache:
         except ValueError as exc:
             raise DatasetError(f"{path}: not a prepare record ({exc})") from None
 
-    def claim(self, meta: dict[str, Any]) -> None:
-        """Record `meta` for a new cache, or check that an existing cache was made with the same settings."""
+    def claim(self, meta: dict[str, Any]) -> list[str]:
+        """Record `meta` for this cache and return the settings that differ from the recorded ones.
+
+        eps and DIRE made with other settings (another ADM checkpoint, precision, DIRE step count, …) are stale:
+        they are deleted before the new record is written, so that an interrupted run never mixes old and new files.
+        """
         old = self.read_meta()
-        if old is None:
-            write_text(self.dir / META, json.dumps(meta, indent=2) + "\n")
-            return
-        for key in meta:
-            if old.get(key) != meta[key]:
-                raise DatasetError(
-                    f"{self.dir}: cache was made with another {key} ({old.get(key)!r}, now {meta[key]!r}); "
-                    "pass another --cache or delete this one"
-                )
+        if old == meta:
+            return []
+        changed = [] if old is None else sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+        if changed:
+            for kind in ("eps", "dire"):
+                shutil.rmtree(self.dir / kind, ignore_errors=True)
+        write_text(self.dir / META, json.dumps(meta, indent=2) + "\n")
+        return changed
 
     def check_size(self, image_size: int) -> None:
         """Refuse caches made for another image size than the one the model reads."""

@@ -8,6 +8,7 @@ inference code (`preprocess` + `load_noise_model`); DIRE uses guided-diffusion's
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,12 +23,13 @@ from ..device import autocast, pick_device, pick_precision
 from ..errors import MediaError
 from ..models.noise import load_noise_model
 from ..preprocess import preprocess
-from ..weights import resolve
+from ..weights import file_sha256, resolve
 from .cache import Cache
 from .dataset import Item, load_items, read_rgb
 from .dire import DIRE
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger("streamdet")
 
 
 @dataclass
@@ -73,13 +75,14 @@ def _read_batches(root: Path, jobs: Sequence[_Job], size: int) -> Iterator[tuple
             yield [job for job, _ in good], [r for _, r in good], [r for r in results if isinstance(r, str)]
 
 
-def cache_meta(config: Config, adm_path: Path, dire_steps: int) -> dict:
-    """What makes a cache valid: image size, ADM architecture and checkpoint, DIRE step count."""
+def cache_meta(config: Config, adm_path: Path, precision: str) -> dict:
+    """What the cached eps and DIRE depend on: image size, ADM architecture, the checkpoint's content, precision, DIRE steps."""
     return {
         "image_size": config.adm.image_size,
         "adm": dataclasses.asdict(config.adm),
-        "adm_checkpoint": {"name": adm_path.name, "bytes": adm_path.stat().st_size},
-        "dire_steps": dire_steps,
+        "adm_sha256": file_sha256(adm_path),
+        "precision": precision,
+        "dire_steps": config.train.dire_steps,
     }
 
 
@@ -92,10 +95,19 @@ def prepare(
     progress: Progress | None = None,
     on_error: Callable[[str], None] | None = None,
 ) -> PrepareReport:
-    """Compute and cache the eps (and, with `dire`, the DIRE) of every image of `dataset` that lacks them."""
+    """Compute and cache the eps (and, with `dire`, the DIRE) of every image of `dataset` that lacks them.
+
+    Files made with another ADM checkpoint (by content), precision or setting are stale and made again.
+    """
     root = Path(dataset)
     items = load_items(root)
     cache = Cache(root, cache_dir)
+    adm_path = resolve(adm or config.weights.adm)
+    device = pick_device(config.device)
+    precision = pick_precision(config.precision, device)
+    changed = cache.claim(cache_meta(config, adm_path, precision))
+    if changed:
+        log.warning("%s: cache was made with another %s; computing it again", cache.dir, ", ".join(changed))
     jobs = []
     for item in items:
         job = _Job(item, not cache.eps_path(item).is_file(), dire and not cache.dire_path(item).is_file())
@@ -104,10 +116,6 @@ def prepare(
     report = PrepareReport(images=len(items), done_before=len(items) - len(jobs))
     if not jobs:
         return report
-    adm_path = resolve(adm or config.weights.adm)
-    cache.claim(cache_meta(config, adm_path, config.train.dire_steps))
-    device = pick_device(config.device)
-    precision = pick_precision(config.precision, device)
     noise = load_noise_model(config.adm, adm_path).to(device).eval().requires_grad_(False)
     dire_model = DIRE(noise.unet, config.adm, config.train.dire_steps)
     done = 0
