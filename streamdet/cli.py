@@ -489,8 +489,19 @@ def weights_list() -> None:
     for column in ("name", "kind", "size", "cached", "description"):
         out.add_column(column)
     for w in weights.REGISTRY.values():
-        out.add_row(w.name, w.kind, f"{w.size_mb} MB", "yes" if weights.cached_path(w).is_file() else "no", w.description)
+        out.add_row(w.name, w.kind, f"{w.size_mb} MB", cached_state(w), w.description)
     Console().print(out)
+
+
+def cached_state(weight: weights.WeightFile) -> str:
+    """'no', or the state of the cached copy: verified, no published checksum, or why it cannot be used."""
+    path = weights.cached_path(weight)
+    if not path.is_file():
+        return "no"
+    try:
+        return f"yes ({weights.verify(weight, path)})"
+    except StreamdetError as exc:
+        return f"[red]unusable[/]: {escape(str(exc))}"
 
 
 @weights_app.command("download")

@@ -30,6 +30,16 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def move_into_place(src: Path, dst: Path, fsync: bool = False) -> None:
+    """Rename a finished file `src` onto `dst` (same file system; mode 0644); with `fsync`, flushed before and the folder after."""
+    os.chmod(src, 0o644)
+    if fsync:
+        fsync_file(src)
+    os.replace(src, dst)
+    if fsync:
+        fsync_folder(dst.parent)
+
+
 @contextmanager
 def atomic_path(path: Path, fsync: bool = False) -> Iterator[Path]:
     """A temporary path beside `path`; renamed onto `path` (mode 0644) when the block succeeds, removed when it fails.
@@ -43,12 +53,7 @@ def atomic_path(path: Path, fsync: bool = False) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        if fsync:
-            fsync_file(Path(tmp))
-        os.replace(tmp, path)
-        if fsync:
-            fsync_folder(path.parent)
+        move_into_place(Path(tmp), path, fsync)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

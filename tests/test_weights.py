@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import streamdet.weights as streamdet_weights
+from streamdet.cli import app
 from streamdet.config import load_config
 from streamdet.errors import WeightsError
 from streamdet.models.adm import load_adm
@@ -287,3 +289,16 @@ def test_official_checkpoints_load_as_saved(tiny_config, tiny_adm_ckpt, student_
 def test_tiny_config_loads():
     cfg = load_config("tiny")
     assert cfg.adm.image_size == 64 and cfg.device == "cpu"
+
+
+def test_weights_list_verifies_what_it_calls_cached(registered):
+    weight = registered()
+    path = cached_path(weight)
+    path.parent.mkdir(parents=True)
+    runner = CliRunner()
+    assert "test-student" in runner.invoke(app, ["weights", "list"]).output
+    path.write_bytes(BODY)
+    assert "yes (verified)" in runner.invoke(app, ["weights", "list"]).output
+    path.write_bytes(BODY[:-1] + b"!")
+    listed = runner.invoke(app, ["weights", "list"], terminal_width=400).output
+    assert "unusable" in listed and "yes (verified)" not in listed

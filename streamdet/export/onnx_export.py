@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -14,6 +13,7 @@ from typing import Iterator
 import torch
 
 from ..errors import ExportError
+from ..files import move_into_place
 from .graphs import ExportGraph
 from .metadata import BatchRange
 
@@ -36,10 +36,10 @@ def publish(staged: Path, path: Path) -> None:
     """Move an ONNX file written at `staged` (and its external data, first) to `path`, each by an atomic rename."""
     data = staged.with_name(staged.name + ".data")
     if data.exists():
-        os.replace(data, path.with_name(path.name + ".data"))
+        move_into_place(data, path.with_name(path.name + ".data"), fsync=True)
     else:
         path.with_name(path.name + ".data").unlink(missing_ok=True)
-    os.replace(staged, path)
+    move_into_place(staged, path, fsync=True)
 
 
 @contextmanager

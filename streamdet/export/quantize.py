@@ -8,7 +8,6 @@ both runtimes share one calibration.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -82,7 +81,9 @@ def calibration_inputs(detector: "Detector", folder: Path, limit: int, batch: in
 
 
 def quantize_student(src: Path, dst: Path, batches: list[dict[str, np.ndarray]]) -> None:
-    """Quantize the fp32 student ONNX at `src` to int8 at `dst` (Conv and Gemm; activation ranges by min/max over `batches`)."""
+    """Quantize the fp32 student ONNX at `src` to int8 at `dst` (Conv and Gemm; activation ranges by min/max over `batches`).
+
+    `dst` is in the exporter's staging folder, published by an atomic rename once complete."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -93,13 +94,12 @@ def quantize_student(src: Path, dst: Path, batches: list[dict[str, np.ndarray]])
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
-    prepared = dst.with_name(f".{dst.name}.{os.getpid()}.pre.onnx")
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    prepared = dst.with_name(f".{dst.name}.pre.onnx")
     try:
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
-            str(tmp),
+            str(dst),
             Reader(),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv", "Gemm", "MatMul"],
@@ -109,7 +109,5 @@ def quantize_student(src: Path, dst: Path, batches: list[dict[str, np.ndarray]])
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
         )
-        os.replace(tmp, dst)
     finally:
         prepared.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
