@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
 import threading
 import time
@@ -180,9 +181,15 @@ def test_frames_of_several_streams_share_one_model_call_and_keep_their_identity(
     assert scores[1] > scores[0] * 1.01 and scores[2] > scores[1] * 1.01, "the random student tells the frames apart"
 
 
-def test_backoff_doubles_up_to_the_cap():
-    assert [backoff_delay(a, 1.0, 10.0) for a in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    assert backoff_delay(500, 1.0, 60.0) == 60.0
+def test_backoff_is_jittered_within_the_upper_half_of_a_doubling_ceiling_capped_at_max():
+    rng = random.Random(7)
+    ceilings = {1: 1.0, 2: 2.0, 3: 4.0, 4: 8.0, 5: 10.0, 500: 10.0}  # doubling from 1 s, capped at 10 s
+    for attempt, ceiling in ceilings.items():
+        delays = [backoff_delay(attempt, 1.0, 10.0, rng) for _ in range(2000)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays), attempt
+        assert len(set(delays)) > 1900, "cameras that dropped together do not reconnect in lockstep"
+        quarters = np.histogram(delays, bins=4, range=(ceiling / 2, ceiling))[0]
+        assert quarters.min() > 400, f"spread evenly over [{ceiling / 2}, {ceiling}]: {quarters}"
 
 
 def test_percentile_interpolates():

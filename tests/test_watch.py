@@ -300,7 +300,7 @@ def test_unreachable_and_silent_urls_are_retried_without_traceback(tiny_adm_ckpt
     timed_out = _events(events, "stream_error", mute)
     assert timed_out and timed_out[0]["error"] == f"{mute}: no answer within 1.5 s (timed out)"
     delays = [e["delay_s"] for e in _events(events, "stream_reconnecting", closed)]
-    assert delays[:3] == [1.0, 2.0, 2.0], "backoff doubles up to --max-backoff"
+    assert 0.5 <= delays[0] <= 1.0 and all(1.0 <= d <= 2.0 for d in delays[1:3]), f"jittered backoff doubles up to --max-backoff: {delays}"
     for summary in _events(events, "summary"):
         assert summary["analysed"] == 0 and summary["reconnects"] >= 1
 

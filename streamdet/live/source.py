@@ -2,14 +2,16 @@
 
 The reader never gives up on a network stream or a capture device: a failed open, a dropped connection,
 or a socket that stays silent for `timeout_s` (FFmpeg socket options, and PyAV's open/read timeouts as a
-backstop for every protocol) ends the connection, and the reader tries again after 1, 2, 4, … seconds, up
-to `max_backoff_s`. Corrupt packets are skipped. A local file (played at its own speed) ends at its end.
+backstop for every protocol) ends the connection, and the reader tries again after a pause whose ceiling
+doubles (1, 2, 4, … seconds, up to `max_backoff_s`) and which is drawn at random from the ceiling's upper
+half (jitter). Corrupt packets are skipped. A local file (played at its own speed) ends at its end.
 Nothing here raises: every problem becomes an event.
 """
 
 from __future__ import annotations
 
 import errno
+import random
 import socket
 import threading
 import time
@@ -41,9 +43,15 @@ class SourceSettings:
     first_backoff_s: float = 1.0
 
 
-def backoff_delay(attempt: int, first_s: float, max_s: float) -> float:
-    """Seconds to wait before reconnection attempt `attempt` (1, 2, …): doubling from `first_s`, capped at `max_s`."""
-    return min(max_s, first_s * 2 ** min(attempt - 1, 30))
+def backoff_delay(attempt: int, first_s: float, max_s: float, rng: random.Random) -> float:
+    """Seconds to wait before reconnection attempt `attempt` (1, 2, …), with "equal jitter".
+
+    The ceiling doubles from `first_s` and is capped at `max_s`; the delay is drawn uniformly from the upper
+    half of it, so cameras that dropped together do not all reconnect in the same instant, yet none retries
+    sooner than half the ceiling.
+    """
+    ceiling = min(max_s, first_s * 2 ** min(attempt - 1, 30))
+    return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
 
 
 class LiveSource:
@@ -67,6 +75,7 @@ class LiveSource:
         self._clock = StreamClock()
         self._sampler = RateSampler(settings.fps)
         self._index = 0
+        self._jitter = random.Random()
         self._thread = threading.Thread(target=self._run, name=f"streamdet-live-{target.id}", daemon=True)
 
     def start(self) -> None:
@@ -89,7 +98,7 @@ class LiveSource:
             if self.target.kind == "file" or self.stop.is_set():
                 break
             attempt = 1 if delivered else attempt + 1
-            delay = backoff_delay(attempt, self.settings.first_backoff_s, self.settings.max_backoff_s)
+            delay = round(backoff_delay(attempt, self.settings.first_backoff_s, self.settings.max_backoff_s, self._jitter), 3)
             self.health.set_state("reconnecting")
             self.health.count("reconnects")
             self.emit("stream_reconnecting", stream=self.target.id, attempt=attempt, delay_s=delay)
