@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from streamdet.aggregate import file_score
@@ -21,7 +22,7 @@ from streamdet.errors import ConfigError
 from streamdet.live.clock import RateSampler, StreamClock
 from streamdet.live.events import EventLog
 from streamdet.live.mailbox import LatestFrames, LiveFrame
-from streamdet.live.metrics import MetricsServer, StreamHealth, exposition, percentile
+from streamdet.live.metrics import StreamHealth, WatchMetrics, percentile
 from streamdet.live.source import SourceSettings, backoff_delay
 from streamdet.live.targets import StreamTarget, open_options, parse_targets, redact
 from streamdet.detector import Detector
@@ -198,33 +199,57 @@ def test_percentile_interpolates():
     assert percentile([0.0, 10.0], 0.95) == pytest.approx(9.5)
 
 
-_SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="(?:[^"\\]|\\.)*"(,[a-z_]+="(?:[^"\\]|\\.)*")*\})? (NaN|-?[0-9.e+-]+)$')
+def _scrape(url: str) -> dict[str, list]:
+    """GET the metrics page and parse it with prometheus_client's own parser: family name → samples."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {family.name: (family.type, family.samples) for family in text_string_to_metric_families(text)}
 
 
-def test_exposition_is_valid_prometheus_text():
-    health = StreamHealth('rtsp://cam/"x"\\y')
-    health.count("received", 10)
-    health.count("dropped", 2)
-    health.analysed(0.25, time.monotonic())
-    text = exposition([health.snapshot(), StreamHealth("b").snapshot()], pending=1)
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or _SAMPLE.match(line), line
-    assert 'streamdet_frames_dropped_total{stream="rtsp://cam/\\"x\\"\\\\y"} 2' in text
-    assert 'streamdet_latency_seconds{stream="b",quantile="0.5"} NaN' in text
-    assert 'streamdet_latency_seconds_count{stream="rtsp://cam/\\"x\\"\\\\y"} 1' in text
-    assert "streamdet_pending_frames 1" in text
+def _value(samples: list, name: str, **labels: str) -> float:
+    (match,) = [s.value for s in samples if s.name == name and s.labels == labels]
+    return match
 
 
-def test_metrics_server_serves_metrics_and_reports_a_busy_port():
-    server = MetricsServer(0, lambda: "streamdet_pending_frames 0\n")
+def test_metrics_endpoint_serves_counters_gauges_and_a_latency_histogram(monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    odd = 'rtsp://cam/"x"\\y'
+    health = {odd: StreamHealth(odd), "b": StreamHealth("b")}
+    health[odd].count("received", 10)
+    health[odd].count("dropped", 2)
+    health[odd].set_state("up")
+    metrics = WatchMetrics(health, pending=lambda: 1)
+    for latency in (0.02, 0.3, 3.0):
+        metrics.observe(odd, latency)
+    port = metrics.serve(0)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:
-            assert response.read() == b"streamdet_pending_frames 0\n"
-        with pytest.raises(ConfigError, match=f"--metrics-port {server.port}: cannot listen on 127.0.0.1:{server.port}"):
-            MetricsServer(server.port, lambda: "")
+        families = _scrape(f"http://127.0.0.1:{port}/metrics")
+        with pytest.raises(ConfigError, match=f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}"):
+            WatchMetrics(health, pending=lambda: 0).serve(port)
     finally:
-        server.close()
+        metrics.close()
+    kind, dropped = families["streamdet_frames_dropped"]
+    assert kind == "counter" and _value(dropped, "streamdet_frames_dropped_total", stream=odd) == 2
+    assert _value(families["streamdet_frames_received"][1], "streamdet_frames_received_total", stream="b") == 0
+    assert _value(families["streamdet_stream_up"][1], "streamdet_stream_up", stream=odd) == 1
+    assert _value(families["streamdet_stream_up"][1], "streamdet_stream_up", stream="b") == 0
+    kind, latency = families["streamdet_latency_seconds"]
+    assert kind == "histogram"
+    buckets = {s.labels["le"]: s.value for s in latency if s.name.endswith("_bucket") and s.labels["stream"] == odd}
+    assert (buckets["0.01"], buckets["0.025"], buckets["0.5"], buckets["2.5"], buckets["5.0"], buckets["+Inf"]) == (0, 1, 2, 2, 3, 3)
+    assert _value(latency, "streamdet_latency_seconds_count", stream=odd) == 3
+    assert _value(latency, "streamdet_latency_seconds_sum", stream=odd) == pytest.approx(3.32)
+    assert _value(latency, "streamdet_latency_seconds_count", stream="b") == 0, "every stream has its histogram from the start"
+    assert not [s for s in families["streamdet_window_score"][1]], "no window score before the window holds enough frames"
+    assert families["streamdet_pending_frames"][1][0].value == 1
+
+
+def test_each_watch_has_its_own_metrics_registry():
+    first = WatchMetrics({"a": StreamHealth("a")}, pending=lambda: 0)
+    second = WatchMetrics({"a": StreamHealth("a")}, pending=lambda: 0)
+    first.observe("a", 0.1)
+    assert 'streamdet_latency_seconds_count{stream="a"} 1.0' in first.text()
+    assert 'streamdet_latency_seconds_count{stream="a"} 0.0' in second.text()
 
 
 class _Flaky(BaseHTTPRequestHandler):

@@ -21,7 +21,7 @@ import numpy as np
 from streamdet.errors import ConfigError
 from streamdet.live.events import EventLog, utc_stamp
 from streamdet.live.mailbox import LatestFrames, LiveFrame
-from streamdet.live.metrics import MetricsServer, StreamHealth, exposition
+from streamdet.live.metrics import StreamHealth, WatchMetrics
 from streamdet.live.source import LiveSource, SourceSettings
 from streamdet.live.targets import StreamTarget
 from streamdet.live.window import AlertRule, AlertWindow, Transition
@@ -87,7 +87,7 @@ class Watch:
         self.sources = [
             LiveSource(t, settings.source, self.mailbox, self.health[t.id], events.emit, self._readers_stop) for t in self.targets
         ]
-        self.metrics: MetricsServer | None = None
+        self.metrics = WatchMetrics(self.health, lambda: len(self.mailbox))
         self.model_calls = 0  # detector calls on stream frames (the warm-up not counted)
 
     def request_stop(self, reason: str) -> None:
@@ -95,15 +95,11 @@ class Watch:
         self.stop_reason = reason
         self.stop.set()
 
-    def metrics_text(self) -> str:
-        """The health of every stream in the Prometheus text format."""
-        return exposition([h.snapshot() for h in self.health.values()], len(self.mailbox))
-
     def run(self) -> list[dict]:
         """Watch until stopped, the duration is over or every stream has ended; return one summary per stream."""
         if self.settings.metrics_port is not None:
-            self.metrics = MetricsServer(self.settings.metrics_port, self.metrics_text)
-        metrics = None if self.metrics is None else f"http://127.0.0.1:{self.metrics.port}/metrics"
+            self.metrics.serve(self.settings.metrics_port)
+        metrics = None if self.metrics.port is None else f"http://127.0.0.1:{self.metrics.port}/metrics"
         self.events.emit("watch_start", streams=[t.id for t in self.targets], metrics=metrics, settings=self._settings_record())
         self._warm_up()
         started = time.monotonic()
@@ -119,8 +115,7 @@ class Watch:
         self._score(self.mailbox.take(len(self.targets), 0.0))
         summaries = [self._summary(t) for t in self.targets]
         self.events.emit("watch_stop", reason=reason, seconds=round(time.monotonic() - started, 3))
-        if self.metrics is not None:
-            self.metrics.close()
+        self.metrics.close()
         return summaries
 
     def _warm_up(self) -> None:
@@ -161,6 +156,7 @@ class Watch:
             latency = done - frame.arrival_mono
             health = self.health[frame.stream]
             health.analysed(latency, done)
+            self.metrics.observe(frame.stream, latency)
             if self.settings.log_frames:
                 self.events.emit(
                     "frame",
