@@ -8,6 +8,7 @@ import random
 import re
 import threading
 import time
+from pathlib import Path
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,6 +31,7 @@ from streamdet.live.watch import Watch, WatchSettings
 from streamdet.live.webhook import Webhook
 from streamdet.live.window import AlertRule, AlertWindow, default_min_frames
 
+from .checkpoints import random_student, save_student
 from .media import make_video
 from .rtsp import free_port
 
@@ -180,6 +182,34 @@ def test_frames_of_several_streams_share_one_model_call_and_keep_their_identity(
         assert f["index"] == 7 + [t.id for t in targets].index(f["stream"])
     scores = sorted(f["score"] for f in frames)
     assert scores[1] > scores[0] * 1.01 and scores[2] > scores[1] * 1.01, "the random student tells the frames apart"
+
+
+@pytest.fixture(scope="module")
+def nan_student_ckpt(tmp_path_factory) -> Path:
+    """A student whose head gives NaN for every frame (as a diverged training run would)."""
+    return save_student(tmp_path_factory.mktemp("nan") / "student_nan.pth", random_student(seed=4, bias=float("nan")))
+
+
+def test_non_finite_scores_are_stream_errors_never_window_scores(tiny_config, tiny_adm_ckpt, nan_student_ckpt):
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=nan_student_ckpt)
+    target = StreamTarget("rtsp://cam/live", "rtsp://cam/live", "network")
+    out = io.StringIO()
+    settings = WatchSettings(SourceSettings(fps=2), AlertRule(window_s=10, min_frames=1), log_frames=True)
+    watch = Watch(detector, [target], settings, EventLog(out))
+    for index in range(3):
+        watch.mailbox.offer(LiveFrame(target.id, index, index / 2, index / 2, time.time(), time.monotonic(), np.zeros((48, 64, 3), np.uint8)))
+        watch.step(0.0)
+    watch._status()
+    text = out.getvalue()
+    assert "NaN" not in text and "Infinity" not in text
+    events = [json.loads(line) for line in text.splitlines()]
+    errors = [e for e in events if e["event"] == "stream_error"]
+    assert [e["frame"] for e in errors] == [0, 1, 2]
+    assert errors[0]["error"].startswith("rtsp://cam/live: the detector gave a non-finite score (nan) for frame 0")
+    assert not [e for e in events if e["event"] in ("frame", "alert_raised")]
+    (status,) = [e for e in events if e["event"] == "status"]
+    assert status["score_errors"] == 3 and status["analysed"] == 0 and status["window_score"] is None
+    assert len(watch.windows[target.id]) == 0
 
 
 def test_backoff_is_jittered_within_the_upper_half_of_a_doubling_ceiling_capped_at_max():

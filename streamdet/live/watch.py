@@ -9,6 +9,7 @@ still scored, and a summary per stream is written.
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -155,6 +156,9 @@ class Watch:
         for frame, score in zip(frames, scores):
             latency = done - frame.arrival_mono
             health = self.health[frame.stream]
+            if not math.isfinite(score):
+                self._score_error(frame, score)
+                continue
             health.analysed(latency, done)
             self.metrics.observe(frame.stream, latency)
             if self.settings.log_frames:
@@ -174,6 +178,16 @@ class Watch:
             health.window(window.score, len(window), window.active)
             if change is not None:
                 self._alert(frame.stream, change)
+
+    def _score_error(self, frame: LiveFrame, score: float) -> None:
+        """A NaN or infinite score is an error of its stream: counted and reported, never a verdict."""
+        self.health[frame.stream].count("score_errors")
+        self.events.emit(
+            "stream_error",
+            stream=frame.stream,
+            frame=frame.index,
+            error=f"{frame.stream}: the detector gave a non-finite score ({score}) for frame {frame.index} at t={frame.time:.3f} s; frame not used",
+        )
 
     def _alert(self, stream: str, change: Transition) -> None:
         """Write an alert_raised / alert_cleared event."""
