@@ -6,6 +6,7 @@ import io
 import json
 import random
 import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -210,6 +211,31 @@ def test_non_finite_scores_are_stream_errors_never_window_scores(tiny_config, ti
     (status,) = [e for e in events if e["event"] == "status"]
     assert status["score_errors"] == 3 and status["analysed"] == 0 and status["window_score"] is None
     assert len(watch.windows[target.id]) == 0
+
+
+def test_nothing_is_written_after_watch_stop_even_by_a_reader_blocked_in_an_open(tiny_config, tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    """A server that accepts and never answers keeps the reader in its open past the watch's end (timeout 4 s,
+    duration 0.5 s, readers waited for 2 s): its error must not follow watch_stop, and its summary is final."""
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=real_student_ckpt)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x"
+    path = tmp_path / "events.jsonl"
+    log = EventLog.open(path)
+    settings = WatchSettings(SourceSettings(timeout_s=4.0), AlertRule(window_s=10, min_frames=1), duration_s=0.5)
+    watch = Watch(detector, [StreamTarget(url, url, "network")], settings, log)
+    try:
+        (summary,) = watch.run()
+        assert not watch.sources[0].finished, "the reader is still blocked in its open when the watch ends"
+        watch.sources[0].join(10)
+        assert watch.sources[0].finished
+    finally:
+        silent.close()
+        log.close()
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert events[-1]["event"] == "watch_stop", [e["event"] for e in events]
+    assert summary["state"] == "ended" and events[-2] == summary
 
 
 def test_backoff_is_jittered_within_the_upper_half_of_a_doubling_ceiling_capped_at_max():

@@ -57,9 +57,14 @@ class StreamHealth:
             self.counts[name] += n
 
     def set_state(self, state: str) -> None:
-        """Record the stream's state: connecting, up, down, reconnecting, ended."""
+        """Record the stream's state: connecting, up, down, reconnecting, ended (final: later states are ignored)."""
         with self._lock:
-            self.state = state
+            if self.state != "ended":
+                self.state = state
+
+    def finish(self) -> None:
+        """The watch is over: the state is `ended` for good, whatever a late reader thread still reports."""
+        self.set_state("ended")
 
     def analysed(self, latency_s: float, done_mono: float) -> None:
         """Record one scored frame and its latency from arrival to score."""

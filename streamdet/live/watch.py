@@ -3,8 +3,9 @@
 Frames of all streams share the detector's batches (one model call scores the waiting frames of several
 streams). The main loop takes whatever frames are waiting, scores them, feeds each stream's window, and
 writes events; every `status_every_s` it reports each stream's health. It ends on `stop` (a signal), after
-`duration_s`, or when every stream has ended (files); then readers stop, the frames already waiting are
-still scored, and a summary per stream is written.
+`duration_s`, or when every stream has ended (files); then readers stop (one still blocked after a short
+wait can write nothing more), the frames already waiting are still scored, a final summary per stream is
+written (state `ended`), pending webhook deliveries get their chance, and `watch_stop` is the last event.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from streamdet.errors import ConfigError
-from streamdet.live.events import EventLog, utc_stamp
+from streamdet.live.events import EventLog, Gate, utc_stamp
 from streamdet.live.mailbox import LatestFrames, LiveFrame
 from streamdet.live.metrics import StreamHealth, WatchMetrics
 from streamdet.live.source import LiveSource, SourceSettings
@@ -85,8 +86,9 @@ class Watch:
         self.health = {t.id: StreamHealth(t.id) for t in self.targets}
         self.windows = {t.id: AlertWindow(settings.rule) for t in self.targets}
         self._readers_stop = threading.Event()
+        self._reader_events = Gate(events.emit)
         self.sources = [
-            LiveSource(t, settings.source, self.mailbox, self.health[t.id], events.emit, self._readers_stop) for t in self.targets
+            LiveSource(t, settings.source, self.mailbox, self.health[t.id], self._reader_events, self._readers_stop) for t in self.targets
         ]
         self.metrics = WatchMetrics(self.health, lambda: len(self.mailbox))
         self.model_calls = 0  # detector calls on stream frames (the warm-up not counted)
@@ -113,10 +115,13 @@ class Watch:
             self._readers_stop.set()
         for source in self.sources:
             source.join(_SOURCE_JOIN_S)
+        self._reader_events.close()  # a reader still blocked (in an open, say) writes nothing from here on
+        for health in self.health.values():
+            health.finish()
         self._score(self.mailbox.take(len(self.targets), 0.0))
         summaries = [self._summary(t) for t in self.targets]
-        self.events.emit("watch_stop", reason=reason, seconds=round(time.monotonic() - started, 3))
         self.metrics.close()
+        self.events.finish("watch_stop", reason=reason, seconds=round(time.monotonic() - started, 3))
         return summaries
 
     def _warm_up(self) -> None:
