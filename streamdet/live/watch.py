@@ -140,6 +140,8 @@ class Watch:
                 return "duration reached"
             if all(s.finished for s in self.sources) and not len(self.mailbox):
                 return "all streams ended"
+            for source in self.sources:
+                source.check_stall(now)
             if now >= next_status:
                 self._status()
                 next_status = now + self.settings.status_every_s
