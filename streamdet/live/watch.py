@@ -11,12 +11,10 @@ written (state `ended`), pending webhook deliveries get their chance, and `watch
 from __future__ import annotations
 
 import math
-import signal
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -258,25 +256,3 @@ def status_line(snap: dict) -> str:
         f"latency p50 {ms(snap['latency_p50_ms'])} ms p95 {ms(snap['latency_p95_ms'])} ms, "
         f"window {window} ({snap['window_frames']} frames){', ALERT' if snap['alert'] else ''}"
     )
-
-
-@contextmanager
-def stop_on_signals(request_stop: Callable[[str], None]) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM call `request_stop("signal NAME")`; a second signal interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    asked: list[str] = []
-
-    def handler(signum: int, frame: object) -> None:
-        if asked:
-            raise KeyboardInterrupt
-        asked.append(signal.Signals(signum).name)
-        request_stop(f"signal {asked[0]}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
