@@ -375,6 +375,18 @@ def test_event_log_writes_flushed_json_lines(tmp_path):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", lines[1]["ts"])
 
 
+def test_finish_delivers_webhook_errors_first_and_then_refuses_every_event(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog.open(path)
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    log.webhook = Webhook(dead, timeout_s=0.5, retries=0, on_error=lambda problem: log.emit("webhook_error", error=problem))
+    log.emit("alert_raised", stream="a")
+    log.finish("watch_stop", reason="test")
+    log.emit("stream_up", stream="a")
+    log.close()
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["alert_raised", "webhook_error", "watch_stop"]
+
+
 def test_targets_are_classified_redacted_and_checked(tmp_path):
     clip = make_video(tmp_path / "clip.mp4", 5)
     targets = parse_targets(["rtsp://admin:secret@cam.local:554/live", "/dev/video7", str(clip)], realtime=True)
