@@ -244,12 +244,8 @@ def watch_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No status lines and no download progress on stderr."),
 ) -> None:
     """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
-    import threading
+    from .live import AlertRule, SourceSettings, WatchSettings, default_min_frames, parse_targets, run_watch
 
-    from .live import AlertRule, EventLog, SourceSettings, Watch, WatchSettings, Webhook, default_min_frames, parse_targets, stop_on_signals
-
-    hook = None
-    log = None
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch)
         raise_at = cfg.threshold if raise_at is None else raise_at
@@ -259,19 +255,7 @@ def watch_command(
         settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
         targets = parse_targets(urls, realtime)
         detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
-        try:
-            log = EventLog.open(events)
-            if webhook is not None:
-                hook = Webhook(webhook, on_error=lambda problem: log.emit("webhook_error", error=problem))
-                log.webhook = hook
-            runner = Watch(detector, targets, settings, log, stop=threading.Event(), on_line=None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
-            with stop_on_signals(runner.request_stop):
-                runner.run()
-        finally:
-            if hook is not None:
-                hook.close()
-            if log is not None:
-                log.close()
+        run_watch(detector, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
 
 
 @app.command("export")

@@ -90,9 +90,9 @@ def cached_path(weight: WeightFile) -> Path:
     return home() / "weights" / weight.filename
 
 
-def _hash_record(path: Path) -> Path:
-    """The small JSON beside a file that remembers its sha256 for one size, mtime and inode."""
-    return path.with_name(f".{path.name}.sha256.json")
+def hash_record(path: Path) -> Path:
+    """The small JSON in the cache folder that remembers a file's sha256 for one size, mtime and inode (nothing is written beside user files)."""
+    return home() / "hashes" / f"{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]}.json"
 
 
 def _digest(path: Path) -> str:
@@ -105,11 +105,11 @@ def _digest(path: Path) -> str:
 
 
 def _remember(path: Path, stat: os.stat_result, sha256: str) -> None:
-    """Keep `sha256` for this size, mtime and inode, in memory and (where the folder is writable) beside the file."""
+    """Keep `sha256` for this size, mtime and inode, in memory and (where the cache folder is writable) in its record."""
     _hashes[(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)] = sha256
     record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": sha256}
     try:
-        write_text(_hash_record(path), json.dumps(record) + "\n")
+        write_text(hash_record(path), json.dumps(record) + "\n")
     except OSError:
         pass
 
@@ -125,7 +125,7 @@ def file_sha256(path: str | Path) -> str:
     if key in _hashes:
         return _hashes[key]
     try:
-        record = json.loads(_hash_record(path).read_text())
+        record = json.loads(hash_record(path).read_text())
         if (record.get("size"), record.get("mtime_ns"), record.get("inode")) == key[1:]:
             _hashes[key] = str(record["sha256"])
             return _hashes[key]

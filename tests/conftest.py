@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,19 @@ import pytest
 from streamdet.config import Config, load_config
 
 from .checkpoints import random_student, save_adm, save_student
+
+
+@pytest.fixture(scope="session", autouse=True)
+def streamdet_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own cache folder (weights, remembered checksums), never the user's."""
+    home = tmp_path_factory.mktemp("streamdet-home")
+    before = os.environ.get("STREAMDET_HOME")
+    os.environ["STREAMDET_HOME"] = str(home)
+    yield home
+    if before is None:
+        os.environ.pop("STREAMDET_HOME", None)
+    else:
+        os.environ["STREAMDET_HOME"] = before
 
 
 @pytest.fixture(scope="session")

@@ -42,12 +42,13 @@ def free_port() -> int:
 
 
 class RtspServer:
-    """The test RTSP server on a fixed port, serving a live 160×120 H.264 test pattern at `fps`."""
+    """The test RTSP server on a fixed port, serving a live 160×120 H.264 test pattern at `fps` (`silent`: no video packets)."""
 
-    def __init__(self, port: int | None = None, paths: tuple[str, ...] = ("/test",), fps: int = 10) -> None:
+    def __init__(self, port: int | None = None, paths: tuple[str, ...] = ("/test",), fps: int = 10, silent: bool = False) -> None:
         self.port = port or free_port()
         self.paths = paths
         self.fps = fps
+        self.silent = silent
         self.process: subprocess.Popen | None = None
 
     def url(self, path: str = "/test") -> str:
@@ -59,6 +60,8 @@ class RtspServer:
         args = [SYSTEM_PYTHON, str(SCRIPT), "--port", str(self.port), "--fps", str(self.fps)]
         for path in self.paths:
             args += ["--path", path]
+        if self.silent:
+            args.append("--silent")
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -20,12 +20,17 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
-def pipeline(fps: int, width: int, height: int) -> str:
-    """A live moving test pattern, H.264 with a key frame every second, RTP-payloaded."""
+def pipeline(fps: int, width: int, height: int, silent: bool = False) -> str:
+    """A live moving test pattern, H.264 with a key frame every second, RTP-payloaded.
+
+    `silent`: the stream is described and set up as usual, but every encoded buffer is dropped before the
+    payloader, so a client connects and then never receives a video packet.
+    """
+    drop = "! identity drop-probability=1.0 " if silent else ""
     return (
         f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 "
         f"! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=300 "
-        f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"{drop}! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
 
 
@@ -36,6 +41,7 @@ def main() -> int:
     parser.add_argument("--path", action="append", help="mount point (repeatable; default /test)")
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--size", default="160x120")
+    parser.add_argument("--silent", action="store_true", help="answer and set up the stream, but send no video")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     Gst.init(None)
@@ -43,7 +49,7 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(args.fps, width, height))
+    factory.set_launch(pipeline(args.fps, width, height, args.silent))
     factory.set_shared(True)
     for path in args.path or ["/test"]:
         server.get_mount_points().add_factory(path, factory)

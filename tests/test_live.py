@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
+import socket
 import threading
 import time
+from pathlib import Path
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from streamdet.aggregate import file_score
@@ -20,7 +24,7 @@ from streamdet.errors import ConfigError
 from streamdet.live.clock import RateSampler, StreamClock
 from streamdet.live.events import EventLog
 from streamdet.live.mailbox import LatestFrames, LiveFrame
-from streamdet.live.metrics import MetricsServer, StreamHealth, exposition, percentile
+from streamdet.live.metrics import StreamHealth, WatchMetrics, percentile
 from streamdet.live.source import SourceSettings, backoff_delay
 from streamdet.live.targets import StreamTarget, open_options, parse_targets, redact
 from streamdet.detector import Detector
@@ -28,6 +32,7 @@ from streamdet.live.watch import Watch, WatchSettings
 from streamdet.live.webhook import Webhook
 from streamdet.live.window import AlertRule, AlertWindow, default_min_frames
 
+from .checkpoints import random_student, save_student
 from .media import make_video
 from .rtsp import free_port
 
@@ -180,9 +185,68 @@ def test_frames_of_several_streams_share_one_model_call_and_keep_their_identity(
     assert scores[1] > scores[0] * 1.01 and scores[2] > scores[1] * 1.01, "the random student tells the frames apart"
 
 
-def test_backoff_doubles_up_to_the_cap():
-    assert [backoff_delay(a, 1.0, 10.0) for a in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
-    assert backoff_delay(500, 1.0, 60.0) == 60.0
+@pytest.fixture(scope="module")
+def nan_student_ckpt(tmp_path_factory) -> Path:
+    """A student whose head gives NaN for every frame (as a diverged training run would)."""
+    return save_student(tmp_path_factory.mktemp("nan") / "student_nan.pth", random_student(seed=4, bias=float("nan")))
+
+
+def test_non_finite_scores_are_stream_errors_never_window_scores(tiny_config, tiny_adm_ckpt, nan_student_ckpt):
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=nan_student_ckpt)
+    target = StreamTarget("rtsp://cam/live", "rtsp://cam/live", "network")
+    out = io.StringIO()
+    settings = WatchSettings(SourceSettings(fps=2), AlertRule(window_s=10, min_frames=1), log_frames=True)
+    watch = Watch(detector, [target], settings, EventLog(out))
+    for index in range(3):
+        watch.mailbox.offer(LiveFrame(target.id, index, index / 2, index / 2, time.time(), time.monotonic(), np.zeros((48, 64, 3), np.uint8)))
+        watch.step(0.0)
+    watch._status()
+    text = out.getvalue()
+    assert "NaN" not in text and "Infinity" not in text
+    events = [json.loads(line) for line in text.splitlines()]
+    errors = [e for e in events if e["event"] == "stream_error"]
+    assert [e["frame"] for e in errors] == [0, 1, 2]
+    assert errors[0]["error"].startswith("rtsp://cam/live: the detector gave a non-finite score (nan) for frame 0")
+    assert not [e for e in events if e["event"] in ("frame", "alert_raised")]
+    (status,) = [e for e in events if e["event"] == "status"]
+    assert status["score_errors"] == 3 and status["analysed"] == 0 and status["window_score"] is None
+    assert len(watch.windows[target.id]) == 0
+
+
+def test_nothing_is_written_after_watch_stop_even_by_a_reader_blocked_in_an_open(tiny_config, tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    """A server that accepts and never answers keeps the reader in its open past the watch's end (timeout 4 s,
+    duration 0.5 s, readers waited for 2 s): its error must not follow watch_stop, and its summary is final."""
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=real_student_ckpt)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x"
+    path = tmp_path / "events.jsonl"
+    log = EventLog.open(path)
+    settings = WatchSettings(SourceSettings(timeout_s=4.0), AlertRule(window_s=10, min_frames=1), duration_s=0.5)
+    watch = Watch(detector, [StreamTarget(url, url, "network")], settings, log)
+    try:
+        (summary,) = watch.run()
+        assert not watch.sources[0].finished, "the reader is still blocked in its open when the watch ends"
+        watch.sources[0].join(10)
+        assert watch.sources[0].finished
+    finally:
+        silent.close()
+        log.close()
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert events[-1]["event"] == "watch_stop", [e["event"] for e in events]
+    assert summary["state"] == "ended" and events[-2] == summary
+
+
+def test_backoff_is_jittered_within_the_upper_half_of_a_doubling_ceiling_capped_at_max():
+    rng = random.Random(7)
+    ceilings = {1: 1.0, 2: 2.0, 3: 4.0, 4: 8.0, 5: 10.0, 500: 10.0}  # doubling from 1 s, capped at 10 s
+    for attempt, ceiling in ceilings.items():
+        delays = [backoff_delay(attempt, 1.0, 10.0, rng) for _ in range(2000)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays), attempt
+        assert len(set(delays)) > 1900, "cameras that dropped together do not reconnect in lockstep"
+        quarters = np.histogram(delays, bins=4, range=(ceiling / 2, ceiling))[0]
+        assert quarters.min() > 400, f"spread evenly over [{ceiling / 2}, {ceiling}]: {quarters}"
 
 
 def test_percentile_interpolates():
@@ -191,33 +255,57 @@ def test_percentile_interpolates():
     assert percentile([0.0, 10.0], 0.95) == pytest.approx(9.5)
 
 
-_SAMPLE = re.compile(r'^[a-z_]+(\{[a-z_]+="(?:[^"\\]|\\.)*"(,[a-z_]+="(?:[^"\\]|\\.)*")*\})? (NaN|-?[0-9.e+-]+)$')
+def _scrape(url: str) -> dict[str, list]:
+    """GET the metrics page and parse it with prometheus_client's own parser: family name → samples."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {family.name: (family.type, family.samples) for family in text_string_to_metric_families(text)}
 
 
-def test_exposition_is_valid_prometheus_text():
-    health = StreamHealth('rtsp://cam/"x"\\y')
-    health.count("received", 10)
-    health.count("dropped", 2)
-    health.analysed(0.25, time.monotonic())
-    text = exposition([health.snapshot(), StreamHealth("b").snapshot()], pending=1)
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or _SAMPLE.match(line), line
-    assert 'streamdet_frames_dropped_total{stream="rtsp://cam/\\"x\\"\\\\y"} 2' in text
-    assert 'streamdet_latency_seconds{stream="b",quantile="0.5"} NaN' in text
-    assert 'streamdet_latency_seconds_count{stream="rtsp://cam/\\"x\\"\\\\y"} 1' in text
-    assert "streamdet_pending_frames 1" in text
+def _value(samples: list, name: str, **labels: str) -> float:
+    (match,) = [s.value for s in samples if s.name == name and s.labels == labels]
+    return match
 
 
-def test_metrics_server_serves_metrics_and_reports_a_busy_port():
-    server = MetricsServer(0, lambda: "streamdet_pending_frames 0\n")
+def test_metrics_endpoint_serves_counters_gauges_and_a_latency_histogram(monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    odd = 'rtsp://cam/"x"\\y'
+    health = {odd: StreamHealth(odd), "b": StreamHealth("b")}
+    health[odd].count("received", 10)
+    health[odd].count("dropped", 2)
+    health[odd].set_state("up")
+    metrics = WatchMetrics(health, pending=lambda: 1)
+    for latency in (0.02, 0.3, 3.0):
+        metrics.observe(odd, latency)
+    port = metrics.serve(0)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as response:
-            assert response.read() == b"streamdet_pending_frames 0\n"
-        with pytest.raises(ConfigError, match=f"--metrics-port {server.port}: cannot listen on 127.0.0.1:{server.port}"):
-            MetricsServer(server.port, lambda: "")
+        families = _scrape(f"http://127.0.0.1:{port}/metrics")
+        with pytest.raises(ConfigError, match=f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}"):
+            WatchMetrics(health, pending=lambda: 0).serve(port)
     finally:
-        server.close()
+        metrics.close()
+    kind, dropped = families["streamdet_frames_dropped"]
+    assert kind == "counter" and _value(dropped, "streamdet_frames_dropped_total", stream=odd) == 2
+    assert _value(families["streamdet_frames_received"][1], "streamdet_frames_received_total", stream="b") == 0
+    assert _value(families["streamdet_stream_up"][1], "streamdet_stream_up", stream=odd) == 1
+    assert _value(families["streamdet_stream_up"][1], "streamdet_stream_up", stream="b") == 0
+    kind, latency = families["streamdet_latency_seconds"]
+    assert kind == "histogram"
+    buckets = {s.labels["le"]: s.value for s in latency if s.name.endswith("_bucket") and s.labels["stream"] == odd}
+    assert (buckets["0.01"], buckets["0.025"], buckets["0.5"], buckets["2.5"], buckets["5.0"], buckets["+Inf"]) == (0, 1, 2, 2, 3, 3)
+    assert _value(latency, "streamdet_latency_seconds_count", stream=odd) == 3
+    assert _value(latency, "streamdet_latency_seconds_sum", stream=odd) == pytest.approx(3.32)
+    assert _value(latency, "streamdet_latency_seconds_count", stream="b") == 0, "every stream has its histogram from the start"
+    assert not [s for s in families["streamdet_window_score"][1]], "no window score before the window holds enough frames"
+    assert families["streamdet_pending_frames"][1][0].value == 1
+
+
+def test_each_watch_has_its_own_metrics_registry():
+    first = WatchMetrics({"a": StreamHealth("a")}, pending=lambda: 0)
+    second = WatchMetrics({"a": StreamHealth("a")}, pending=lambda: 0)
+    first.observe("a", 0.1)
+    assert 'streamdet_latency_seconds_count{stream="a"} 1.0' in first.text()
+    assert 'streamdet_latency_seconds_count{stream="a"} 0.0' in second.text()
 
 
 class _Flaky(BaseHTTPRequestHandler):
@@ -285,6 +373,18 @@ def test_event_log_writes_flushed_json_lines(tmp_path):
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["event"] for e in lines] == ["earlier", "stream_up"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", lines[1]["ts"])
+
+
+def test_finish_delivers_webhook_errors_first_and_then_refuses_every_event(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog.open(path)
+    dead = f"http://127.0.0.1:{free_port()}/hook"
+    log.webhook = Webhook(dead, timeout_s=0.5, retries=0, on_error=lambda problem: log.emit("webhook_error", error=problem))
+    log.emit("alert_raised", stream="a")
+    log.finish("watch_stop", reason="test")
+    log.emit("stream_up", stream="a")
+    log.close()
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["alert_raised", "webhook_error", "watch_stop"]
 
 
 def test_targets_are_classified_redacted_and_checked(tmp_path):

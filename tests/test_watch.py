@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streamdet.export.metadata import BatchRange
 from streamdet.export.exporter import export_models
@@ -135,16 +137,16 @@ def test_fake_student_raises_alert_with_frames_in_time_order(server, tiny_adm_ck
     try:
         _wait_for(lambda: _events(events, "frame"), 60, "the first scored frame")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            metrics = response.read().decode()
+            assert response.headers["Content-Type"].startswith("text/plain")
+            metrics = {f.name: f.samples for f in text_string_to_metric_families(response.read().decode())}
         _wait_for(lambda: _events(events, "alert_raised") and len(_events(events, "frame")) >= 8 and _events(events, "status"), 60, "an alert and 8 frames")
         _wait_for(lambda: posted, 10, "the webhook POST")
     finally:
         code, stderr = _terminate(proc)
     assert code == 0, stderr
     assert "Traceback" not in stderr
-    assert f'streamdet_stream_up{{stream="{url}"}} 1' in metrics
-    assert f'streamdet_latency_seconds{{stream="{url}",quantile="0.95"}}' in metrics
+    assert [s.value for s in metrics["streamdet_stream_up"] if s.labels == {"stream": url}] == [1]
+    assert [s.value for s in metrics["streamdet_latency_seconds"] if s.name.endswith("_count") and s.labels == {"stream": url}][0] >= 1
     frames = _events(events, "frame", url)
     assert len(frames) >= 8
     times = [f["time"] for f in frames]
@@ -279,7 +281,31 @@ def test_stalled_server_is_detected_by_the_read_timeout(rtsp_required, tiny_adm_
         srv.stop()
     assert code == 0, stderr
     down = _events(events, "stream_down")[0]
-    assert down["reason"] == f"{srv.url()}: no data within 2 s (timed out)"
+    assert down["reason"] == f"{srv.url()}: no data for 2 s (stalled)"
+
+
+def test_server_that_answers_but_sends_no_video_is_an_error_never_up(rtsp_required, tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    """The RTSP server describes and sets up the stream but never sends a packet: no stream_up, only errors."""
+    srv = RtspServer(silent=True).start()
+    events = tmp_path / "events.jsonl"
+    port = free_port()
+    url = srv.url()
+    proc = _watch([url], tiny_adm_ckpt, real_student_ckpt, events, "--duration", "60", "--timeout", "2", "--max-backoff", "1", "--metrics-port", str(port), "-q")
+    try:
+        _wait_for(lambda: len(_events(events, "stream_error")) >= 2, 40, "two failed connections")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            metrics = {f.name: f.samples for f in text_string_to_metric_families(response.read().decode())}
+    finally:
+        code, stderr = _terminate(proc)
+        srv.stop()
+    assert code == 0, stderr
+    assert not _events(events, "stream_up") and not _events(events, "stream_down")
+    errors = _events(events, "stream_error", url)
+    assert all(e["error"] == f"{url}: connected but no video within 2 s" for e in errors), errors
+    assert [e["attempt"] for e in errors][:2] == [0, 1], "a connection without video counts as a failed attempt"
+    assert [s.value for s in metrics["streamdet_stream_up"]] == [0]
+    (summary,) = _events(events, "summary")
+    assert summary["state"] == "ended" and summary["received"] == 0 and summary["reconnects"] >= 1
 
 
 def test_unreachable_and_silent_urls_are_retried_without_traceback(tiny_adm_ckpt, real_student_ckpt, tmp_path):
@@ -300,7 +326,7 @@ def test_unreachable_and_silent_urls_are_retried_without_traceback(tiny_adm_ckpt
     timed_out = _events(events, "stream_error", mute)
     assert timed_out and timed_out[0]["error"] == f"{mute}: no answer within 1.5 s (timed out)"
     delays = [e["delay_s"] for e in _events(events, "stream_reconnecting", closed)]
-    assert delays[:3] == [1.0, 2.0, 2.0], "backoff doubles up to --max-backoff"
+    assert 0.5 <= delays[0] <= 1.0 and all(1.0 <= d <= 2.0 for d in delays[1:3]), f"jittered backoff doubles up to --max-backoff: {delays}"
     for summary in _events(events, "summary"):
         assert summary["analysed"] == 0 and summary["reconnects"] >= 1
 
@@ -382,6 +408,68 @@ def test_http_mjpeg_and_hls_streams(tiny_adm_ckpt, real_student_ckpt, tmp_path):
     hls_frames = _events(events, "frame", hls)
     offset = hls_frames[0]["pts"] - hls_frames[0]["time"]
     assert all(abs(f["pts"] - f["time"] - offset) < 1e-3 for f in hls_frames), "HLS frames keep their timestamps"
+
+
+class _LiveHls(BaseHTTPRequestHandler):
+    """A live HLS server: /stream.m3u8 lists the last 3 segments published so far (one more each segment's
+    duration, no end tag), until `frozen` is set; then the playlist stops changing, as a hung packager's would."""
+
+    root: Path
+    entries: list[tuple[float, str]]
+    started: float
+    frozen: threading.Event
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/stream.m3u8"):
+            body = self._playlist().encode()
+        else:
+            body = (self.root / self.path.lstrip("/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _playlist(self) -> str:
+        if not self.frozen.is_set():
+            type(self).elapsed = time.monotonic() - self.started
+        starts = np.cumsum([0.0] + [d for d, _ in self.entries])
+        published = int(np.searchsorted(starts[:-1], self.elapsed, side="right"))
+        first = max(0, published - 3)
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+        for duration, name in self.entries[first:published]:
+            lines += [f"#EXTINF:{duration:.3f},", name]
+        return "\n".join(lines) + "\n"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_frozen_hls_server_is_a_stall_not_an_end(tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    _make_hls(tmp_path, frames=200)
+    entries = [(float(d), name) for d, name in re.findall(r"#EXTINF:([0-9.]+),\n(\S+)", (tmp_path / "live.m3u8").read_text())]
+    frozen = threading.Event()
+    handler = type("Handler", (_LiveHls,), {"root": tmp_path, "entries": entries, "started": time.monotonic(), "frozen": frozen, "elapsed": 0.0})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/stream.m3u8"
+    events = tmp_path / "events.jsonl"
+    proc = _watch([url], tiny_adm_ckpt, real_student_ckpt, events, "--duration", "60", "--timeout", "2", "--max-backoff", "1", "--log-frames", "-q")
+    try:
+        _wait_for(lambda: len(_events(events, "frame")) >= 3, 60, "frames of the live playlist")
+        frozen.set()
+        _wait_for(lambda: _events(events, "stream_down"), 30, "the stall to be reported")
+    finally:
+        code, stderr = _terminate(proc)
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == 0, stderr
+    everything = [e for e in _events(events) if e.get("stream") == url]
+    kinds = [e["event"] for e in everything]
+    down = kinds.index("stream_down")
+    assert everything[down]["reason"] == f"{url}: no data for 2 s (stalled)"
+    assert everything[down]["frames"] > 0 and kinds[:down].count("stream_up") == 1
+    assert "stream_reconnecting" not in kinds[:down] and "frame" in kinds[:down], "reported while that connection was the live one"
 
 
 def _rss_kb(pid: int) -> int:

@@ -107,8 +107,8 @@ def test_download_with_the_right_checksum_is_cached_and_reported(registered):
     path = resolve(weight.name, progress=lambda done, total: seen.append((done, total)))
     assert path == cached_path(weight) and path.read_bytes() == BODY
     assert seen[-1] == (len(BODY), len(BODY)) and len(seen) > 2
-    assert _files(path.parent) == [f".{path.name}.sha256.json", path.name], "no temporary file is left"
-    assert json.loads((path.parent / f".{path.name}.sha256.json").read_text())["sha256"] == BODY_SHA256
+    assert _files(path.parent) == [path.name], "no temporary file is left"
+    assert json.loads(streamdet_weights.hash_record(path).read_text())["sha256"] == BODY_SHA256
 
 
 def test_download_with_the_wrong_checksum_leaves_no_file(registered):
@@ -193,13 +193,15 @@ def test_verified_cached_file_is_used_offline_and_hashed_once(registered, monkey
     assert read == [], "the verified state is remembered beside the file"
 
 
-def test_file_sha256_rehashes_a_changed_file(tmp_path):
+def test_file_sha256_rehashes_a_changed_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMDET_HOME", str(tmp_path / "home"))
     path = tmp_path / "f.bin"
     path.write_bytes(b"one")
     assert file_sha256(path) == hashlib.sha256(b"one").hexdigest()
     path.write_bytes(b"two, longer")
     assert file_sha256(path) == hashlib.sha256(b"two, longer").hexdigest()
-    record = tmp_path / ".f.bin.sha256.json"
+    record = streamdet_weights.hash_record(path)
+    assert _files(tmp_path) == ["f.bin", "home"], "nothing is written beside the file"
     os.utime(path, ns=(1, 1))
     record.write_text(json.dumps({"size": path.stat().st_size, "mtime_ns": 2, "inode": path.stat().st_ino, "sha256": "stale"}))
     streamdet_weights._hashes.clear()

@@ -3,7 +3,8 @@
 from streamdet.live.events import EventLog
 from streamdet.live.source import SourceSettings
 from streamdet.live.targets import StreamTarget, parse_targets
-from streamdet.live.watch import Watch, WatchSettings, stop_on_signals
+from streamdet.live.run import run_watch, stop_on_signals
+from streamdet.live.watch import Watch, WatchSettings
 from streamdet.live.webhook import Webhook
 from streamdet.live.window import AlertRule, default_min_frames
 
@@ -17,5 +18,6 @@ __all__ = [
     "Webhook",
     "default_min_frames",
     "parse_targets",
+    "run_watch",
     "stop_on_signals",
 ]

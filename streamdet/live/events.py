@@ -11,7 +11,7 @@ import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from streamdet.errors import ConfigError
 from streamdet.live.webhook import Webhook
@@ -26,7 +26,7 @@ def utc_stamp(unix_time: float | None = None) -> str:
 
 
 class EventLog:
-    """Thread-safe JSON-lines writer; after `close` further events are ignored (late reader threads)."""
+    """Thread-safe JSON-lines writer; after `finish` or `close` further events are ignored."""
 
     def __init__(self, out: TextIO, webhook: Webhook | None = None, owns_out: bool = False) -> None:
         self._out = out
@@ -59,9 +59,40 @@ class EventLog:
             self.webhook.send(record)
         return record
 
+    def finish(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Write the last event: first let the webhook deliver (its errors are still written), then refuse any more."""
+        if self.webhook is not None:
+            self.webhook.close()
+        record = self.emit(event, **fields)
+        with self._lock:
+            self._closed = True
+        return record
+
     def close(self) -> None:
         """Stop writing; close the file if this log opened it."""
         with self._lock:
             self._closed = True
             if self._owns_out:
                 self._out.close()
+
+
+class Gate:
+    """Passes events to `emit` until `close`; after it, drops them (reader threads that outlive the watch).
+
+    The check and the write happen under one lock, so once `close` returns no event can slip through.
+    """
+
+    def __init__(self, emit: Callable[..., Any]) -> None:
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._open = True
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            if self._open:
+                self._emit(event, **fields)
+
+    def close(self) -> None:
+        """Drop every later event."""
+        with self._lock:
+            self._open = False

@@ -1,4 +1,4 @@
-"""Health of each watched stream, and the same figures as Prometheus text metrics over HTTP.
+"""Health of each watched stream, and the same figures as Prometheus metrics (prometheus_client) over HTTP.
 
 Counters (frames received, analysed, dropped, corrupt packets, reconnect attempts, alerts) run from the
 start of the watch. The analysed rate and the latency percentiles (frame arrival → score) cover the last
@@ -11,14 +11,18 @@ import math
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from streamdet.errors import ConfigError
 
 HEALTH_SPAN_S = 30.0
 _MAX_SAMPLES = 4096
-COUNTERS = ("received", "sampled", "analysed", "dropped", "corrupt", "reconnects", "alerts")
+COUNTERS = ("received", "sampled", "analysed", "dropped", "score_errors", "corrupt", "reconnects", "alerts")
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -53,9 +57,14 @@ class StreamHealth:
             self.counts[name] += n
 
     def set_state(self, state: str) -> None:
-        """Record the stream's state: connecting, up, down, reconnecting, ended."""
+        """Record the stream's state: connecting, up, down, reconnecting, ended (final: later states are ignored)."""
         with self._lock:
-            self.state = state
+            if self.state != "ended":
+                self.state = state
+
+    def finish(self) -> None:
+        """The watch is over: the state is `ended` for good, whatever a late reader thread still reports."""
+        self.set_state("ended")
 
     def analysed(self, latency_s: float, done_mono: float) -> None:
         """Record one scored frame and its latency from arrival to score."""
@@ -95,90 +104,88 @@ class StreamHealth:
             }
 
 
-def _label(value: str) -> str:
-    """A Prometheus label value, escaped (backslash, double quote, newline)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-
-def _number(value: float | int | bool | None) -> str:
-    """A sample value in the text format (NaN for unknown)."""
-    if value is None:
-        return "NaN"
-    return repr(float(value)) if isinstance(value, float) else str(int(value))
-
-
-_FAMILIES = [
-    ("streamdet_stream_up", "gauge", "1 if the stream is connected and delivering frames.", lambda s: s["state"] == "up"),
-    ("streamdet_frames_received_total", "counter", "Frames decoded from the stream.", lambda s: s["received"]),
-    ("streamdet_frames_sampled_total", "counter", "Frames picked at the analysis rate.", lambda s: s["sampled"]),
-    ("streamdet_frames_analysed_total", "counter", "Frames scored by the detector.", lambda s: s["analysed"]),
-    ("streamdet_frames_dropped_total", "counter", "Picked frames replaced by a newer one before the detector got to them.", lambda s: s["dropped"]),
-    ("streamdet_packets_corrupt_total", "counter", "Packets or frames skipped as corrupt.", lambda s: s["corrupt"]),
-    ("streamdet_reconnects_total", "counter", "Reconnection attempts.", lambda s: s["reconnects"]),
-    ("streamdet_alerts_total", "counter", "Alerts raised.", lambda s: s["alerts"]),
-    ("streamdet_analysed_fps", "gauge", f"Frames scored per second over the last {HEALTH_SPAN_S:g} s.", lambda s: s["analysed_fps"]),
-    ("streamdet_window_score", "gauge", "Current window score (NaN until the window holds enough frames).", lambda s: s["window_score"]),
-    ("streamdet_window_frames", "gauge", "Frames in the current window.", lambda s: s["window_frames"]),
-    ("streamdet_alert_active", "gauge", "1 while an alert is raised.", lambda s: s["alert"]),
+_GAUGES = [
+    ("streamdet_stream_up", "1 while the stream is connected and delivering frames.", lambda s: s["state"] == "up"),
+    ("streamdet_analysed_fps", f"Frames scored per second over the last {HEALTH_SPAN_S:g} s.", lambda s: s["analysed_fps"]),
+    ("streamdet_window_score", "Current window score (absent until the window holds enough frames).", lambda s: s["window_score"]),
+    ("streamdet_window_frames", "Frames in the current window.", lambda s: s["window_frames"]),
+    ("streamdet_alert_active", "1 while an alert is raised.", lambda s: s["alert"]),
+]
+_COUNTERS = [
+    ("streamdet_frames_received", "Frames decoded from the stream.", "received"),
+    ("streamdet_frames_sampled", "Frames picked at the analysis rate.", "sampled"),
+    ("streamdet_frames_analysed", "Frames scored by the detector.", "analysed"),
+    ("streamdet_frames_dropped", "Picked frames replaced by a newer one before the detector got to them.", "dropped"),
+    ("streamdet_score_errors", "Frames whose score was not a finite number (never fed into a window).", "score_errors"),
+    ("streamdet_packets_corrupt", "Packets or frames skipped as corrupt.", "corrupt"),
+    ("streamdet_reconnects", "Reconnection attempts.", "reconnects"),
+    ("streamdet_alerts", "Alerts raised.", "alerts"),
 ]
 
 
-def exposition(snapshots: Sequence[dict], pending: int) -> str:
-    """Prometheus text exposition format (version 0.0.4) for the given stream snapshots."""
-    lines = []
-    for name, kind, help_text, value in _FAMILIES:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines += [f'{name}{{stream="{_label(s["stream"])}"}} {_number(value(s))}' for s in snapshots]
-    name = "streamdet_latency_seconds"
-    lines += [f"# HELP {name} Seconds from frame arrival to its score (quantiles over the last {HEALTH_SPAN_S:g} s).", f"# TYPE {name} summary"]
-    for s in snapshots:
-        label = f'stream="{_label(s["stream"])}"'
-        for q, key in (("0.5", "latency_p50_ms"), ("0.95", "latency_p95_ms")):
-            ms = s[key]
-            lines.append(f'{name}{{{label},quantile="{q}"}} {_number(None if ms is None else ms / 1000)}')
-        lines.append(f"{name}_sum{{{label}}} {_number(float(s['latency_sum_s']))}")
-        lines.append(f"{name}_count{{{label}}} {_number(s['analysed'])}")
-    lines += ["# HELP streamdet_pending_frames Frames waiting for the detector (at most one per stream).", "# TYPE streamdet_pending_frames gauge"]
-    lines.append(f"streamdet_pending_frames {pending}")
-    return "\n".join(lines) + "\n"
+class _HealthCollector(Collector):
+    """Reads every stream's health figures at scrape time (counters as `_total`, gauges, pending frames)."""
+
+    def __init__(self, health: Mapping[str, StreamHealth], pending: Callable[[], int]) -> None:
+        self._health = health
+        self._pending = pending
+
+    def collect(self) -> Iterator[Metric]:
+        snaps = [h.snapshot() for h in self._health.values()]
+        for name, help_text, key in _COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=["stream"])
+            for snap in snaps:
+                family.add_metric([snap["stream"]], snap[key])
+            yield family
+        for name, help_text, value in _GAUGES:
+            family = GaugeMetricFamily(name, help_text, labels=["stream"])
+            for snap in snaps:
+                if value(snap) is not None:
+                    family.add_metric([snap["stream"]], float(value(snap)))
+            yield family
+        yield GaugeMetricFamily("streamdet_pending_frames", "Frames waiting for the detector (at most one per stream).", value=self._pending())
 
 
-class MetricsServer:
-    """Serves `render()` as text metrics at http://127.0.0.1:PORT/metrics from a background thread."""
+class WatchMetrics:
+    """One watch's Prometheus metrics in a registry of its own: the health figures and a latency histogram.
 
-    def __init__(self, port: int, render: Callable[[], str]) -> None:
-        handler = _handler(render)
+    Latency (frame arrival → score) is a histogram, so quantiles aggregate across watch instances with
+    `histogram_quantile`; the p50/p95 of the status events are computed separately over the last 30 s.
+    """
+
+    def __init__(self, health: Mapping[str, StreamHealth], pending: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "streamdet_latency_seconds", "Seconds from a frame's arrival to its score.", ["stream"], buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        for stream in health:
+            self.latency.labels(stream=stream)
+        self.registry.register(_HealthCollector(health, pending))
+        self.port: int | None = None
+        self._server: WSGIServer | None = None
+
+    def observe(self, stream: str, latency_s: float) -> None:
+        """Count one scored frame's latency in the histogram."""
+        self.latency.labels(stream=stream).observe(latency_s)
+
+    def text(self) -> str:
+        """The metrics in the Prometheus text format."""
+        return generate_latest(self.registry).decode()
+
+    def serve(self, port: int) -> int:
+        """Serve the metrics at http://127.0.0.1:PORT/metrics from a background thread; return the port."""
         try:
-            self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+            self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
         except OSError as exc:
             raise ConfigError(f"--metrics-port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})") from None
-        self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="streamdet-metrics", daemon=True)
-        self._thread.start()
+        return self.port
 
     def close(self) -> None:
         """Stop serving and release the port."""
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def _handler(render: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
-    """A request handler class answering GET /metrics with `render()`, anything else with 404."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "only /metrics is served")
-                return
-            body = render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Keep scrapes out of the operator's stderr."""
-
-    return Handler
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -3,25 +3,25 @@
 Frames of all streams share the detector's batches (one model call scores the waiting frames of several
 streams). The main loop takes whatever frames are waiting, scores them, feeds each stream's window, and
 writes events; every `status_every_s` it reports each stream's health. It ends on `stop` (a signal), after
-`duration_s`, or when every stream has ended (files); then readers stop, the frames already waiting are
-still scored, and a summary per stream is written.
+`duration_s`, or when every stream has ended (files); then readers stop (one still blocked after a short
+wait can write nothing more), the frames already waiting are still scored, a final summary per stream is
+written (state `ended`), pending webhook deliveries get their chance, and `watch_stop` is the last event.
 """
 
 from __future__ import annotations
 
-import signal
+import math
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from streamdet.errors import ConfigError
-from streamdet.live.events import EventLog, utc_stamp
+from streamdet.live.events import EventLog, Gate, utc_stamp
 from streamdet.live.mailbox import LatestFrames, LiveFrame
-from streamdet.live.metrics import MetricsServer, StreamHealth, exposition
+from streamdet.live.metrics import StreamHealth, WatchMetrics
 from streamdet.live.source import LiveSource, SourceSettings
 from streamdet.live.targets import StreamTarget
 from streamdet.live.window import AlertRule, AlertWindow, Transition
@@ -84,10 +84,11 @@ class Watch:
         self.health = {t.id: StreamHealth(t.id) for t in self.targets}
         self.windows = {t.id: AlertWindow(settings.rule) for t in self.targets}
         self._readers_stop = threading.Event()
+        self._reader_events = Gate(events.emit)
         self.sources = [
-            LiveSource(t, settings.source, self.mailbox, self.health[t.id], events.emit, self._readers_stop) for t in self.targets
+            LiveSource(t, settings.source, self.mailbox, self.health[t.id], self._reader_events, self._readers_stop) for t in self.targets
         ]
-        self.metrics: MetricsServer | None = None
+        self.metrics = WatchMetrics(self.health, lambda: len(self.mailbox))
         self.model_calls = 0  # detector calls on stream frames (the warm-up not counted)
 
     def request_stop(self, reason: str) -> None:
@@ -95,15 +96,11 @@ class Watch:
         self.stop_reason = reason
         self.stop.set()
 
-    def metrics_text(self) -> str:
-        """The health of every stream in the Prometheus text format."""
-        return exposition([h.snapshot() for h in self.health.values()], len(self.mailbox))
-
     def run(self) -> list[dict]:
         """Watch until stopped, the duration is over or every stream has ended; return one summary per stream."""
         if self.settings.metrics_port is not None:
-            self.metrics = MetricsServer(self.settings.metrics_port, self.metrics_text)
-        metrics = None if self.metrics is None else f"http://127.0.0.1:{self.metrics.port}/metrics"
+            self.metrics.serve(self.settings.metrics_port)
+        metrics = None if self.metrics.port is None else f"http://127.0.0.1:{self.metrics.port}/metrics"
         self.events.emit("watch_start", streams=[t.id for t in self.targets], metrics=metrics, settings=self._settings_record())
         self._warm_up()
         started = time.monotonic()
@@ -116,11 +113,13 @@ class Watch:
             self._readers_stop.set()
         for source in self.sources:
             source.join(_SOURCE_JOIN_S)
+        self._reader_events.close()  # a reader still blocked (in an open, say) writes nothing from here on
+        for health in self.health.values():
+            health.finish()
         self._score(self.mailbox.take(len(self.targets), 0.0))
         summaries = [self._summary(t) for t in self.targets]
-        self.events.emit("watch_stop", reason=reason, seconds=round(time.monotonic() - started, 3))
-        if self.metrics is not None:
-            self.metrics.close()
+        self.metrics.close()
+        self.events.finish("watch_stop", reason=reason, seconds=round(time.monotonic() - started, 3))
         return summaries
 
     def _warm_up(self) -> None:
@@ -139,6 +138,8 @@ class Watch:
                 return "duration reached"
             if all(s.finished for s in self.sources) and not len(self.mailbox):
                 return "all streams ended"
+            for source in self.sources:
+                source.check_stall(now)
             if now >= next_status:
                 self._status()
                 next_status = now + self.settings.status_every_s
@@ -160,7 +161,11 @@ class Watch:
         for frame, score in zip(frames, scores):
             latency = done - frame.arrival_mono
             health = self.health[frame.stream]
+            if not math.isfinite(score):
+                self._score_error(frame, score)
+                continue
             health.analysed(latency, done)
+            self.metrics.observe(frame.stream, latency)
             if self.settings.log_frames:
                 self.events.emit(
                     "frame",
@@ -178,6 +183,16 @@ class Watch:
             health.window(window.score, len(window), window.active)
             if change is not None:
                 self._alert(frame.stream, change)
+
+    def _score_error(self, frame: LiveFrame, score: float) -> None:
+        """A NaN or infinite score is an error of its stream: counted and reported, never a verdict."""
+        self.health[frame.stream].count("score_errors")
+        self.events.emit(
+            "stream_error",
+            stream=frame.stream,
+            frame=frame.index,
+            error=f"{frame.stream}: the detector gave a non-finite score ({score}) for frame {frame.index} at t={frame.time:.3f} s; frame not used",
+        )
 
     def _alert(self, stream: str, change: Transition) -> None:
         """Write an alert_raised / alert_cleared event."""
@@ -241,25 +256,3 @@ def status_line(snap: dict) -> str:
         f"latency p50 {ms(snap['latency_p50_ms'])} ms p95 {ms(snap['latency_p95_ms'])} ms, "
         f"window {window} ({snap['window_frames']} frames){', ALERT' if snap['alert'] else ''}"
     )
-
-
-@contextmanager
-def stop_on_signals(request_stop: Callable[[str], None]) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM call `request_stop("signal NAME")`; a second signal interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    asked: list[str] = []
-
-    def handler(signum: int, frame: object) -> None:
-        if asked:
-            raise KeyboardInterrupt
-        asked.append(signal.Signals(signum).name)
-        request_stop(f"signal {asked[0]}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -60,7 +60,9 @@ class Webhook:
                     continue
 
     def close(self, wait_s: float = 5.0) -> None:
-        """Let the thread deliver what is queued for up to `wait_s` seconds, then stop retrying."""
+        """Let the thread deliver what is queued for up to `wait_s` seconds, then stop retrying (again: no-op)."""
+        if self._closing.is_set():
+            return
         with contextlib.suppress(queue.Full):
             self._queue.put(_STOP, timeout=wait_s)
         self._thread.join(wait_s)
