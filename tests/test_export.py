@@ -4,6 +4,7 @@ that refuse an exported file made from another checkpoint, config, TensorRT vers
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from streamdet.models.noise import load_noise_model
 from streamdet.runtime.artifacts import Identity, artifact_path, check_metadata, config_fingerprint, metadata_path, mismatch, rebuild_command
 from streamdet.runtime.compiled import CompileBackend
 from streamdet.train.comparison import TOLERANCE, compare_scores, score_folder, within_tolerance
-from streamdet.weights import file_sha256
 from streamdet.models.student import load_student
 from streamdet.preprocess import preprocess
 from streamdet.train import evaluate, load_items
@@ -155,11 +155,11 @@ def test_metadata_describes_the_export(engines, tiny, tiny_adm_ckpt, student_ckp
     for model, checkpoint in (("noise", tiny_adm_ckpt), ("student", student_ckpt)):
         path = artifact_path(engines, model, "fp32", "onnx")
         meta = json.loads(metadata_path(path).read_text())
-        assert meta["checkpoint"]["sha256"] == file_sha256(checkpoint)
-        assert meta["config"]["adm"] == config_fingerprint(tiny)["adm"]
+        assert meta["checkpoint"]["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        assert meta["config"]["adm"] == dataclasses.asdict(tiny.adm)
         assert meta["format"] == "onnx" and meta["precision"] == "fp32" and meta["model"] == model
         assert meta["batch"] == {"min": 1, "opt": 4, "max": 4}
-        assert meta["file_sha256"] == file_sha256(path)
+        assert meta["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         graph = onnx.load(str(path))
         assert [i.name for i in graph.graph.input] == [i["name"] for i in meta["inputs"]]
         assert [o.name for o in graph.graph.output] == [o["name"] for o in meta["outputs"]]
