@@ -25,6 +25,7 @@ from .version import __version__
 
 if TYPE_CHECKING:
     from .detector import Detector
+    from .pipeline import FileResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find diffusion- and GAN-made frames in videos and streams.")
 weights_app = typer.Typer(no_args_is_help=True, help="The official checkpoints: list, download, locate.")
@@ -41,6 +42,16 @@ PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16.")
 BACKEND = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
 ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt.")
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
+
+
+INTERRUPTED = 130  # the shell's exit status for a command stopped by SIGINT (128 + 2)
+
+
+def interrupted_result(path: str, kind: str) -> FileResult:
+    """The result of an input that Ctrl-C stopped before it was finished: an error, never a partial verdict."""
+    from .pipeline import FileResult
+
+    return FileResult(path, kind, status="error", error=f"{path}: interrupted (Ctrl-C before this input was finished)")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -163,16 +174,19 @@ def scan(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file (format from the flag or the extension)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Scan videos and images; exit 0 if all are REAL, 1 if any is FAKE, 2 if any could not be read."""
+    """Scan videos and images; exit 0 if all are REAL, 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
     from .pipeline import scan as run_scan
-    from .video import Sampling
+    from .video import Sampling, expand_inputs
 
     fmt = output_format(json_, jsonl, csv_, out)
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
         cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
-        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+        try:
+            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+        except KeyboardInterrupt:
+            fail("interrupted before scanning started; nothing written", INTERRUPTED)
         show = not quiet and err.is_terminal
         progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True, disable=not show)
         counts = {"files": 0, "frames": 0}
@@ -182,15 +196,24 @@ def scan(
             def tick() -> None:
                 progress.update(task, description=f"scanning: {counts['files']} files, {counts['frames']} frames")
 
-            def on_result(_: object) -> None:
+            finished: dict[str, FileResult] = {}
+
+            def on_result(result: FileResult) -> None:
+                finished[result.path] = result
                 counts["files"] += 1
+                logging.getLogger("streamdet").info("finished %s (%s)", result.path, result.verdict or result.status)
                 tick()
 
             def on_frames(n: int) -> None:
                 counts["frames"] += n
                 tick()
 
-            results = run_scan(detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames)
+            interrupted = False
+            try:
+                results = run_scan(detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames)
+            except KeyboardInterrupt:
+                interrupted = True
+                results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]
     settings = {
         "config": cfg.source,
         "device": str(detector.device),
@@ -211,6 +234,10 @@ def scan(
     for r in results:
         if r.status == "error":
             err.print(f"[yellow]streamdet: {r.error}[/]", highlight=False, soft_wrap=True)
+    if interrupted:
+        done = sum(r.path in finished for r in results)
+        err.print(f"[bold red]streamdet: interrupted:[/] {done} of {len(results)} inputs finished; the others are reported as interrupted", highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED)
     raise typer.Exit(report.exit_code(results))
 
 

@@ -4,6 +4,7 @@ that refuse an exported file made from another checkpoint, config, TensorRT vers
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,15 +25,33 @@ from streamdet.export.metadata import BatchRange
 from streamdet.models.noise import load_noise_model
 from streamdet.runtime.artifacts import Identity, artifact_path, check_metadata, config_fingerprint, metadata_path, mismatch, rebuild_command
 from streamdet.runtime.compiled import CompileBackend
-from streamdet.train.comparison import TOLERANCE, compare_scores, score_folder, within_tolerance
-from streamdet.weights import file_sha256
+from streamdet.train.comparison import TOLERANCE, compare_scores, score_folder
 from streamdet.models.student import load_student
-from streamdet.train import evaluate
+from streamdet.preprocess import preprocess
+from streamdet.train import evaluate, load_items
+from streamdet.train.cache import Cache
+from streamdet.train.dataset import read_rgb
 
 from .checkpoints import random_student, save_student
 from .trainingdata import make_image_dataset
 
 BATCHES = BatchRange(1, 4, 4)
+
+
+def _error(reference: torch.Tensor, candidate: torch.Tensor) -> float:
+    """Largest |candidate − reference|, relative to max(1, largest |reference|): the measure TOLERANCE bounds."""
+    return float((candidate.float() - reference.float()).abs().max() / max(1.0, float(reference.abs().max())))
+
+
+def _accuracy(labels: list[int], scores: list[float], threshold: float = 0.5) -> float:
+    """Share of verdicts (FAKE at score ≥ threshold) that match the labels (1 = fake)."""
+    return float(np.mean((np.asarray(scores) >= threshold) == np.asarray(labels, bool)))
+
+
+def _average_precision(labels: list[int], scores: list[float]) -> float:
+    """Mean over the positives of the precision among all items scored at least as high as that positive."""
+    labels_, scores_ = np.asarray(labels, bool), np.asarray(scores)
+    return float(np.mean([labels_[scores_ >= s].mean() for s in scores_[labels_]]))
 
 
 def _have_tensorrt() -> bool:
@@ -114,11 +133,11 @@ def test_onnxruntime_backend_matches_eager(engines, reference, tiny, tiny_adm_ck
     x = reference.x
     eps, logits = onnx_det.noise(x), onnx_det.logits(x)
     assert eps.shape == x.shape and eps.dtype == torch.float32 and logits.shape == (5,)
-    assert within_tolerance(reference.eps, eps, precision)
-    assert within_tolerance(reference.logits, logits, precision)
+    assert _error(reference.eps, eps) <= TOLERANCE[precision]
+    assert _error(reference.logits, logits) <= TOLERANCE[precision]
     assert (torch.sigmoid(logits) - torch.sigmoid(reference.logits)).abs().max() <= TOLERANCE[precision]
     if precision == "fp16":
-        assert not within_tolerance(reference.eps, eps, "fp32"), "an fp16 graph that matches to fp32 precision is not fp16"
+        assert _error(reference.eps, eps) > TOLERANCE["fp32"], "an fp16 graph that matches to fp32 precision is not fp16"
 
 
 def test_full_size_student_onnx_matches_eager(tmp_path, student_ckpt):
@@ -132,7 +151,7 @@ def test_full_size_student_onnx_matches_eager(tmp_path, student_ckpt):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = torch.from_numpy(session.run(None, {"x": x.numpy(), "eps": eps.numpy()})[0])
         assert got.shape == (2,)
-        assert within_tolerance(expected, got, precision), (precision, (got - expected).abs().max())
+        assert _error(expected, got) <= TOLERANCE[precision], (precision, (got - expected).abs().max())
         meta = json.loads(metadata_path(path).read_text())
         assert meta["inputs"][0]["shape"] == ["batch", 3, 256, 256] and meta["precision"] == precision
 
@@ -141,15 +160,17 @@ def test_metadata_describes_the_export(engines, tiny, tiny_adm_ckpt, student_ckp
     for model, checkpoint in (("noise", tiny_adm_ckpt), ("student", student_ckpt)):
         path = artifact_path(engines, model, "fp32", "onnx")
         meta = json.loads(metadata_path(path).read_text())
-        assert meta["checkpoint"]["sha256"] == file_sha256(checkpoint)
-        assert meta["config"]["adm"] == config_fingerprint(tiny)["adm"]
+        assert meta["checkpoint"]["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        assert meta["config"]["adm"] == dataclasses.asdict(tiny.adm)
         assert meta["format"] == "onnx" and meta["precision"] == "fp32" and meta["model"] == model
         assert meta["batch"] == {"min": 1, "opt": 4, "max": 4}
-        assert meta["file_sha256"] == file_sha256(path)
+        assert meta["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         graph = onnx.load(str(path))
         assert [i.name for i in graph.graph.input] == [i["name"] for i in meta["inputs"]]
         assert [o.name for o in graph.graph.output] == [o["name"] for o in meta["outputs"]]
-    assert not [p.name for p in engines.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    # hidden files other than the remembered digests of exported files (.NAME.sha256.json beside NAME) are leftovers
+    digests = {f".{p.name}.sha256.json" for p in engines.iterdir() if not p.name.startswith(".")}
+    assert not [p.name for p in engines.iterdir() if p.name.startswith(".") and p.name not in digests], "temporary files left behind"
 
 
 def test_int8_student_is_quantized_and_tracks_fp32(engines, reference, tiny, tiny_adm_ckpt, student_ckpt, frames_dir):
@@ -165,14 +186,34 @@ def test_int8_student_is_quantized_and_tracks_fp32(engines, reference, tiny, tin
     assert np.corrcoef(reference.logits.numpy(), quantized.numpy())[0, 1] > 0.8
     scores = score_folder(int8, frames_dir)
     assert len(scores) == 6
-    labels = {path: i % 2 for i, path in enumerate(sorted(scores))}
+    paths = sorted(scores)
+    labels = {path: i % 2 for i, path in enumerate(paths)}
     comparison = compare_scores(reference.folder_scores, scores, labels=labels)
-    assert comparison.files == 6 and comparison.accuracy_change == comparison.accuracy - comparison.reference_accuracy
+    ref, new, truth = [reference.folder_scores[p] for p in paths], [scores[p] for p in paths], [labels[p] for p in paths]
+    assert comparison.files == 6
+    assert comparison.reference_accuracy == pytest.approx(_accuracy(truth, ref))
+    assert comparison.accuracy == pytest.approx(_accuracy(truth, new))
+    assert comparison.accuracy_change == pytest.approx(_accuracy(truth, new) - _accuracy(truth, ref))
+    assert comparison.agreement == pytest.approx(np.mean((np.asarray(ref) >= 0.5) == (np.asarray(new) >= 0.5)))
+    assert comparison.max_abs_diff == pytest.approx(np.abs(np.subtract(ref, new)).max())
+
+
+def test_compare_scores_on_hand_made_scores():
+    # reference: all four verdicts right; candidate: b crosses 0.5 (wrong verdict), the others keep theirs
+    reference = {"a": 0.9, "b": 0.2, "c": 0.6, "d": 0.4}
+    candidate = {"a": 0.8, "b": 0.55, "c": 0.6, "d": 0.3, "only-here": 0.9}
+    c = compare_scores(reference, candidate, labels={"a": 1, "b": 0, "c": 1, "d": 0})
+    assert c.files == 4 and (c.reference_accuracy, c.accuracy) == (1.0, 0.75) and c.accuracy_change == pytest.approx(-0.25)
+    assert c.agreement == 0.75 and c.max_abs_diff == pytest.approx(0.35) and c.mean_abs_diff == pytest.approx(0.55 / 4)
+    unlabelled = compare_scores(reference, candidate)
+    assert unlabelled.accuracy is None and unlabelled.accuracy_change is None and unlabelled.agreement == 0.75
 
 
 def test_score_folder_with_onnxruntime_equals_eager(engines, reference, tiny, tiny_adm_ckpt, student_ckpt, frames_dir):
     eager = reference.folder_scores
     onnx_scores = score_folder(_load(tiny, tiny_adm_ckpt, student_ckpt, backend="onnxruntime", engines=engines), frames_dir)
+    assert sorted(onnx_scores) == sorted(eager)
+    assert max(abs(onnx_scores[p] - eager[p]) for p in eager) <= TOLERANCE["fp32"]
     comparison = compare_scores(eager, onnx_scores, labels={p: 1 for p in eager})
     assert comparison.files == 6 and comparison.agreement == 1.0 and comparison.accuracy_change == 0.0
     assert comparison.max_abs_diff <= TOLERANCE["fp32"]
@@ -189,13 +230,36 @@ def test_eval_reports_the_change_of_an_int8_student_calibrated_on_the_dataset(tm
     doc = json.loads(result.stdout)
     assert (doc["backend"], doc["student_precision"]) == ("onnxruntime", "int8") and doc["change"]["videos"] is None
     change = doc["change"]["images"]
+    # Both students' P(fake) per image, computed here: the eager student and the int8 ONNX file, on the cached eps.
+    items, cache, eager = load_items(dataset), Cache(dataset), load_student(student_ckpt)
+    session = ort.InferenceSession(str(artifact_path(engines, "student", "int8", "onnx")), providers=["CPUExecutionProvider"])
+    ref, int8 = {}, {}
+    for item in items:
+        x, eps = preprocess(read_rgb(dataset / item.path), tiny.adm.image_size), cache.load_eps(item)[None]
+        with torch.no_grad():
+            ref[item.path] = torch.sigmoid(eager(x, eps)).item()
+        int8[item.path] = float(1 / (1 + np.exp(-session.run(None, {"x": x.numpy(), "eps": eps.numpy()})[0][0])))
+    assert {s["name"]: s["score"] for s in doc["scores"]} == pytest.approx(int8, abs=1e-5)
     plain = evaluate(dataset, tiny, student_ckpt)  # the eager fp32 student, on the eps cached by the run above
     assert not plain.changes and plain.student_precision == "fp32"
-    for metric in ("acc", "ap"):
-        assert change[metric]["evaluated"] == doc["images"]["average"][metric]
-        assert change[metric]["reference"] == pytest.approx(plain.images.average[metric])
-        assert change[metric]["change"] == pytest.approx(change[metric]["evaluated"] - change[metric]["reference"])
-    assert 0.0 <= change["agreement"] <= 1.0 and change["max_abs_diff"] > 0.0, "an int8 student that scores exactly as fp32 is not int8"
+    assert {s.name: s.score for s in plain.scores} == pytest.approx(ref, abs=1e-5)
+    # Avg Acc and AP: each generator's fakes against all reals, then the mean over the generators.
+    reals = [i for i in items if not i.label]
+    groups = [[i for i in items if i.generator == g] + reals for g in ("ganA", "ganB")]
+
+    def average(metric, scores: dict[str, float]) -> float:
+        return float(np.mean([metric([i.label for i in g], [scores[i.path] for i in g]) for g in groups]))
+
+    for name, metric in (("acc", lambda y, s: _accuracy(y, s, tiny.threshold)), ("ap", _average_precision)):
+        expected_ref, expected_int8 = average(metric, ref), average(metric, int8)
+        assert change[name]["reference"] == pytest.approx(expected_ref, abs=1e-6), name
+        assert change[name]["evaluated"] == pytest.approx(expected_int8, abs=1e-6) == doc["images"]["average"][name], name
+        assert change[name]["change"] == pytest.approx(expected_int8 - expected_ref, abs=1e-6), name
+    paths = sorted(ref)
+    verdicts = [(ref[p] >= tiny.threshold) == (int8[p] >= tiny.threshold) for p in paths]
+    assert change["agreement"] == pytest.approx(np.mean(verdicts))
+    assert change["max_abs_diff"] == pytest.approx(max(abs(ref[p] - int8[p]) for p in paths), abs=1e-5)
+    assert change["max_abs_diff"] > 0.0, "an int8 student that scores exactly as fp32 is not int8"
     assert change["reference_table"]["all"]["n_real"] == 6
     table = CliRunner().invoke(app, [*common, "--backend", "onnxruntime", "--engines", str(engines), "--student-precision", "int8"])
     assert table.exit_code == 0, table.output
@@ -204,15 +268,17 @@ def test_eval_reports_the_change_of_an_int8_student_calibrated_on_the_dataset(tm
     assert refused.exit_code == 2 and "needs --backend onnxruntime or tensorrt" in refused.output
 
 
-def test_scan_cli_with_onnxruntime_backend(engines, tiny_adm_ckpt, student_ckpt, frames_dir):
+def test_scan_cli_with_onnxruntime_backend(engines, reference, tiny_adm_ckpt, student_ckpt, frames_dir):
     result = CliRunner().invoke(
         app,
         ["scan", str(frames_dir), "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt),
          "--backend", "onnxruntime", "--engines", str(engines), "--json", "--quiet"],
     )
-    assert result.exit_code in (0, 1), result.output
     report = json.loads(result.stdout)
     assert report["settings"]["backend"] == "onnxruntime" and report["summary"]["inputs"] == 6
+    scores = {r["path"]: r["score"] for r in report["inputs"]}
+    assert scores == pytest.approx(reference.folder_scores, abs=TOLERANCE["fp32"])  # eager PyTorch's file scores
+    assert result.exit_code == (1 if max(reference.folder_scores.values()) >= 0.5 else 0), result.output
 
 
 def test_backend_refuses_files_from_another_checkpoint(engines, tiny, tiny_adm_ckpt, tmp_path):
@@ -319,8 +385,8 @@ def test_tensorrt_engines_match_eager(tmp_path, tiny, tiny_adm_ckpt, student_ckp
     meta = json.loads(metadata_path(artifact_path(tmp_path, "noise", precision, "tensorrt")).read_text())
     assert meta["tensorrt"]["gpu"] == torch.cuda.get_device_name()
     x = eager.preprocess(np.random.default_rng(3).integers(0, 256, (5, 72, 96, 3), dtype=np.uint8))
-    assert within_tolerance(eager.noise(x), trt.noise(x), precision)
-    assert within_tolerance(eager.logits(x), trt.logits(x), precision)
+    assert _error(eager.noise(x), trt.noise(x)) <= TOLERANCE[precision]
+    assert _error(eager.logits(x), trt.logits(x)) <= TOLERANCE[precision]
 
 
 @needs_cuda
@@ -330,7 +396,7 @@ def test_compile_backend_with_inductor_and_cuda_graphs(tiny, tiny_adm_ckpt, stud
     compiled = _load(gpu, tiny_adm_ckpt, student_ckpt, backend="compile")
     assert compiled.backend.mode == "reduce-overhead" and compiled.backend.warmup_s > 0
     x = eager.preprocess(np.random.default_rng(3).integers(0, 256, (5, 72, 96, 3), dtype=np.uint8))
-    assert within_tolerance(eager.logits(x), compiled.logits(x), "fp16")  # TF32 convolutions on recent GPUs
+    assert _error(eager.logits(x), compiled.logits(x)) <= TOLERANCE["fp16"]  # TF32 convolutions on recent GPUs
 
 
 def test_calibration_spans_the_dataset_and_skips_its_caches(tmp_path):

@@ -34,7 +34,6 @@ from streamdet.live.window import AlertRule, AlertWindow, default_min_frames
 
 from .checkpoints import random_student, save_student
 from .media import make_video
-from .rtsp import free_port
 
 runner = CliRunner()
 
@@ -145,12 +144,19 @@ def test_latest_frames_keeps_only_the_newest_per_stream():
 
 def test_latest_frames_take_waits_for_a_frame_and_respects_the_limit():
     box = LatestFrames()
-    threading.Timer(0.1, lambda: [box.offer(_frame(s, 0)) for s in "abc"]).start()
-    started = time.monotonic()
-    first = box.take(2, 5.0)
-    assert time.monotonic() - started < 2.0
-    rest = box.take(2, 1.0)
-    assert len(first) + len(rest) == 3 and len(first) <= 2
+    offered = threading.Event()
+
+    def offer_all() -> None:
+        for s in "abc":
+            box.offer(_frame(s, 0))
+        offered.set()
+
+    threading.Timer(0.1, offer_all).start()
+    first = box.take(2, 60.0)
+    assert first and len(first) <= 2, "take waits for frames that arrive during its wait"
+    offered.wait()
+    rest = box.take(2, 0.0)
+    assert sorted(f.stream for f in first + rest) == ["a", "b", "c"]
 
 
 def test_latest_frames_serves_every_stream_in_turn_when_batches_are_full():
@@ -345,16 +351,27 @@ def test_webhook_retries_server_errors_and_reports_give_ups(flaky_server, monkey
 
 
 def test_webhook_never_blocks_and_drops_the_oldest_when_full():
-    dead = f"http://127.0.0.1:{free_port()}/hook"
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections: list[socket.socket] = []
+    answered_never = threading.Event()
+
+    def accept_and_stay_silent() -> None:
+        connections.append(listener.accept()[0])
+        answered_never.set()
+
+    threading.Thread(target=accept_and_stay_silent, daemon=True).start()
     errors: list[str] = []
-    hook = Webhook(dead, timeout_s=0.5, retries=1, backoff_s=1.0, queue_size=2, on_error=errors.append)
-    started = time.monotonic()
-    for n in range(20):
+    hook = Webhook(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", timeout_s=60, retries=0, queue_size=2, on_error=errors.append)
+    hook.send({"event": "alert_raised", "n": 0})
+    assert answered_never.wait(30), "the delivery thread connects"
+    for n in range(1, 20):  # the delivery of event 0 hangs on a server that never answers: send must not wait for it
         hook.send({"event": "alert_raised", "n": n})
-    assert time.monotonic() - started < 0.5
-    hook.close(wait_s=1.0)
-    assert hook.dropped >= 16
-    assert errors and "connection refused" in errors[0].lower()
+    assert (hook.dropped, hook.sent, hook.failed) == (17, 0, 0), "the queue keeps the 2 newest, events 1-17 are dropped"
+    connections[0].close()
+    listener.close()
+    hook.close(wait_s=10.0)
+    assert (hook.sent, hook.failed) == (0, 3)
+    assert "connection refused" in errors[-1].lower(), errors
 
 
 def test_webhook_url_must_be_http():

@@ -182,3 +182,28 @@ def test_detector_batches_give_the_same_scores(tiny_config, tiny_adm_ckpt, stude
     four = Detector.load(dataclasses.replace(tiny_config, batch=4), adm=tiny_adm_ckpt, student=student_ckpt)
     x = one.preprocess(np.random.default_rng(2).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8))
     torch.testing.assert_close(one.score(x), four.score(x), rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_on_the_cpu_is_close_to_fp32_and_really_bf16(tiny_config, tiny_adm_ckpt, student_ckpt):
+    """precision bf16 on the CPU runs the models under torch.autocast('cpu', bfloat16), as on a GPU.
+
+    bf16 keeps 8 significant bits (unit roundoff 2^-8 ≈ 0.4%); rounding errors of ~50 layers (ResNet-50; the tiny ADM has
+    fewer) add up roughly as sqrt(50) · 0.4% ≈ 3%, so 5% of the largest |value| bounds eps and logits, while fp32
+    rounding alone stays near 1e-6: a difference above 0.1% shows that bf16 kernels really ran.
+    """
+    fp32 = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", precision="fp32")
+    bf16 = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", precision="bf16")
+    assert (bf16.device.type, bf16.precision, bf16.backend.precision) == ("cpu", "bf16", "bf16")
+    x = fp32.preprocess(np.random.default_rng(4).integers(0, 256, (6, 72, 96, 3), dtype=np.uint8))
+    for name in ("noise", "logits"):
+        reference, mixed = getattr(fp32, name)(x), getattr(bf16, name)(x)
+        assert mixed.dtype == torch.float32 and mixed.shape == reference.shape, name
+        scale = reference.abs().max().item()
+        difference = (mixed - reference).abs().max().item()
+        assert difference <= 0.05 * scale, (name, difference, scale)
+        assert difference > 1e-3 * scale, f"{name}: bf16 gave fp32's values to {difference / scale:.1e}: autocast did not run"
+    logits = bf16.logits(x)
+    assert torch.equal(logits.to(torch.bfloat16).float(), logits), "the student's head ran in bf16: its outputs are bf16 numbers"
+    assert not torch.equal(fp32.logits(x).to(torch.bfloat16).float(), fp32.logits(x))
+    # sigmoid changes by at most a quarter of the change of its argument
+    assert (bf16.score(x) - fp32.score(x)).abs().max() <= 0.25 * (logits - fp32.logits(x)).abs().max() + 1e-7

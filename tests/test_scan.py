@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +186,37 @@ def test_weights_commands_list_and_locate_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("STREAMDET_OFFLINE", "1")
     offline = runner.invoke(app, ["weights", "download", "adm-256-uncond"])
     assert offline.exit_code == 2 and "STREAMDET_OFFLINE is set" in offline.output and "256x256_diffusion_uncond.pt" in offline.output
+
+
+@pytest.mark.parametrize("to_file", [True, False], ids=["out", "stdout"])
+def test_ctrl_c_keeps_finished_results_and_marks_the_rest_interrupted(tmp_path, tiny_adm_ckpt, fake_student_ckpt, to_file):
+    """SIGINT once the first input is finished: exit 130, the report is written whole, unfinished inputs say so."""
+    first = make_video(tmp_path / "a_short.mp4", 4, (64, 48), 10)
+    rest = [make_video(tmp_path / f"{name}_long.mp4", 240, (64, 48), 10, pattern=noise_pattern) for name in "bc"]
+    out = tmp_path / "report.json"
+    args = [str(first), *map(str, rest), *_tiny("--all-frames", "--workers", "1", "--batch", "4", "--json", *(["--out", str(out)] if to_file else []), adm=tiny_adm_ckpt, student=fake_student_ckpt)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "streamdet", "--verbose", "scan", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in process.stderr:  # the progress signal: --verbose logs each input as it finishes
+        seen.append(line)
+        if f"finished {first}" in line:
+            break
+    assert f"finished {first}" in seen[-1], "".join(seen)
+    assert not out.exists(), "nothing is written before the scan ends"
+    process.send_signal(signal.SIGINT)
+    stdout, rest_of_stderr = process.communicate(timeout=120)
+    stderr = "".join(seen) + rest_of_stderr
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted:" in stderr
+    doc = json.loads(out.read_text() if to_file else stdout)
+    by_path = {r["path"]: r for r in doc["inputs"]}
+    assert list(by_path) == [str(first), *map(str, rest)], "every input is reported, in input order"
+    done = by_path[str(first)]
+    assert (done["status"], done["verdict"], len(done["frames"])) == ("ok", "FAKE", 4)
+    stopped = [r for r in doc["inputs"] if r["status"] == "error"]
+    assert stopped, "240-frame inputs cannot have finished in the time one 4-frame input took"
+    for r in stopped:
+        assert r["error"] == f"{r['path']}: interrupted (Ctrl-C before this input was finished)" and r["verdict"] is None and r["frames"] == []
+    assert doc["summary"]["errors"] == len(stopped) and doc["summary"]["inputs"] == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temporary file left behind"
