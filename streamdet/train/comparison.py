@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-import torch
-
 from ..pipeline import scan
 from ..video import Sampling
 
@@ -21,12 +19,6 @@ log = logging.getLogger("streamdet")
 # only by the order of floating-point sums; fp16 keeps 11 significant bits and bf16 8, accumulated over
 # ~100 (ADM) or ~50 (ResNet-50) layers. int8 has no elementwise bound: judge it by accuracy (`compare_scores`).
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}
-
-
-def within_tolerance(reference: torch.Tensor, candidate: torch.Tensor, precision: str) -> bool:
-    """True when `candidate` is as close to `reference` as `precision` promises (see TOLERANCE)."""
-    scale = max(1.0, float(reference.abs().max()))
-    return float((candidate.float() - reference.float()).abs().max()) <= TOLERANCE[precision] * scale
 
 
 def score_folder(detector: "Detector", folder: str | Path, sampling: Sampling | None = None) -> dict[str, float]:
