@@ -499,3 +499,90 @@ def test_expand_inputs_walks_folders_and_keeps_files(tmp_path: Path) -> None:
         (str(empty), "error", f"{empty}: no image or video files found"),
         ("rtsp://cam/1", "video", None),
     ]
+
+
+# --- exact frames against an independent reference decode ----------------------------------------
+# The reference decodes every frame with plain PyAV and picks, with its own loops, the frames each rule
+# names: the decoder under test must give the same indices, times and pixels whatever it skips or seeks.
+
+EXACT_SPECS = ["all", "uniform:5", "uniform:16", "every:7", "fps:1.5", "keyframes"]
+
+
+def reference_frames(path: Path) -> tuple[list[tuple[int, float, bool, np.ndarray]], float]:
+    """Every frame as ``(index, time, key, rgb)`` in presentation order, and the header duration, by plain PyAV."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = stream.start_time or 0
+        frames = [
+            (float((frame.pts - start) * stream.time_base), frame.key_frame, frame.to_ndarray(format="rgb24"))
+            for frame in container.decode(stream)
+        ]
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = container.duration / av.time_base
+    frames.sort(key=lambda item: item[0])
+    return [(index, *item) for index, item in enumerate(frames)], duration
+
+
+def reference_pick(frames: list[tuple[int, float, bool, np.ndarray]], duration: float, spec: str) -> list[int]:
+    """The indices a sampling spec names, chosen by direct loops over the full decode."""
+    mode, _, value = spec.partition(":")
+    times = [time for _, time, _, _ in frames]
+    if mode == "all":
+        return [index for index, *_ in frames]
+    if mode == "keyframes":
+        return [index for index, _, key, _ in frames if key]
+    if mode == "every":
+        return [index for index, *_ in frames if index % int(value) == 0]
+    if mode == "fps":
+        chosen, tick, rate = [], 0, float(value)
+        for index, time in enumerate(times):
+            if time - times[0] + 1e-6 >= tick / rate:
+                chosen.append(index)
+                while time - times[0] + 1e-6 >= tick / rate:
+                    tick += 1
+        return chosen
+    count = int(value)
+    if len(frames) <= count:
+        return list(range(len(frames)))
+    chosen = []
+    for i in range(count):
+        target = (i + 0.5) * duration / count
+        on_screen = [index for index, time in enumerate(times) if time <= target + 1e-6]
+        chosen.append(on_screen[-1] if on_screen else 0)
+    return sorted(set(chosen))
+
+
+def exact_cases(root: Path) -> dict[str, Path]:
+    """Files with B-frames (H.264, HEVC with open GOPs), variable frame rate and rotation, several GOPs each."""
+    return {
+        "bframes": make_video(root / "bframes.mp4", 90, fps=15, gop=12, options={"x264-params": "scenecut=0:bframes=3:b-pyramid=normal"}),
+        "hevc": make_video(root / "hevc.mkv", 60, fps=12, codec="libx265", gop=16, options={"x265-params": "log-level=0:bframes=4:open-gop=1:keyint=16:min-keyint=16:scenecut=0"}),
+        "vfr": make_video(root / "vfr_long.mp4", 40, times=[i * 0.05 + (i // 5) * 0.13 + (i % 3) * 0.01 for i in range(40)], gop=9),
+        "rotated": make_video(root / "rotated.mov", 50, fps=10, gop=8, rotation=90),
+        "ts": make_video(root / "gops.ts", 45, fps=15, gop=10),
+    }
+
+
+@pytest.fixture(scope="module")
+def exact_media(media_dir: Path) -> dict[str, tuple[Path, list, float]]:
+    """Each exact-frame case with its reference decode."""
+    return {name: (path, *reference_frames(path)) for name, path in exact_cases(media_dir).items()}
+
+
+@pytest.mark.parametrize("case", ["bframes", "hevc", "vfr", "rotated", "ts"])
+@pytest.mark.parametrize("spec", EXACT_SPECS)
+def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str, spec: str) -> None:
+    path, reference, duration = exact_media[case]
+    expected = reference_pick(reference, duration, spec)
+    frames = frames_of(path, spec)
+    if spec == "keyframes" and case == "vfr":
+        # key frames are decoded alone, so their index is estimated from time at the average rate
+        assert [frame.time for frame in frames] == pytest.approx([reference[i][1] for i in expected])
+        return
+    assert [frame.index for frame in frames] == expected
+    assert [frame.time for frame in frames] == pytest.approx([reference[i][1] for i in expected])
+    for frame in frames:
+        upright = np.rot90(reference[frame.index][3]) if case == "rotated" else reference[frame.index][3]
+        assert np.array_equal(frame.image, upright), (case, spec, frame.index)
