@@ -23,7 +23,7 @@ from .media import (
     write_jpeg_with_orientation,
 )
 from streamdet.errors import ConfigError, MediaError
-from streamdet.video import Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
+from streamdet.video import DecodeStats, Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
 from streamdet.video import decode
 from streamdet.video.sampling import pick_every, pick_fps, pick_shown_at, select, uniform_times
 
@@ -181,22 +181,30 @@ def test_uniform_mode_takes_all_frames_of_short_video(cfr: Path) -> None:
     assert indices(frames_of(cfr, "uniform:50")) == list(range(30))
 
 
-def test_uniform_mode_seeks_on_long_video(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    linear = frames_of(gop10, "uniform:4")
-    seeks = []
-    real_seek = decode._Video.seek
-    monkeypatch.setattr(decode, "SEEK_MIN_FRAMES_PER_SAMPLE", 2)
-    monkeypatch.setattr(decode._Video, "seek", lambda video, time: seeks.append(time) or real_seek(video, time))
-    seeking = frames_of(gop10, "uniform:4")
-    assert len(seeks) == 4
-    assert indices(seeking) == indices(linear) == [12, 37, 62, 87]
-    assert [frame.time for frame in seeking] == pytest.approx([frame.time for frame in linear])
+def test_uniform_mode_decodes_each_gop_once_up_to_its_target(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Targets 12, 37, 62, 87 need only GOPs 10, 30, 60 and 80, from the key frame to the target (plus the
+    B-frame reorder depth of x264, 3 frames): each packet sent to the decoder once."""
+    sent: list[int] = []
+    real = decode._Video.decode_packet
 
+    def spy(video: decode._Video, packet: av.Packet | None) -> list:
+        if packet is not None:
+            sent.append(packet.pts)
+        return real(video, packet)
 
-def test_uniform_mode_decodes_linearly_when_seeking_fails(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decode, "SEEK_MIN_FRAMES_PER_SAMPLE", 2)
-    monkeypatch.setattr(decode._Video, "seek", lambda video, time: False)
-    assert indices(frames_of(gop10, "uniform:4")) == [12, 37, 62, 87]
+    monkeypatch.setattr(decode._Video, "decode_packet", spy)
+    with av.open(str(gop10)) as container:
+        time_base = container.streams.video[0].time_base
+    stats = DecodeStats()
+    frames = list(iter_frames(gop10, Sampling.parse("uniform:4"), stats))
+    assert indices(frames) == [12, 37, 62, 87]
+    numbers = [round(pts * time_base * 10) for pts in sent]
+    assert len(numbers) == len(set(numbers))
+    for target in (12, 37, 62, 87):
+        gop = {n for n in numbers if n // 10 == target // 10}
+        assert min(gop) == target // 10 * 10 and target in gop and max(gop) <= target + 3
+    assert {n // 10 for n in numbers} == {1, 3, 6, 8}
+    assert stats.sampled == 4 and stats.decoded <= len(numbers) and stats.warning() is None
 
 
 def test_variable_frame_rate_times_come_from_pts(vfr: Path) -> None:
@@ -571,16 +579,13 @@ def exact_media(media_dir: Path) -> dict[str, tuple[Path, list, float]]:
     return {name: (path, *reference_frames(path)) for name, path in exact_cases(media_dir).items()}
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("case", ["bframes", "hevc", "vfr", "rotated", "ts"])
 @pytest.mark.parametrize("spec", EXACT_SPECS)
-def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str, spec: str) -> None:
+def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str, spec: str, workers: int) -> None:
     path, reference, duration = exact_media[case]
     expected = reference_pick(reference, duration, spec)
-    frames = frames_of(path, spec)
-    if spec == "keyframes" and case == "vfr":
-        # key frames are decoded alone, so their index is estimated from time at the average rate
-        assert [frame.time for frame in frames] == pytest.approx([reference[i][1] for i in expected])
-        return
+    frames = list(iter_frames(path, Sampling.parse(spec), workers=workers))
     assert [frame.index for frame in frames] == expected
     assert [frame.time for frame in frames] == pytest.approx([reference[i][1] for i in expected])
     for frame in frames:
