@@ -58,6 +58,7 @@ class SamplingConfig:
     frames: int = 16
     every: int = 1
     fps: float = 1.0
+    snap: str = "none"
 
 
 @dataclass

@@ -140,6 +140,15 @@ def test_sampling_options_pick_the_frames(media, tiny_adm_ckpt, student_ckpt, op
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == expected
 
 
+def test_snap_keyframes_option_picks_key_frames(tiny_adm_ckpt, student_ckpt, tmp_path):
+    """Key frames every 10 of 60 frames at 10 fps; targets 0.75, 2.25, 3.75, 5.25 s snap to 1, 2, 4 and 5 s."""
+    video = make_video(tmp_path / "gop.mp4", 60, (64, 48), 10, gop=10)
+    result = runner.invoke(app, ["scan", str(video), *_tiny("--frames", "4", "--snap", "keyframes", "--jsonl", adm=tiny_adm_ckpt, student=student_ckpt)])
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == [10, 20, 40, 50]
+    refused = runner.invoke(app, ["scan", str(video), *_tiny("--every", "2", "--snap", "keyframes", adm=tiny_adm_ckpt, student=student_ckpt)])
+    assert refused.exit_code == 2 and "'snap' applies to uniform sampling only" in refused.output
+
+
 def test_conflicting_options_are_refused(media, tiny_adm_ckpt, student_ckpt):
     result = runner.invoke(app, ["scan", str(media / "a.mp4"), *_tiny("--every", "2", "--keyframes", adm=tiny_adm_ckpt, student=student_ckpt)])
     assert result.exit_code == 2 and "choose one frame sampling option" in result.output

@@ -207,6 +207,22 @@ def test_uniform_mode_decodes_each_gop_once_up_to_its_target(gop10: Path, monkey
     assert stats.sampled == 4 and stats.decoded <= len(numbers) and stats.warning() is None
 
 
+def test_snapped_uniform_takes_the_nearest_key_frames_alone(gop10: Path) -> None:
+    """Targets 1.25, 3.75, 6.25, 8.75 s; key frames every 1 s: nearest are 1, 4, 6 and 9 s, decoded alone."""
+    stats = DecodeStats()
+    frames = list(iter_frames(gop10, Sampling(mode="uniform", frames=4, snap="keyframes"), stats))
+    assert indices(frames) == [10, 40, 60, 90]
+    assert [frame.time for frame in frames] == pytest.approx([1.0, 4.0, 6.0, 9.0])
+    assert stats.decoded == 4
+
+
+def test_snap_applies_to_uniform_only() -> None:
+    with pytest.raises(ConfigError, match="'snap' applies to uniform sampling only"):
+        Sampling(mode="every", every=2, snap="keyframes")
+    with pytest.raises(ConfigError, match="'snap' must be one of none, keyframes"):
+        Sampling(snap="nearest")
+
+
 def test_variable_frame_rate_times_come_from_pts(vfr: Path) -> None:
     frames = frames_of(vfr, "all")
     assert indices(frames) == list(range(10))
