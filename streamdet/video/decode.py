@@ -184,9 +184,7 @@ def _decode_chunk(path: str, parts: list[Segment], plan: _FilePlan, threads: int
                 yield from keep(video.decode_packet(None), part.wanted)
                 context.flush_buffers()
         finally:
-            stats.corrupt += video.corrupt
-            stats.decoded += video.decoded
-            stats.missing += sum(len(part.wanted) for part in parts) - len(found)
+            stats.add(video.corrupt, video.decoded, sum(len(part.wanted) for part in parts) - len(found))
 
 
 def _linear(video: _Video, sampling: Sampling, stats: DecodeStats) -> Iterator[Frame]:

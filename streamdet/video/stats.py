@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 # Packets may end this much (seconds, or two frames if longer) before the header's duration without the
 # file counting as cut short: containers round durations and the last frame's display time.
@@ -23,6 +24,14 @@ class DecodeStats:
     missing: int = 0
     stopped_at: float | None = None
     duration: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, corrupt: int, decoded: int, missing: int) -> None:
+        """Add one decoder's counts (parallel decoders of one file report from their own threads)."""
+        with self._lock:
+            self.corrupt += corrupt
+            self.decoded += decoded
+            self.missing += missing
 
     def note_end(self, last_time: float | None, duration: float | None, fps: float | None, read_error: bool) -> None:
         """Record where the packets ended: a read error, or an end well before the header's duration, is a stop."""
