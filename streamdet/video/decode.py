@@ -160,13 +160,16 @@ def _decode_chunk(path: str, parts: list[Segment], plan: _FilePlan, threads: int
     decoded, and no packet before a run's first key frame reaches the decoder.
     """
     found: set[int] = set()
+    matrix: list[tuple[int, ...] | None] = []  # the stream's display matrix, read from its first frame only
 
     def keep(frames: Iterator[av.VideoFrame], wanted: frozenset[int]) -> Iterator[Frame]:
         for frame in frames:
             if frame.pts in wanted and frame.pts not in found:
                 found.add(frame.pts)
                 index, time = plan.where[frame.pts]
-                yield Frame(source=path, index=index, time=time, image=_converted(path, frame))
+                if not matrix:
+                    matrix.append(display_matrix(frame))
+                yield Frame(source=path, index=index, time=time, image=_converted(path, frame, matrix[0]))
 
     with _Video(path, threads) as video:
         context = video.stream.codec_context
@@ -501,10 +504,12 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return orient(frame.to_ndarray(format="rgb24"), display_matrix(frame))
 
 
-def _converted(path: str, frame: av.VideoFrame) -> np.ndarray:
-    """``to_rgb`` with conversion failures (exotic pixel formats) reported as ``MediaError``."""
+def _converted(path: str, frame: av.VideoFrame, matrix: Sequence[int] | None | bool = True) -> np.ndarray:
+    """Upright RGB as ``to_rgb``, turned by ``matrix`` if given (``True``: the frame's own), errors as ``MediaError``."""
     try:
-        return to_rgb(frame)
+        if matrix is True:
+            return to_rgb(frame)
+        return orient(frame.to_ndarray(format="rgb24"), matrix)
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"{path}: cannot convert {frame.format.name} frames to RGB ({exc})") from None
 
