@@ -601,7 +601,10 @@ def exact_media(media_dir: Path) -> dict[str, tuple[Path, list, float]]:
 def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str, spec: str, workers: int) -> None:
     path, reference, duration = exact_media[case]
     expected = reference_pick(reference, duration, spec)
-    frames = list(iter_frames(path, Sampling.parse(spec), workers=workers))
+    stats = DecodeStats()
+    frames = list(iter_frames(path, Sampling.parse(spec), stats, workers=workers))
+    assert stats.warning() is None and stats.sampled == len(frames)
+    assert stats.decoded <= len(reference), "no frame is decoded twice"
     assert [frame.index for frame in frames] == expected
     assert [frame.time for frame in frames] == pytest.approx([reference[i][1] for i in expected])
     for frame in frames:

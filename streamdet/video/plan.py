@@ -158,6 +158,7 @@ def split(parts: Sequence[Segment], workers: int, max_wanted: int) -> list[list[
 
     Chunks balance the packets to decode, hold at most ``max_wanted`` targets unless one segment alone has more,
     and are at least ``2 * workers`` where there are enough segments, so a slow chunk does not idle the others.
+    Segments that overlap (open-GOP leading pictures) stay in one chunk, so no GOP is decoded twice.
     """
     if not parts:
         return []
@@ -167,7 +168,8 @@ def split(parts: Sequence[Segment], workers: int, max_wanted: int) -> list[list[
     spent = wanted = 0
     for part in parts:
         size = part.last - part.first + 1
-        if chunks[-1] and (spent + size > budget or wanted + len(part.wanted) > max_wanted):
+        overlaps = bool(chunks[-1]) and part.first <= chunks[-1][-1].last  # open GOP: needs the previous one
+        if chunks[-1] and not overlaps and (spent + size > budget or wanted + len(part.wanted) > max_wanted):
             chunks.append([])
             spent = wanted = 0
         chunks[-1].append(part)
