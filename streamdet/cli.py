@@ -86,8 +86,13 @@ def download_progress(label: str) -> weights.Progress:
     return update
 
 
-def sampling_from_options(base: SamplingConfig, frames: int | None, every: int | None, fps: float | None, keyframes: bool, all_frames: bool) -> SamplingConfig:
-    """The sampling asked for on the command line (at most one mode), else the config's."""
+SNAP = typer.Option(None, "--snap", help="'keyframes': move each uniform target to the nearest key frame (fast triage, times only as exact as the key-frame interval); 'none': exact frames (default).")
+
+
+def sampling_from_options(base: SamplingConfig, frames: int | None, every: int | None, fps: float | None, keyframes: bool, all_frames: bool, snap: str | None = None) -> SamplingConfig:
+    """The sampling asked for on the command line (at most one mode, and `--snap`), else the config's."""
+    if snap is not None:
+        base = dataclasses.replace(base, snap=snap)
     chosen = [name for name, value in [("--frames", frames), ("--every", every), ("--fps", fps), ("--keyframes", keyframes or None), ("--all-frames", all_frames or None)] if value is not None]
     if len(chosen) > 1:
         fail(f"{' and '.join(chosen)}: choose one frame sampling option")
@@ -167,7 +172,8 @@ def scan(
     fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
     keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only (fast: no other frame is decoded)."),
     all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Decoder threads (default: up to 4)."),
+    snap: Optional[str] = SNAP,
+    workers: Optional[int] = typer.Option(None, min=1, help="Files decoded at once (default: one per available core; spare cores decode GOPs of a file in parallel)."),
     json_: bool = typer.Option(False, "--json", help="One JSON document with every input and its frame scores."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON line per frame."),
     csv_: bool = typer.Option(False, "--csv", help="One CSV row per frame."),
@@ -181,7 +187,7 @@ def scan(
     fmt = output_format(json_, jsonl, csv_, out)
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
-        cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames))
+        cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
         try:
             detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
@@ -344,6 +350,7 @@ def frames_command(
     fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
     keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only."),
     all_frames: bool = typer.Option(False, "--all-frames", help="Keep every frame."),
+    snap: Optional[str] = SNAP,
     val_fraction: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Share of the videos (per label and generator) put in the val split (default: train.val_fraction)."),
     seed: Optional[int] = typer.Option(None, help="Seed of the train/val split (default: train.seed)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -354,7 +361,7 @@ def frames_command(
 
     with user_errors():
         cfg = load_config(config)
-        sampling = Sampling(**dataclasses.asdict(sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames)))
+        sampling = Sampling(**dataclasses.asdict(sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap)))
         bar, update = count_progress("videos", quiet)
         with bar:
             result = build_frames(

@@ -123,6 +123,7 @@ class SamplingConfig:
     frames: Positive = 16
     every: Positive = 1
     fps: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
+    snap: Literal["none", "keyframes"] = "none"
 
     _errors = model_validator(mode="wrap")(_as_config_error)
 

@@ -1,15 +1,15 @@
 """The concurrent scan: decoder threads → bounded queue → batched detector → per-file results.
 
-Decoding runs in a pool of threads (PyAV releases the GIL) while the detector computes; frames of
-several files share batches, and every frame keeps its source, index and time so scores are never
-matched up by position. The queue holds at most a batch of frames, so memory does not grow with
-video length.
+Decoding runs in a pool of threads (PyAV releases the GIL) while the detector computes: files in
+parallel, and the GOPs of a file in parallel when there are more cores than files. Frames of several
+files share batches, and every frame keeps its source, index and time so scores are never matched up by
+position. The queue holds at most a batch of frames, so memory does not grow with video length.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
+import math
 import queue
 import threading
 import time
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .aggregate import file_score, flagged, verdict
 from .errors import StreamdetError
-from .video import Frame, Sampling, expand_inputs, iter_frames
+from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
+from .video.parallel import workers_available
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -28,11 +29,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class FrameScore:
-    """The score of one frame, by its index and presentation time in seconds."""
+    """The score of one frame, by its index and presentation time in seconds (None where it was not finite)."""
 
     index: int
     time: float
-    score: float
+    score: float | None
 
 
 @dataclass
@@ -62,6 +63,7 @@ class _Done:
     path: str
     error: str | None
     decode_s: float
+    warning: str | None = None
 
 
 @dataclass
@@ -84,21 +86,24 @@ def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
     return False
 
 
-def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event) -> None:
+def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, workers: int) -> None:
+    """Decode one input onto the queue, then its end marker with any error and what the decoder lost."""
     start = time.perf_counter()
     error = None
+    stats = DecodeStats()
     try:
-        for frame in iter_frames(path, sampling):
+        for frame in iter_frames(path, sampling, stats, workers):
             if not _put(q, frame, stop):
                 return
     except StreamdetError as exc:
         error = str(exc)
     except Exception as exc:  # a decoder bug must not take the other files down
         error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-    _put(q, _Done(path, error, time.perf_counter() - start), stop)
+    _put(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
 
 
 def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileResult:
+    """Aggregate a file whose frames are all scored; a partial decode is a warning, a non-finite score an error."""
     result = state.result
     done = state.done
     result.frames.sort(key=lambda f: (f.index, f.time))
@@ -111,8 +116,20 @@ def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileRes
         result.status = "error"
         result.error = done.error or f"{result.path}: no frames could be decoded"
         return result
+    notes = [done.warning] if done.warning else []
     if done.error:
-        result.warning = f"decoding stopped early: {done.error}"
+        notes.append(f"decoding stopped early: {done.error}")
+    result.warning = "; ".join(notes) or None
+    bad = [f for f in result.frames if not math.isfinite(f.score)]
+    if bad:
+        for frame in bad:
+            frame.score = None
+        result.status = "error"
+        result.error = (
+            f"{result.path}: {len(bad)} of {len(result.frames)} frame scores are not finite (NaN or infinite), "
+            "so there is no verdict; check the model weights and precision"
+        )
+        return result
     scores = [f.score for f in result.frames]
     result.score = file_score(scores, top_fraction)
     result.verdict = verdict(result.score, threshold)
@@ -172,11 +189,13 @@ def scan(
             if state.done is not None and len(state.result.frames) == state.queued:
                 emit(_finish(states.pop(path), threshold, top_fraction))
 
-    n_workers = workers or min(4, os.cpu_count() or 1, max(1, len(media)))
+    cores = workers_available()
+    n_workers = workers or min(cores, max(1, len(media)))
+    gop_workers = max(1, cores // n_workers)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="streamdet-decode") as pool:
         try:
             for item in media:
-                pool.submit(_decode, item.path, sampling, q, stop)
+                pool.submit(_decode, item.path, sampling, q, stop, gop_workers)
             while states:
                 try:
                     got = q.get(timeout=0.05) if pending else q.get(timeout=1.0)

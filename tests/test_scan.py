@@ -20,7 +20,7 @@ from streamdet.detector import Detector
 from streamdet.pipeline import scan
 from streamdet.video import Sampling
 
-from .media import make_audio, make_video, read_index, write_image
+from .media import corrupt_packets, make_audio, make_video, read_index, write_image
 
 runner = CliRunner()
 
@@ -142,6 +142,15 @@ def test_sampling_options_pick_the_frames(media, tiny_adm_ckpt, student_ckpt, op
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == expected
 
 
+def test_snap_keyframes_option_picks_key_frames(tiny_adm_ckpt, student_ckpt, tmp_path):
+    """Key frames every 10 of 60 frames at 10 fps; targets 0.75, 2.25, 3.75, 5.25 s snap to 1, 2, 4 and 5 s."""
+    video = make_video(tmp_path / "gop.mp4", 60, (64, 48), 10, gop=10)
+    result = runner.invoke(app, ["scan", str(video), *_tiny("--frames", "4", "--snap", "keyframes", "--jsonl", adm=tiny_adm_ckpt, student=student_ckpt)])
+    assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == [10, 20, 40, 50]
+    refused = runner.invoke(app, ["scan", str(video), *_tiny("--every", "2", "--snap", "keyframes", adm=tiny_adm_ckpt, student=student_ckpt)])
+    assert refused.exit_code == 2 and "'snap' applies to uniform sampling only" in refused.output
+
+
 def test_conflicting_options_are_refused(media, tiny_adm_ckpt, student_ckpt):
     result = runner.invoke(app, ["scan", str(media / "a.mp4"), *_tiny("--every", "2", "--keyframes", adm=tiny_adm_ckpt, student=student_ckpt)])
     assert result.exit_code == 2 and "choose one frame sampling option" in result.output
@@ -220,3 +229,78 @@ def test_ctrl_c_keeps_finished_results_and_marks_the_rest_interrupted(tmp_path, 
         assert r["error"] == f"{r['path']}: interrupted (Ctrl-C before this input was finished)" and r["verdict"] is None and r["frames"] == []
     assert doc["summary"]["errors"] == len(stopped) and doc["summary"]["inputs"] == 3
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temporary file left behind"
+
+
+def _strict_json(text: str) -> dict:
+    """Parse JSON that must be standard: NaN and Infinity are refused."""
+    def refuse(name: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _reference_times(path: Path) -> list[float]:
+    """Presentation times of every frame plain PyAV can decode from ``path``."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = stream.start_time or 0
+        times = []
+        for packet in container.demux(stream):
+            try:
+                times += [float((f.pts - start) * stream.time_base) for f in packet.decode()]
+            except av.FFmpegError:
+                continue
+        return sorted(times)
+
+
+def test_file_cut_short_is_a_warning_in_json_and_table(tiny_adm_ckpt, fake_student_ckpt, tmp_path):
+    """A Matroska file cut in half keeps its header duration (6 s): the scan says where decoding stopped."""
+    whole = make_video(tmp_path / "whole.mkv", 60, (64, 48), 10, pattern=noise_pattern, gop=10)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    shown = _reference_times(cut)
+    assert 5 < len(shown) < 50, "the cut must leave part of the file"
+    result = runner.invoke(app, ["scan", str(cut), *_tiny("--json", adm=tiny_adm_ckpt, student=fake_student_ckpt)])
+    assert result.exit_code == 1, result.output
+    (r,) = _strict_json(result.stdout)["inputs"]
+    assert r["status"] == "ok" and r["verdict"] == "FAKE", "a partial decode still gives a verdict, with a warning"
+    assert f"decoding stopped at t={shown[-1] + 0.1:.1f} s of 6.0 s" in r["warning"], r["warning"]
+    assert max(f["time"] for f in r["frames"]) == pytest.approx(shown[-1])
+    table = runner.invoke(app, ["scan", str(cut), *_tiny(adm=tiny_adm_ckpt, student=fake_student_ckpt)])
+    note = " ".join(line.split("│")[-2].strip() for line in table.output.splitlines() if line.count("│") == 7)
+    assert f"decoding stopped at t={shown[-1] + 0.1:.1f} s of 6.0 s" in note, table.output
+
+
+def test_corrupt_packets_are_counted_in_the_warning(tiny_adm_ckpt, student_ckpt, tmp_path):
+    path = corrupt_packets(make_video(tmp_path / "intra.mp4", 20, (64, 48), 10, gop=1), [6, 13])
+    decodable = len(_reference_times(path))
+    assert decodable < 20, "the corruption must make the decoder drop frames"
+    result = runner.invoke(app, ["scan", str(path), *_tiny("--all-frames", "--json", adm=tiny_adm_ckpt, student=student_ckpt)])
+    (r,) = _strict_json(result.stdout)["inputs"]
+    assert r["status"] == "ok" and len(r["frames"]) == decodable
+    assert r["warning"] == f"2 corrupt packet(s) skipped; {20 - decodable} sampled frame(s) could not be decoded"
+
+
+@pytest.fixture(scope="module")
+def nan_student_ckpt(tmp_path_factory) -> Path:
+    """A student whose head has one NaN weight, so every frame score is NaN."""
+    import torch
+
+    from .checkpoints import random_student, save_student
+
+    student = random_student(seed=4)
+    with torch.no_grad():
+        student.student_head[2].weight[0, 0] = float("nan")
+    return save_student(tmp_path_factory.mktemp("nan") / "student_nan.pth", student)
+
+
+def test_non_finite_scores_are_an_error_not_a_verdict(media, tiny_adm_ckpt, nan_student_ckpt):
+    video = media / "a.mp4"
+    result = runner.invoke(app, ["scan", str(video), *_tiny("--frames", "3", "--json", adm=tiny_adm_ckpt, student=nan_student_ckpt)])
+    assert result.exit_code == 2, result.output
+    (r,) = _strict_json(result.stdout)["inputs"]
+    assert r["status"] == "error" and r["verdict"] is None and r["score"] is None
+    assert r["error"].startswith(str(video)) and "3 of 3 frame scores are not finite" in r["error"] and "\n" not in r["error"]
+    assert [f["index"] for f in r["frames"]] == [5, 15, 25] and all(f["score"] is None for f in r["frames"])

@@ -23,7 +23,7 @@ from .media import (
     write_jpeg_with_orientation,
 )
 from streamdet.errors import ConfigError, MediaError
-from streamdet.video import Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
+from streamdet.video import DecodeStats, Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
 from streamdet.video import decode
 from streamdet.video.sampling import pick_every, pick_fps, pick_shown_at, select, uniform_times
 
@@ -181,22 +181,46 @@ def test_uniform_mode_takes_all_frames_of_short_video(cfr: Path) -> None:
     assert indices(frames_of(cfr, "uniform:50")) == list(range(30))
 
 
-def test_uniform_mode_seeks_on_long_video(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    linear = frames_of(gop10, "uniform:4")
-    seeks = []
-    real_seek = decode._Video.seek
-    monkeypatch.setattr(decode, "SEEK_MIN_FRAMES_PER_SAMPLE", 2)
-    monkeypatch.setattr(decode._Video, "seek", lambda video, time: seeks.append(time) or real_seek(video, time))
-    seeking = frames_of(gop10, "uniform:4")
-    assert len(seeks) == 4
-    assert indices(seeking) == indices(linear) == [12, 37, 62, 87]
-    assert [frame.time for frame in seeking] == pytest.approx([frame.time for frame in linear])
+def test_uniform_mode_decodes_each_gop_once_up_to_its_target(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Targets 12, 37, 62, 87 need only GOPs 10, 30, 60 and 80, from the key frame to the target (plus the
+    B-frame reorder depth of x264, 3 frames): each packet sent to the decoder once."""
+    sent: list[int] = []
+    real = decode._Video.decode_packet
+
+    def spy(video: decode._Video, packet: av.Packet | None) -> list:
+        if packet is not None:
+            sent.append(packet.pts)
+        return real(video, packet)
+
+    monkeypatch.setattr(decode._Video, "decode_packet", spy)
+    with av.open(str(gop10)) as container:
+        time_base = container.streams.video[0].time_base
+    stats = DecodeStats()
+    frames = list(iter_frames(gop10, Sampling.parse("uniform:4"), stats))
+    assert indices(frames) == [12, 37, 62, 87]
+    numbers = [round(pts * time_base * 10) for pts in sent]
+    assert len(numbers) == len(set(numbers))
+    for target in (12, 37, 62, 87):
+        gop = {n for n in numbers if n // 10 == target // 10}
+        assert min(gop) == target // 10 * 10 and target in gop and max(gop) <= target + 3
+    assert {n // 10 for n in numbers} == {1, 3, 6, 8}
+    assert stats.sampled == 4 and stats.decoded <= len(numbers) and stats.warning() is None
 
 
-def test_uniform_mode_decodes_linearly_when_seeking_fails(gop10: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decode, "SEEK_MIN_FRAMES_PER_SAMPLE", 2)
-    monkeypatch.setattr(decode._Video, "seek", lambda video, time: False)
-    assert indices(frames_of(gop10, "uniform:4")) == [12, 37, 62, 87]
+def test_snapped_uniform_takes_the_nearest_key_frames_alone(gop10: Path) -> None:
+    """Targets 1.25, 3.75, 6.25, 8.75 s; key frames every 1 s: nearest are 1, 4, 6 and 9 s, decoded alone."""
+    stats = DecodeStats()
+    frames = list(iter_frames(gop10, Sampling(mode="uniform", frames=4, snap="keyframes"), stats))
+    assert indices(frames) == [10, 40, 60, 90]
+    assert [frame.time for frame in frames] == pytest.approx([1.0, 4.0, 6.0, 9.0])
+    assert stats.decoded == 4
+
+
+def test_snap_applies_to_uniform_only() -> None:
+    with pytest.raises(ConfigError, match="'snap' applies to uniform sampling only"):
+        Sampling(mode="every", every=2, snap="keyframes")
+    with pytest.raises(ConfigError, match="'snap' must be one of none, keyframes"):
+        Sampling(snap="nearest")
 
 
 def test_variable_frame_rate_times_come_from_pts(vfr: Path) -> None:
@@ -499,3 +523,90 @@ def test_expand_inputs_walks_folders_and_keeps_files(tmp_path: Path) -> None:
         (str(empty), "error", f"{empty}: no image or video files found"),
         ("rtsp://cam/1", "video", None),
     ]
+
+
+# --- exact frames against an independent reference decode ----------------------------------------
+# The reference decodes every frame with plain PyAV and picks, with its own loops, the frames each rule
+# names: the decoder under test must give the same indices, times and pixels whatever it skips or seeks.
+
+EXACT_SPECS = ["all", "uniform:5", "uniform:16", "every:7", "fps:1.5", "keyframes"]
+
+
+def reference_frames(path: Path) -> tuple[list[tuple[int, float, bool, np.ndarray]], float]:
+    """Every frame as ``(index, time, key, rgb)`` in presentation order, and the header duration, by plain PyAV."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        start = stream.start_time or 0
+        frames = [
+            (float((frame.pts - start) * stream.time_base), frame.key_frame, frame.to_ndarray(format="rgb24"))
+            for frame in container.decode(stream)
+        ]
+        if stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = container.duration / av.time_base
+    frames.sort(key=lambda item: item[0])
+    return [(index, *item) for index, item in enumerate(frames)], duration
+
+
+def reference_pick(frames: list[tuple[int, float, bool, np.ndarray]], duration: float, spec: str) -> list[int]:
+    """The indices a sampling spec names, chosen by direct loops over the full decode."""
+    mode, _, value = spec.partition(":")
+    times = [time for _, time, _, _ in frames]
+    if mode == "all":
+        return [index for index, *_ in frames]
+    if mode == "keyframes":
+        return [index for index, _, key, _ in frames if key]
+    if mode == "every":
+        return [index for index, *_ in frames if index % int(value) == 0]
+    if mode == "fps":
+        chosen, tick, rate = [], 0, float(value)
+        for index, time in enumerate(times):
+            if time - times[0] + 1e-6 >= tick / rate:
+                chosen.append(index)
+                while time - times[0] + 1e-6 >= tick / rate:
+                    tick += 1
+        return chosen
+    count = int(value)
+    if len(frames) <= count:
+        return list(range(len(frames)))
+    chosen = []
+    for i in range(count):
+        target = (i + 0.5) * duration / count
+        on_screen = [index for index, time in enumerate(times) if time <= target + 1e-6]
+        chosen.append(on_screen[-1] if on_screen else 0)
+    return sorted(set(chosen))
+
+
+def exact_cases(root: Path) -> dict[str, Path]:
+    """Files with B-frames (H.264, HEVC with open GOPs), variable frame rate and rotation, several GOPs each."""
+    return {
+        "bframes": make_video(root / "bframes.mp4", 90, fps=15, gop=12, options={"x264-params": "scenecut=0:bframes=3:b-pyramid=normal"}),
+        "hevc": make_video(root / "hevc.mkv", 60, fps=12, codec="libx265", gop=16, options={"x265-params": "log-level=0:bframes=4:open-gop=1:keyint=16:min-keyint=16:scenecut=0"}),
+        "vfr": make_video(root / "vfr_long.mp4", 40, times=[i * 0.05 + (i // 5) * 0.13 + (i % 3) * 0.01 for i in range(40)], gop=9),
+        "rotated": make_video(root / "rotated.mov", 50, fps=10, gop=8, rotation=90),
+        "ts": make_video(root / "gops.ts", 45, fps=15, gop=10),
+    }
+
+
+@pytest.fixture(scope="module")
+def exact_media(media_dir: Path) -> dict[str, tuple[Path, list, float]]:
+    """Each exact-frame case with its reference decode."""
+    return {name: (path, *reference_frames(path)) for name, path in exact_cases(media_dir).items()}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("case", ["bframes", "hevc", "vfr", "rotated", "ts"])
+@pytest.mark.parametrize("spec", EXACT_SPECS)
+def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str, spec: str, workers: int) -> None:
+    path, reference, duration = exact_media[case]
+    expected = reference_pick(reference, duration, spec)
+    stats = DecodeStats()
+    frames = list(iter_frames(path, Sampling.parse(spec), stats, workers=workers))
+    assert stats.warning() is None and stats.sampled == len(frames)
+    assert stats.decoded <= len(reference), "no frame is decoded twice"
+    assert [frame.index for frame in frames] == expected
+    assert [frame.time for frame in frames] == pytest.approx([reference[i][1] for i in expected])
+    for frame in frames:
+        upright = np.rot90(reference[frame.index][3]) if case == "rotated" else reference[frame.index][3]
+        assert np.array_equal(frame.image, upright), (case, spec, frame.index)

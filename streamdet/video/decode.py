@@ -2,8 +2,9 @@
 
 Frame ``time`` is the presentation time in seconds from the stream start, taken from ``pts * time_base``
 (never from index / fps, so variable-frame-rate video is timed correctly). Frame ``index`` is the frame's
-position among all frames the decoder outputs (presentation order). Where not every frame is decoded
-(``keyframes`` mode, and ``uniform`` mode on long videos, which seeks) the index is estimated as
+position among all frames of the stream in presentation order, read from the packet index, so it is exact
+even where frames between targets are never decoded. Inputs without packet timestamps (raw elementary
+streams, live URLs) are decoded linearly; there, ``keyframes`` mode estimates the index as
 ``round(time * average_fps)``, exact for constant-frame-rate video.
 """
 
@@ -13,7 +14,7 @@ import logging
 import math
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +24,17 @@ import numpy as np
 
 from streamdet.errors import MediaError
 from streamdet.video.frame import Frame
-from streamdet.video.sampling import Sampling, pick_shown_at, select, uniform_times
+from streamdet.video.parallel import ordered, workers_available
+from streamdet.video.plan import Packet, Segment, read_index, runs, segments, split, targets
+from streamdet.video.sampling import Sampling, select
+from streamdet.video.stats import DecodeStats
 from streamdet.video.sources import is_url, media_kind
 
 log = logging.getLogger(__name__)
 
-# Uniform sampling seeks only when a linear decode would read more than this many frames per requested
-# frame: a seek decodes from the preceding key frame, up to a whole GOP (often 250 frames), so below
-# this it saves nothing.
-SEEK_MIN_FRAMES_PER_SAMPLE = 300
+# A chunk of GOPs handed to one parallel decoder holds at most this many targets (unless one GOP has more),
+# so work spreads evenly and a chunk's frames do not pile up.
+MAX_TARGETS_PER_CHUNK = 32
 
 _HEAD_BYTES = 512
 
@@ -81,72 +84,145 @@ def probe(path: str | Path) -> VideoInfo:
         )
 
 
-def iter_frames(path: str | Path, sampling: Sampling = Sampling()) -> Iterator[Frame]:
-    """Yield the frames of a video or image that ``sampling`` selects, as upright RGB images.
+def iter_frames(
+    path: str | Path, sampling: Sampling = Sampling(), stats: DecodeStats | None = None, workers: int = 1
+) -> Iterator[Frame]:
+    """Yield the frames of a video or image that ``sampling`` selects, as upright RGB images, in presentation order.
 
-    An image yields one frame (index 0, time 0). Errors surface as ``MediaError`` on first iteration.
+    Files are planned from their packet index and decoded GOP by GOP (by up to ``workers`` threads, each with
+    its own decoder); inputs without usable timestamps are decoded linearly. ``stats``, if given, is filled in
+    with what was lost. An image yields one frame (index 0, time 0). Errors surface as ``MediaError``.
     """
     path = str(path)
+    stats = stats if stats is not None else DecodeStats()
     if media_kind(path) == "image":
+        stats.decoded = stats.sampled = 1
         yield Frame(source=path, index=0, time=0.0, image=read_image(path))
         return
     with _Video(path) as video:
-        for index, time, frame in _selected(video, sampling):
-            yield Frame(source=path, index=index, time=time, image=_converted(path, frame))
-        if video.decoded == 0:
-            raise video.nothing_decoded()
+        plan = None if is_url(path) else _plan(video, sampling, stats)
+        if plan is None:
+            yield from _linear(video, sampling, stats)
+            return
+    if not plan.chosen:
+        raise MediaError(f"{path}: video stream has no frames")
+    chunks = split(plan.parts, workers, MAX_TARGETS_PER_CHUNK) if workers > 1 else [plan.parts]
+    threads = max(1, workers_available() // workers) if len(chunks) > 1 else 0
+    decoders = [_chunk_decoder(path, runs(chunk), plan, threads, stats) for chunk in chunks if chunk]
+    for frame in ordered(decoders, min(workers, len(decoders))):
+        stats.sampled += 1
+        yield frame
+    if stats.sampled == 0:
+        raise MediaError(f"{path}: no decodable video frames ({stats.corrupt} corrupt packets)")
 
 
-def _selected(video: _Video, sampling: Sampling) -> Iterator[tuple[int, float, av.VideoFrame]]:
-    """Choose the decoding strategy for ``sampling``: key frames only, seeking, or one linear pass."""
+@dataclass(frozen=True)
+class _FilePlan:
+    """The sampled frames of a file, the segments that decode them, and where each frame and packet sits."""
+
+    chosen: list[tuple[int, float, Packet]]
+    parts: list[Segment]
+    where: dict[int, tuple[int, float]]
+    number_of: dict[int, int]
+
+
+def _plan(video: _Video, sampling: Sampling, stats: DecodeStats) -> _FilePlan | None:
+    """Index the packets and choose the targets; None (and the file reopened) where it has no usable timestamps."""
+    index = read_index(video.container, video.stream)
+    if index is None:
+        video.reopen()
+        return None
+    duration = video.duration
+    if duration is None and sampling.mode == "uniform":
+        duration = video.require_duration()
+    stats.note_end(index.end, duration, video.fps, index.read_error)
+    chosen = targets(index, sampling, duration)
+    return _FilePlan(
+        chosen=chosen,
+        parts=segments(index, chosen),
+        where={packet.pts: (position, time) for position, time, packet in chosen},
+        number_of={packet.pts: packet.number for packet in index.packets},
+    )
+
+
+def _chunk_decoder(
+    path: str, parts: list[Segment], plan: _FilePlan, threads: int, stats: DecodeStats
+) -> Callable[[], Iterator[Frame]]:
+    """A function decoding one chunk of runs in its own container, for ``ordered``."""
+    return lambda: _decode_chunk(path, parts, plan, threads, stats)
+
+
+def _decode_chunk(path: str, parts: list[Segment], plan: _FilePlan, threads: int, stats: DecodeStats) -> Iterator[Frame]:
+    """Decode each run from its key frame to its last target, converting only the targets.
+
+    Frames that are neither targets nor references are skipped by the decoder (``skip_frame`` NONREF while
+    the packet is not a target); each run ends by draining the decoder, so nothing past its last target is
+    decoded, and no packet before a run's first key frame reaches the decoder.
+    """
+    found: set[int] = set()
+    matrix: list[tuple[int, ...] | None] = []  # the stream's display matrix, read from its first frame only
+
+    def keep(frames: Iterator[av.VideoFrame], wanted: frozenset[int]) -> Iterator[Frame]:
+        for frame in frames:
+            if frame.pts in wanted and frame.pts not in found:
+                found.add(frame.pts)
+                index, time = plan.where[frame.pts]
+                if not matrix:
+                    matrix.append(display_matrix(frame))
+                yield Frame(source=path, index=index, time=time, image=_converted(path, frame, matrix[0]))
+
+    with _Video(path, threads) as video:
+        context = video.stream.codec_context
+        packets = video.numbered(parts[0].first, plan.number_of)
+        try:
+            for part in parts:
+                for number, packet in packets:
+                    if number < part.first:
+                        continue
+                    context.skip_frame = "DEFAULT" if packet.pts in part.wanted else "NONREF"
+                    yield from keep(video.decode_packet(packet), part.wanted)
+                    if number >= part.last:
+                        break
+                context.skip_frame = "DEFAULT"
+                yield from keep(video.decode_packet(None), part.wanted)
+                context.flush_buffers()
+        finally:
+            stats.add(video.corrupt, video.decoded, sum(len(part.wanted) for part in parts) - len(found))
+
+
+def _linear(video: _Video, sampling: Sampling, stats: DecodeStats) -> Iterator[Frame]:
+    """Decode from the start and select as frames come (streams, files without timestamps)."""
+    total = video.frame_count
     if sampling.mode == "keyframes":
         video.stream.codec_context.skip_frame = "NONKEY"
-        return video.estimated()
-    if sampling.mode != "uniform":
-        return select(sampling, video.indexed(), None, None)
-    total = video.frame_count
-    if total is not None and total <= sampling.frames:
-        return video.indexed()
-    duration = video.require_duration()
-    if total is not None and total > sampling.frames * SEEK_MIN_FRAMES_PER_SAMPLE:
-        return _seek_each(video, uniform_times(duration, sampling.frames))
-    return select(sampling, video.indexed(), duration, total)
-
-
-def _shown_at(triples: Iterator[_Triple], targets: Sequence[float]) -> Iterator[_Triple]:
-    """The ``(index, time, frame)`` triples on screen at each target time."""
-    return pick_shown_at(((triple[1], triple) for triple in triples), targets)
-
-
-def _seek_each(video: _Video, targets: Sequence[float]) -> Iterator[_Triple]:
-    """Seek to each target time and decode forward to the frame on screen then; decode linearly if seeking fails."""
-    last_time = None
-    for position, target in enumerate(targets):
-        if not video.seek(target):
-            log.warning("%s: seeking failed, decoding linearly instead", video.path)
-            video.reopen()
-            yield from _shown_at(video.indexed(), targets[position:])
-            return
-        for triple in _shown_at(video.estimated(), [target]):
-            if triple[1] != last_time:
-                last_time = triple[1]
-                yield triple
+        chosen = video.estimated()
+    else:
+        uniform = sampling.mode == "uniform" and (total is None or total > sampling.frames)
+        chosen = select(sampling, video.indexed(), video.require_duration() if uniform else None, total)
+    for index, time, frame in chosen:
+        stats.sampled += 1
+        yield Frame(source=video.path, index=index, time=time, image=_converted(video.path, frame))
+    stats.corrupt, stats.decoded = video.corrupt, video.decoded
+    if video.decoded == 0:
+        raise video.nothing_decoded()
 
 
 class _Video:
     """An open video stream that decodes packet by packet, skipping corrupt ones, with errors as ``MediaError``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, threads: int = 0) -> None:
         self.path = path
+        self.threads = threads
         self.decoded = 0
         self.corrupt = 0
         self._open()
 
     def _open(self) -> None:
-        """Open the file and its video stream, with threaded decoding."""
+        """Open the file and its video stream, with threaded decoding (``threads`` 0: as many as FFmpeg likes)."""
         self.container = _open_container(self.path)
         self.stream = _video_stream(self.container, self.path)
         self.stream.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = self.threads
         self.start = self.stream.start_time or 0
 
     def reopen(self) -> None:
@@ -195,26 +271,47 @@ class _Video:
             raise MediaError(f"{self.path}: duration unknown, so uniform sampling is impossible; use fps or every")
         return duration
 
-    def seek(self, time: float) -> bool:
-        """Move to the key frame at or before ``time`` seconds; False if the input cannot seek."""
-        offset = self.start + math.floor(time / self.stream.time_base)
+    def numbered(self, first: int, number_of: dict[int, int]) -> Iterator[tuple[int, av.Packet]]:
+        """``(decode-order number, packet)`` from packet ``first`` (or a little before) to the end.
+
+        Seeks to the key frame at or before packet ``first`` where that helps; if the demuxer lands past it,
+        reads from the start instead, so no packet of the plan is ever missed.
+        """
+        target = next((pts for pts, number in number_of.items() if number == first), None) if first else None
+        if target is not None:
+            try:
+                self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            except (av.FFmpegError, OSError):
+                self.reopen()
+        landed = False
+        for packet in self._packets():
+            number = number_of.get(packet.pts) if packet.size else None
+            if number is None:
+                continue
+            if not landed:
+                landed = True
+                if number > first:
+                    self.reopen()
+                    yield from self.numbered(0, number_of)
+                    return
+            yield number, packet
+
+    def decode_packet(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        """The frames one packet completes (``None`` drains the decoder); a rejected packet counts as corrupt."""
         try:
-            self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
-        except (av.FFmpegError, OSError):
-            return False
-        return True
+            frames = self.stream.decode(packet)
+        except av.FFmpegError:
+            self.corrupt += 1
+            return []
+        if packet is not None and packet.is_corrupt:
+            self.corrupt += 1
+        self.decoded += len(frames)
+        return frames
 
     def decode(self) -> Iterator[av.VideoFrame]:
         """Decode from the current position to the end, skipping packets the decoder rejects."""
         for packet in self._packets():
-            try:
-                frames = self.stream.decode(packet)
-            except av.FFmpegError:
-                self.corrupt += 1
-                continue
-            for frame in frames:
-                self.decoded += 1
-                yield frame
+            yield from self.decode_packet(packet)
 
     def timed(self) -> Iterator[tuple[float, av.VideoFrame]]:
         """Decoded frames with their presentation time in seconds from the stream start."""
@@ -407,10 +504,12 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return orient(frame.to_ndarray(format="rgb24"), display_matrix(frame))
 
 
-def _converted(path: str, frame: av.VideoFrame) -> np.ndarray:
-    """``to_rgb`` with conversion failures (exotic pixel formats) reported as ``MediaError``."""
+def _converted(path: str, frame: av.VideoFrame, matrix: Sequence[int] | None | bool = True) -> np.ndarray:
+    """Upright RGB as ``to_rgb``, turned by ``matrix`` if given (``True``: the frame's own), errors as ``MediaError``."""
     try:
-        return to_rgb(frame)
+        if matrix is True:
+            return to_rgb(frame)
+        return orient(frame.to_ndarray(format="rgb24"), matrix)
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"{path}: cannot convert {frame.format.name} frames to RGB ({exc})") from None
 

@@ -13,6 +13,7 @@ from streamdet.errors import ConfigError
 T = TypeVar("T")
 
 MODES = ("uniform", "every", "fps", "keyframes", "all")
+SNAPS = ("none", "keyframes")
 
 # Two timestamps closer than this (seconds) are the same instant: absorbs float rounding of pts.
 TIME_EPS = 1e-6
@@ -27,12 +28,16 @@ class Sampling:
     - ``fps``: ``fps`` frames per second of presentation time, the first frame at or after each tick.
     - ``keyframes``: only key frames, decoded without decoding the frames between them.
     - ``all``: every frame.
+
+    ``snap="keyframes"`` (``uniform`` only) moves each uniform target to the nearest key frame: much faster
+    (key frames decode alone) but the times are only as close as the key-frame interval allows.
     """
 
     mode: str = "uniform"
     frames: int = 16
     every: int = 1
     fps: float = 1.0
+    snap: str = "none"
 
     def __post_init__(self) -> None:
         """Reject values that cannot select anything, so errors surface where the rule is made."""
@@ -44,6 +49,10 @@ class Sampling:
                 raise ConfigError(f"sampling {name!r} must be a whole number >= 1, got {value!r}")
         if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps < math.inf:
             raise ConfigError(f"sampling 'fps' must be a finite number > 0, got {self.fps!r}")
+        if self.snap not in SNAPS:
+            raise ConfigError(f"sampling 'snap' must be one of {', '.join(SNAPS)}, got {self.snap!r}")
+        if self.snap != "none" and self.mode != "uniform":
+            raise ConfigError(f"sampling 'snap' applies to uniform sampling only, not {self.mode!r}")
 
     @classmethod
     def parse(cls, spec: str) -> Sampling:

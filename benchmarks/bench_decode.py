@@ -1,0 +1,205 @@
+"""Benchmark host-side decoding and sampling against plain PyAV decoding of the same files, in one run.
+
+Generates 1080p (and with --uhd 2160p) H.264 and HEVC files with key-frame intervals 30, 60 and 250, then
+for each file and sampling mode prints sampled frames/s on one core and with N workers, decoded frames per
+sampled frame, the cost as a ratio to a plain PyAV decode + rgb24 of the whole file, and for exact modes
+the floor (decoding only the reference frames from each GOP's key frame to its last target). "One core"
+pins the process to one CPU (FFmpeg then uses one decoder thread); "N workers" pins it to N CPUs.
+
+    python benchmarks/bench_decode.py                      # 1080p, 10 s files, 2 workers
+    python benchmarks/bench_decode.py --seconds 40 --uhd   # the issue's 40 s files, plus 2160p
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import multiprocessing.pool
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from streamdet.video import DecodeStats, Sampling, iter_frames
+from streamdet.video import decode
+from streamdet.video.plan import read_index, runs, segments, split, targets
+
+MODES = {
+    "uniform 16 exact": Sampling(mode="uniform", frames=16),
+    "uniform 16 snap keyframes": Sampling(mode="uniform", frames=16, snap="keyframes"),
+    "fps 1": Sampling(mode="fps", fps=1.0),
+    "keyframes": Sampling(mode="keyframes"),
+    "all": Sampling(mode="all"),
+}
+EXACT = ("uniform 16 exact", "fps 1", "all")
+
+
+def make_media(path: Path, codec: str, width: int, height: int, seconds: float, gop: int, fps: int = 30) -> Path:
+    """Encode a panning smooth texture with moving blocks (compresses like camera footage, not like noise)."""
+    if path.exists():
+        return path
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.integers(0, 256, (height // 24, width // 12, 3), dtype=np.uint8), (width * 2, height + 64), interpolation=cv2.INTER_CUBIC)
+    grain = rng.integers(-6, 7, (height, width, 3), dtype=np.int16)
+    partial = path.with_suffix(".partial" + path.suffix)
+    params = {"libx264": {"crf": "26", "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"},
+              "libx265": {"crf": "28", "preset": "fast", "x265-params": f"log-level=0:keyint={gop}:min-keyint={gop}:scenecut=0"}}[codec]
+    with av.open(str(partial), "w", format="mp4") as out:
+        stream = out.add_stream(codec, rate=fps, options=params)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(int(seconds * fps)):
+            shift = (index * 7) % width
+            image = texture[(index // 3) % 64 : (index // 3) % 64 + height, shift : shift + width].astype(np.int16)
+            image = image + grain
+            y, x = (index * 11) % (height - 200), (index * 23) % (width - 200)
+            image[y : y + 200, x : x + 200] = (index * 5) % 256
+            frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    partial.rename(path)
+    return path
+
+
+def pinned(cores: int) -> None:
+    """Run this process (and FFmpeg's threads, which follow the affinity) on the first ``cores`` CPUs."""
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0) | AVAILABLE)[:cores])
+
+
+def timed(run: Callable[[], int], repeat: int) -> tuple[float, int]:
+    """Best wall time of ``repeat`` runs and the count the run returned."""
+    best, count = float("inf"), 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        count = run()
+        best = min(best, time.perf_counter() - start)
+    return best, count
+
+
+def plain(path: Path) -> int:
+    """Plain PyAV: decode every frame and convert it to rgb24."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(frame.to_ndarray(format="rgb24").shape[0] > 0 for frame in container.decode(stream))
+
+
+def sampled(path: Path, sampling: Sampling, workers: int, stats: DecodeStats | None = None) -> int:
+    """streamdet's decoder: the frames ``sampling`` selects, as RGB."""
+    return sum(1 for _ in iter_frames(path, sampling, stats, workers))
+
+
+def floor(path: Path, sampling: Sampling) -> int:
+    """The decoder's lower bound for exact frames: only reference frames, from each GOP's key frame to its last target."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        index = read_index(container, stream)
+        duration = float(stream.duration * stream.time_base)
+    chosen = targets(index, sampling, duration)
+    parts = runs(segments(index, chosen))
+    number_of = {packet.pts: packet.number for packet in index.packets}
+    decoded = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        context = stream.codec_context
+        context.skip_frame = "NONREF"
+        packets = ((number_of[p.pts], p) for p in container.demux(stream) if p.size and p.pts in number_of)
+        for part in parts:
+            for number, packet in packets:
+                if number < part.first:
+                    continue
+                decoded += len(context.decode(packet))
+                if number >= part.last:
+                    break
+            decoded += len(context.decode(None))
+            context.flush_buffers()
+    return decoded
+
+
+def _chunk_in_process(args: tuple[str, str, int, int]) -> int:
+    """One worker process: decode its share (``part`` of ``parts``) of a file's GOP chunks, return the frame count."""
+    path, mode, part, parts = args
+    pinned_cpu = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, [pinned_cpu[part % len(pinned_cpu)]])
+    stats = DecodeStats()
+    with decode._Video(path) as video:
+        plan = decode._plan(video, MODES[mode], stats)
+    chunks = split(plan.parts, parts, decode.MAX_TARGETS_PER_CHUNK)
+    mine = [chunk for i, chunk in enumerate(chunks) if i % parts == part]
+    return sum(sum(1 for _ in decode._decode_chunk(path, runs(chunk), plan, 1, stats)) for chunk in mine)
+
+
+def processes(pool: multiprocessing.pool.Pool, path: Path, mode: str, workers: int) -> int:
+    """The same GOP-parallel decode in worker processes instead of threads (frames not sent back: a lower bound)."""
+    return sum(pool.map(_chunk_in_process, [(str(path), mode, part, workers) for part in range(workers)]))
+
+
+def rows(path: Path, workers: int, repeat: int, pool: multiprocessing.pool.Pool) -> Iterator[list[str]]:
+    """The table rows of one file: plain PyAV, then every sampling mode (after one untimed pass to warm caches)."""
+    pinned(1)
+    plain(path)
+    plain_s, total = timed(lambda: plain(path), repeat)
+    pinned(workers)
+    plain_n_s, _ = timed(lambda: plain(path), repeat)
+    yield [path.name, "plain PyAV + rgb24", str(total), "1.00", f"{total / plain_s:.1f}", "1.00", "", f"{total / plain_n_s:.1f}", f"{plain_s / plain_n_s:.2f}", ""]
+    for mode, sampling in MODES.items():
+        pinned(1)
+        stats = DecodeStats()
+        one_s, count = timed(lambda: sampled(path, sampling, 1, stats), repeat)
+        decoded = stats.decoded / repeat / max(1, count)
+        floor_text = ""
+        if mode in EXACT:
+            floor_s, _ = timed(lambda: floor(path, sampling), repeat)
+            floor_text = f"{one_s / floor_s:.2f}"
+        pinned(workers)
+        many_s, _ = timed(lambda: sampled(path, sampling, workers, None), repeat)
+        proc_text = ""
+        if mode in ("uniform 16 exact", "all"):
+            proc_s, _ = timed(lambda: processes(pool, path, mode, workers), repeat)
+            proc_text = f"{count / proc_s:.1f}"
+        yield [path.name, mode, str(count), f"{decoded:.2f}", f"{count / one_s:.1f}", f"{one_s / plain_s:.3f}", floor_text,
+               f"{count / many_s:.1f}", f"{one_s / many_s:.2f}", proc_text]
+
+
+AVAILABLE: set[int] = set()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="Length of each generated file (default 10 s).")
+    parser.add_argument("--uhd", action="store_true", help="Also 2160p files (slow to generate on a small CPU).")
+    parser.add_argument("--gops", default="30,60,250", help="Key-frame intervals (default 30,60,250).")
+    parser.add_argument("--codecs", default="libx264,libx265", help="Encoders (default libx264,libx265).")
+    parser.add_argument("--workers", type=int, default=None, help="Workers for the parallel columns (default: all available cores).")
+    parser.add_argument("--repeat", type=int, default=2, help="Runs per figure; the best is kept (default 2).")
+    parser.add_argument("--media", type=Path, default=Path("/tmp/streamdet-bench-decode"), help="Where generated files are kept between runs.")
+    args = parser.parse_args()
+    AVAILABLE.update(os.sched_getaffinity(0))
+    workers = args.workers or len(AVAILABLE)
+    args.media.mkdir(parents=True, exist_ok=True)
+    sizes = [(1920, 1080)] + ([(3840, 2160)] if args.uhd else [])
+    files = [
+        make_media(args.media / f"{height}p_{codec[3:]}_gop{gop}_{args.seconds:g}s.mp4", codec, width, height, args.seconds, int(gop))
+        for width, height in sizes
+        for codec in args.codecs.split(",")
+        for gop in args.gops.split(",")
+    ]
+    print(f"bench_decode: {len(AVAILABLE)} cores available, {workers} workers, {args.seconds:g} s files at 30 fps, "
+          f"best of {args.repeat}, load average before {os.getloadavg()[0]:.1f}\n")
+    header = ["file", "sampling", "sampled", "decoded/sampled", "sampled fps, 1 core", "× plain (time)", "× floor (time)",
+              f"sampled fps, {workers} workers (threads)", f"{workers}w / 1 core", f"sampled fps, {workers} processes"]
+    print("| " + " | ".join(header) + " |")
+    print("| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |")
+    # spawned, not forked: a fork of a process running decoder threads can inherit a held lock and hang
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for path in files:
+            for row in rows(path, workers, args.repeat, pool):
+                print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
