@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streamdet.config import Config, load_config, with_overrides  # noqa: E402
 from streamdet.detector import Detector  # noqa: E402
 from streamdet.files import atomic_path, write_text  # noqa: E402
-from streamdet.models.adm import build_adm, build_diffusion  # noqa: E402
+from guided_diffusion import script_util  # noqa: E402
+from streamdet.models.adm import build_diffusion, model_flags  # noqa: E402
 from streamdet.pipeline import scan  # noqa: E402
 from streamdet.preprocess import preprocess  # noqa: E402
 from streamdet.video import Sampling, iter_frames  # noqa: E402
@@ -173,22 +174,21 @@ def scan_row(det: Detector, clips: list[Path], mode: str, sampling: Sampling) ->
     return Row(mode, det.backend.name, finite_scores(results), seconds, busy.percent, peak_gib(det.device), det.batch.size)
 
 
-def reference_models(det: Detector) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The eager detector's UNet rebuilt as the reference server runs it (fp16 via guided-diffusion's own
-    `use_fp16` + `convert_to_fp16()` on CUDA, fp32 on the CPU) and its student in fp32."""
-    cfg = dataclasses.replace(det.config.adm, use_fp16=det.device.type == "cuda")
-    unet = build_adm(cfg)
+def reference_models(det: Detector, fp16: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The eager detector's UNet rebuilt as the reference server runs it (with `fp16`: guided-diffusion's own
+    `use_fp16` + `convert_to_fp16()`, which streamdet's config refuses, hence `create_model` here) and its student in fp32."""
+    unet = script_util.create_model(**{**model_flags(det.config.adm), "use_fp16": fp16})
     unet.load_state_dict(det.backend.noise_model.unet.state_dict())
-    if cfg.use_fp16:
+    if fp16:
         unet.convert_to_fp16()
     student = copy.deepcopy(det.backend.student).float().to(memory_format=torch.contiguous_format)
     return unet.to(det.device).eval(), student.eval()
 
 
-def reference_loop(det: Detector, clips: list[Path], mode: str, sampling: Sampling, limit: int) -> Row:
+def reference_loop(det: Detector, clips: list[Path], mode: str, sampling: Sampling, limit: int, fp16: bool) -> Row:
     """The reference way, for up to `limit` frames: decode a frame, then guided-diffusion's p_mean_variance at
     t = 0 (full UNet forward with its timestep MLP), eps re-derived from x0, the student, the score read back."""
-    unet, student = reference_models(det)
+    unet, student = reference_models(det, fp16)
     diffusion = build_diffusion(det.config.adm)
 
     def one(image: np.ndarray) -> float:
@@ -290,9 +290,10 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=None, help="clips scanned together (default 2; 8 for full-size models)")
     parser.add_argument("--media", type=Path, default=None, help="folder for the generated clips, reused across runs (default: a temporary one)")
     parser.add_argument("--reference-frames", type=int, default=32, help="frames the reference loop scores per mode")
+    parser.add_argument("--reference-precision", choices=("auto", "fp16", "fp32"), default="auto", help="of the reference loop's UNet (auto: fp16 on CUDA)")
     parser.add_argument("--probe-limit", type=int, default=None, help="largest batch the probe tries (default 1024 on CUDA, 64 on the CPU)")
     parser.add_argument("--probe-seconds", type=float, default=60.0, help="time cap of the largest-batch probe")
-    parser.add_argument("--decode-workers", type=int, default=os.cpu_count() or 1, help="threads of the decode-only rate (default: all cores)")
+    parser.add_argument("--decode-workers", type=int, default=len(os.sched_getaffinity(0)), help="threads of the decode-only rate (default: all cores)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this markdown file")
     args = parser.parse_args()
 
@@ -308,12 +309,17 @@ def main() -> None:
         backends = (args.backends or ("torch,compile" if device.type == "cuda" else "torch")).split(",")
         started = time.perf_counter()
         clips = clips_in(args.media or Path(tmp) / "media", videos, frames, width, height)
-        print(f"generated {videos} clips of {frames} frames at {width}x{height} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        note(f"{videos} clips of {frames} frames at {width}x{height} ready in {time.perf_counter() - started:.1f} s")
         lines = report_lines(args, config, eager, clips, backends, (adm, student))
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.markdown is not None:
         write_text(args.markdown, text)
+
+
+def note(message: str) -> None:
+    """Progress on stderr, so a run stopped early still shows how far it got."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clips: list[Path], backends: list[str], files: tuple[Path, Path]) -> list[str]:
@@ -330,16 +336,22 @@ def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clip
     warm_up(eager)
     lines += ["| stage (eager, one clip, every frame) | frames | seconds | frames/s |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {s} | {n} | {sec:.2f} | {fps:.1f} |" for s, n, sec, fps in stage_rows(eager, clips[0])]
-    rows = [reference_loop(eager, clips, mode, sampling, args.reference_frames) for mode, sampling in MODES]
+    note("stages done")
+    fp16 = args.reference_precision == "fp16" or (args.reference_precision == "auto" and device.type == "cuda")
+    rows = [reference_loop(eager, clips, mode, sampling, args.reference_frames, fp16) for mode, sampling in MODES]
+    note(f"reference loop: {', '.join(f'{r.mode} {r.fps:.1f} frames/s' for r in rows)}")
     probe = largest_batch(eager, args.probe_limit or (1024 if device.type == "cuda" else 64), args.probe_seconds)
+    note(f"largest batch: {probe}")
     for backend in backends:
         det = eager
         if backend != "torch":
             started = time.perf_counter()
             det = Detector.load(config, adm=files[0], student=files[1], backend=backend)
-            print(f"{backend}: loaded and warmed up in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            note(f"{backend}: loaded and warmed up in {time.perf_counter() - started:.1f} s")
         warm_up(det)
-        rows += [scan_row(det, clips, mode, sampling) for mode, sampling in MODES]
+        for mode, sampling in MODES:
+            rows.append(scan_row(det, clips, mode, sampling))
+            note(f"{backend}, {mode}: {rows[-1].fps:.1f} frames/s")
     reference = {r.mode: r.fps for r in rows if r.backend == "reference loop"}
     lines += [
         "",
@@ -354,7 +366,7 @@ def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clip
         f"Largest batch one eager noise + student forward fits ({eager.precision}): {probe}.",
         "GPU busy %: mean of torch.cuda.utilization() (NVML) read every 0.1 s during the row; peak GiB: "
         + ("torch.cuda.max_memory_allocated." if device.type == "cuda" else "the process's peak resident set (never reset)."),
-        f"Reference loop: one frame at a time, decode then compute, eager, {'fp16 (guided-diffusion convert_to_fp16)' if device.type == 'cuda' else 'fp32'}, "
+        f"Reference loop: one frame at a time, decode then compute, eager, {'fp16 (guided-diffusion convert_to_fp16)' if fp16 else 'fp32'} UNet, fp32 student, "
         f"at most {args.reference_frames} frames per mode.",
         "",
         "| decode only (CPU, exact frames) | threads | frames | frames/s |",
