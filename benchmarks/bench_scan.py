@@ -220,24 +220,26 @@ def reference_loop(det: Detector, clips: list[Path], mode: str, sampling: Sampli
 
 
 def largest_batch(det: Detector, limit: int, seconds: float) -> str:
-    """Double the batch of one eager noise + student forward from 1 until out of memory, `limit` or `seconds`."""
-    size, fits, started = 1, 0, time.perf_counter()
+    """Double the batch of one eager noise + student forward from 1 until it fails (out of memory, or a kernel
+    refusing the size), `limit` or `seconds`; says the largest that ran and why it stopped."""
+    size, fits, started, failure = 1, 0, time.perf_counter(), ""
     with torch.inference_mode():
         while size <= limit and time.perf_counter() - started < seconds:
             try:
                 x = torch.rand(size, 3, det.image_size, det.image_size, device=det.device) * 2 - 1
                 det.backend.logits(x, det.backend.noise(x))
                 sync(det.device)
-            except torch.OutOfMemoryError:
+            except RuntimeError as exc:  # torch.OutOfMemoryError is one; cuDNN and cuBLAS word theirs differently
+                failure = "ran out of memory" if isinstance(exc, torch.OutOfMemoryError) else f"failed: {str(exc).splitlines()[0]}"
                 break
             finally:
                 x = None
                 if det.device.type == "cuda":
                     torch.cuda.empty_cache()
             fits, size = size, size * 2
-        else:
-            return f">= {fits} (stopped at the {'batch limit' if size > limit else 'time cap'})"
-    return f"{fits} ({size} ran out of memory)"
+    if failure:
+        return f"{fits} ({size} {failure})"
+    return f">= {fits} (stopped at the {'batch limit' if size > limit else 'time cap'})"
 
 
 def decode_rate(clips: list[Path], sampling: Sampling, workers: int) -> tuple[int, float]:
