@@ -299,11 +299,18 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this markdown file")
     args = parser.parse_args()
 
+    unknown = set((args.backends or "torch").split(",")) - {"torch", "compile"}
+    if unknown:
+        parser.error(f"--backends {args.backends}: {', '.join(sorted(unknown))} is not torch or compile (bench_backends.py compares the others)")
     config = with_overrides(load_config(args.config), device=args.device, precision=args.precision, batch=args.batch)
     full = config.adm.image_size >= 256
     frames = args.frames or (150 if full else 64)
     videos = args.videos or (8 if full else 2)
-    width, height = (int(v) for v in (args.size or ("1920x1080" if full else "640x360")).split("x"))
+    size = args.size or ("1920x1080" if full else "640x360")
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size {size}: expected WIDTHxHEIGHT, e.g. 1920x1080")
     with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:
         adm, student = random_checkpoints(config, Path(tmp))
         eager = Detector.load(config, adm=adm, student=student, backend="torch")
@@ -367,7 +374,8 @@ def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clip
         "",
         f"Largest batch one eager noise + student forward fits ({eager.precision}): {probe}.",
         "GPU busy %: mean of torch.cuda.utilization() (NVML) read every 0.1 s during the row; peak GiB: "
-        + ("torch.cuda.max_memory_allocated." if device.type == "cuda" else "the process's peak resident set (never reset)."),
+        + ("torch.cuda.max_memory_allocated(), everything the process holds on the GPU (the eager models stay loaded beside compile's)."
+           if device.type == "cuda" else "the process's peak resident set (never reset)."),
         f"Reference loop: one frame at a time, decode then compute, eager, {'fp16 (guided-diffusion convert_to_fp16)' if fp16 else 'fp32'} UNet, fp32 student, "
         f"at most {args.reference_frames} frames per mode.",
         "",
