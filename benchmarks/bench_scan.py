@@ -243,9 +243,8 @@ def largest_batch(det: Detector, limit: int, seconds: float) -> str:
 
 
 def decode_rate(clips: list[Path], sampling: Sampling, workers: int) -> tuple[int, float]:
-    """Frames the CPU decoder delivers per second for `sampling` with `workers` threads, one clip per task
-    (clips repeated so that every thread has one)."""
-    jobs = clips * max(1, math.ceil(workers / len(clips)))
+    """Frames the CPU decoder delivers per second for `sampling` with `workers` threads, one clip per thread."""
+    jobs = [clips[i % len(clips)] for i in range(workers)]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         frames = sum(pool.map(lambda clip: sum(1 for _ in iter_frames(clip, sampling)), jobs))
