@@ -42,6 +42,10 @@ if [ "$config" != tiny ]; then
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [ "$config" != tiny ] && ! "$python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+    echo "gpu.sh: $python sees no CUDA GPU: the full-size models would take hours on the CPU (BENCH_CONFIG=tiny runs the CPU check)" >&2
+    exit 2
+fi
 
 # run NAME TIMEOUT COMMAND...: stdout to OUTDIR/NAME.md (atomically), stderr to OUTDIR/NAME.log; prints a status line.
 run() {
