@@ -34,6 +34,7 @@ from streamdet.live.window import AlertRule, AlertWindow, default_min_frames
 
 from .checkpoints import random_student, save_student
 from .media import make_video
+from .rtsp import free_port
 
 runner = CliRunner()
 
