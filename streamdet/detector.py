@@ -18,6 +18,7 @@ from .runtime import AdaptiveBatch, Backend, make_backend
 from .runtime.artifacts import DEFAULT_ENGINES
 from .runtime.eager import TorchBackend
 from .runtime.factory import precisions
+from .upload import FrameUploader, PendingScores
 from .weights import Progress, resolve
 
 
@@ -30,6 +31,7 @@ class Detector:
         self.device = backend.device
         self.image_size = config.adm.image_size
         self.batch = batch or AdaptiveBatch(config.batch)
+        self.uploader = FrameUploader(self.device)
 
     @property
     def precision(self) -> str:
@@ -79,7 +81,7 @@ class Detector:
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""
-        return preprocess(frames, self.image_size, self.device)
+        return preprocess(frames, self.image_size, self.device, self.uploader)
 
     @torch.inference_mode()
     def _noise(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,3 +102,7 @@ class Detector:
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """P(fake) per preprocessed frame, (N,) float32 on the CPU."""
         return torch.sigmoid(self.logits(x)).cpu()
+
+    def score_async(self, x: torch.Tensor) -> PendingScores:
+        """P(fake) per preprocessed frame, queued on the device: the host reads them with `.result()` when it needs them."""
+        return PendingScores(torch.sigmoid(self.logits(x)))

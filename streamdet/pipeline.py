@@ -1,5 +1,8 @@
 """The concurrent scan: decoder threads → bounded queue → batched detector → per-file results.
 
+Batches are double-buffered: a batch is sent to the device and the batch before it is read back only
+then, so on a GPU the host gathers and uploads the next frames while the current ones compute.
+
 Decoding runs in a pool of threads (PyAV releases the GIL) while the detector computes: files in
 parallel, and the GOPs of a file in parallel when there are more cores than files. Frames of several
 files share batches, and every frame keeps its source, index and time so scores are never matched up by
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .aggregate import file_score, flagged, verdict
 from .errors import StreamdetError
+from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
 from .video.parallel import workers_available
 
@@ -170,18 +174,28 @@ def scan(
     q: queue.Queue = queue.Queue(maxsize=max(2, batch_size))
     stop = threading.Event()
     pending: list[Frame] = []
+    in_flight: list[tuple[list[Frame], PendingScores, float]] = []
 
     def run_batch() -> None:
-        start = time.perf_counter()
-        scores = detector.score(detector.preprocess([f.image for f in pending])).tolist()
-        share = (time.perf_counter() - start) / len(pending)
-        for frame, score in zip(pending, scores):
+        """Send the pending frames to the device, then read back the batch sent before (computed meanwhile)."""
+        started = time.perf_counter()
+        scores = detector.score_async(detector.preprocess([f.image for f in pending]))
+        in_flight.append((list(pending), scores, started))
+        pending.clear()
+        if len(in_flight) > 1:
+            collect()
+
+    def collect() -> None:
+        """Read back the oldest batch in flight and file its scores under their frames."""
+        frames, scores, started = in_flight.pop(0)
+        values = scores.result()
+        share = (time.perf_counter() - started) / len(frames)
+        for frame, score in zip(frames, values):
             state = states[frame.source]
             state.result.frames.append(FrameScore(frame.index, frame.time, score))
             state.model_s += share
         if on_frames is not None:
-            on_frames(len(pending))
-        pending.clear()
+            on_frames(len(frames))
         finish_ready()
 
     def finish_ready() -> None:
@@ -198,14 +212,16 @@ def scan(
                 pool.submit(_decode, item.path, sampling, q, stop, gop_workers)
             while states:
                 try:
-                    got = q.get(timeout=0.05) if pending else q.get(timeout=1.0)
+                    got = q.get(timeout=0.05) if pending or in_flight else q.get(timeout=1.0)
                 except queue.Empty:
                     if pending:
                         run_batch()
+                    elif in_flight:
+                        collect()
                     continue
                 if isinstance(got, _Done):
                     states[got.path].done = got
-                    if not pending:
+                    if not pending and not in_flight:
                         finish_ready()
                     continue
                 states[got.source].queued += 1

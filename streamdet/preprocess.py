@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .upload import FrameUploader
+
 
 def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     """Resize N×C×H×W so the shorter side is `size` (bilinear, antialiased), then center-crop size×size."""
@@ -21,25 +23,28 @@ def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top : top + size, left : left + size]
 
 
-def _to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(frames))
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
+def preprocess(
+    frames: np.ndarray | Sequence[np.ndarray],
+    size: int,
+    device: torch.device | str = "cpu",
+    uploader: FrameUploader | None = None,
+) -> torch.Tensor:
+    """Frames (an N×H×W×3 uint8 array, or a list of H×W×3 arrays of any sizes) → N×3×size×size float32.
 
-
-def preprocess(frames: np.ndarray | Sequence[np.ndarray], size: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Frames (an N×H×W×3 uint8 array, or a list of H×W×3 arrays of any sizes) → N×3×size×size float32."""
+    With an `uploader`, the frames reach the device through its reusable pinned buffers (see `streamdet.upload`).
+    """
     device = torch.device(device)
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         frames = frames[None]
     groups = [frames] if isinstance(frames, np.ndarray) else [f[None] for f in frames]
-    out = []
     for group in groups:
         if group.dtype != np.uint8 or group.ndim != 4 or group.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 RGB N×H×W×3, got {group.dtype} {tuple(group.shape)}")
-        x = _to_device(group, device).permute(0, 3, 1, 2).float()
-        out.append(resize_center_crop(x, size) / 255 * 2 - 1)
-    if not out:
+    if not groups:
         return torch.empty(0, 3, size, size, device=device)
+    if uploader is not None:
+        tensors = uploader.upload(groups)
+    else:
+        tensors = [torch.from_numpy(np.ascontiguousarray(group)).to(device) for group in groups]
+    out = [resize_center_crop(t.permute(0, 3, 1, 2).float(), size) / 255 * 2 - 1 for t in tensors]
     return torch.cat(out).contiguous()

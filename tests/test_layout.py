@@ -20,7 +20,7 @@ LAYERS = [
     {"models"},
     {"video"},
     {"runtime"},
-    {"preprocess", "aggregate", "detector"},
+    {"upload", "preprocess", "aggregate", "detector"},
     {"pipeline", "live", "train", "export", "cluster"},
     {"cli", "report", "__main__", "streamdet"},
 ]

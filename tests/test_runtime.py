@@ -141,3 +141,23 @@ def test_users_see_only_streamdets_messages(tmp_path):
     assert "No CUDA runtime is found" in loud.stderr and "FutureWarning" in loud.stderr, "the check needs both messages to appear without it"
     quiet = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the pinned-buffer, side-stream path runs only on CUDA")
+def test_pinned_uploads_and_async_scores_match_the_plain_path(tiny, tiny_adm_ckpt, student_ckpt):
+    gpu = Detector.load(dataclasses.replace(tiny, device="cuda", precision="fp32"), adm=tiny_adm_ckpt, student=student_ckpt)
+    rng = np.random.default_rng(9)
+    batches = [[rng.integers(0, 256, (40 + 8 * i, 56, 3), dtype=np.uint8) for i in range(n)] for n in (3, 5, 2, 4)]
+    pending = [gpu.score_async(gpu.preprocess(frames)) for frames in batches]  # more batches than buffers, all in flight
+    for frames, scores in zip(batches, pending):
+        plain = torch.cat([gpu.score(gpu.preprocess(frame[None])) for frame in frames])
+        torch.testing.assert_close(torch.tensor(scores.result()), plain, rtol=1e-5, atol=1e-5)
+
+
+def test_frame_uploader_on_the_cpu_gives_the_frames_themselves(tiny):
+    from streamdet.upload import FrameUploader, PendingScores
+
+    frames = [np.arange(24, dtype=np.uint8).reshape(2, 4, 3), np.full((3, 2, 3), 7, np.uint8)]
+    uploaded = FrameUploader(torch.device("cpu")).upload(frames)
+    assert [t.numpy().tolist() for t in uploaded] == [f.tolist() for f in frames]
+    assert PendingScores(torch.tensor([0.25, 0.5])).result() == [0.25, 0.5]
