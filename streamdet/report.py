@@ -41,12 +41,13 @@ def to_json(results: Sequence[FileResult], settings: dict[str, Any]) -> str:
 
 
 def frame_rows(results: Sequence[FileResult]) -> Iterable[dict[str, Any]]:
-    """One row per scored frame; an input that could not be read gets one row with its error."""
+    """One row per frame with its input's status and error (a frame of an input in error, e.g. with non-finite
+    scores, is never `ok`); an input without frames that could not be read gets one row with its error."""
     for r in results:
-        if r.status == "error":
+        if r.status == "error" and not r.frames:
             yield {"path": r.path, "index": None, "time": None, "score": None, "status": "error", "error": r.error}
         for f in r.frames:
-            yield {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": "ok", "error": None}
+            yield {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": r.status, "error": r.error}
 
 
 def to_jsonl(results: Sequence[FileResult]) -> str:

@@ -304,3 +304,7 @@ def test_non_finite_scores_are_an_error_not_a_verdict(media, tiny_adm_ckpt, nan_
     assert r["status"] == "error" and r["verdict"] is None and r["score"] is None
     assert r["error"].startswith(str(video)) and "3 of 3 frame scores are not finite" in r["error"] and "\n" not in r["error"]
     assert [f["index"] for f in r["frames"]] == [5, 15, 25] and all(f["score"] is None for f in r["frames"])
+    rows = runner.invoke(app, ["scan", str(video), *_tiny("--frames", "3", "--jsonl", adm=tiny_adm_ckpt, student=nan_student_ckpt)])
+    assert rows.exit_code == 2
+    parsed = [json.loads(line, parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}")) for line in rows.stdout.splitlines()]
+    assert [(p["index"], p["score"], p["status"]) for p in parsed] == [(5, None, "error"), (15, None, "error"), (25, None, "error")]

@@ -38,6 +38,9 @@ MAX_TARGETS_PER_CHUNK = 32
 
 _HEAD_BYTES = 512
 
+# Demuxers (FFmpeg names) whose seeks use a sample index and so land exactly on a key frame's packet.
+SEEKABLE_FORMATS = {"mov", "mp4", "matroska", "webm"}
+
 _Triple = tuple[int, float, av.VideoFrame]
 
 
@@ -104,14 +107,17 @@ def iter_frames(
         if plan is None:
             yield from _linear(video, sampling, stats)
             return
-    if not plan.chosen:
-        raise MediaError(f"{path}: video stream has no frames")
-    chunks = split(plan.parts, workers, MAX_TARGETS_PER_CHUNK) if workers > 1 else [plan.parts]
-    threads = max(1, workers_available() // workers) if len(chunks) > 1 else 0
-    decoders = [_chunk_decoder(path, runs(chunk), plan, threads, stats) for chunk in chunks if chunk]
-    for frame in ordered(decoders, min(workers, len(decoders))):
-        stats.sampled += 1
-        yield frame
+        if not plan.chosen:
+            raise MediaError(f"{path}: video stream has no frames")
+        chunks = [chunk for chunk in split(plan.parts, workers, MAX_TARGETS_PER_CHUNK) if chunk]
+        if workers <= 1 or len(chunks) <= 1:
+            decoders = [lambda: _decode_chunk(video.rewound(), runs(plan.parts), plan, stats)]
+        else:
+            threads = max(1, workers_available() // workers)
+            decoders = [_chunk_decoder(path, runs(chunk), plan, threads, stats) for chunk in chunks]
+        for frame in ordered(decoders, min(workers, len(decoders))):
+            stats.sampled += 1
+            yield frame
     if stats.sampled == 0:
         raise MediaError(f"{path}: no decodable video frames ({stats.corrupt} corrupt packets)")
 
@@ -149,10 +155,15 @@ def _chunk_decoder(
     path: str, parts: list[Segment], plan: _FilePlan, threads: int, stats: DecodeStats
 ) -> Callable[[], Iterator[Frame]]:
     """A function decoding one chunk of runs in its own container, for ``ordered``."""
-    return lambda: _decode_chunk(path, parts, plan, threads, stats)
+
+    def run() -> Iterator[Frame]:
+        with _Video(path, threads) as video:
+            yield from _decode_chunk(video, parts, plan, stats)
+
+    return run
 
 
-def _decode_chunk(path: str, parts: list[Segment], plan: _FilePlan, threads: int, stats: DecodeStats) -> Iterator[Frame]:
+def _decode_chunk(video: _Video, parts: list[Segment], plan: _FilePlan, stats: DecodeStats) -> Iterator[Frame]:
     """Decode each run from its key frame to its last target, converting only the targets.
 
     Frames that are neither targets nor references are skipped by the decoder (``skip_frame`` NONREF while
@@ -171,23 +182,23 @@ def _decode_chunk(path: str, parts: list[Segment], plan: _FilePlan, threads: int
                     matrix.append(display_matrix(frame))
                 yield Frame(source=path, index=index, time=time, image=_converted(path, frame, matrix[0]))
 
-    with _Video(path, threads) as video:
-        context = video.stream.codec_context
-        packets = video.numbered(parts[0].first, plan.number_of)
-        try:
-            for part in parts:
-                for number, packet in packets:
-                    if number < part.first:
-                        continue
-                    context.skip_frame = "DEFAULT" if packet.pts in part.wanted else "NONREF"
-                    yield from keep(video.decode_packet(packet), part.wanted)
-                    if number >= part.last:
-                        break
-                context.skip_frame = "DEFAULT"
-                yield from keep(video.decode_packet(None), part.wanted)
-                context.flush_buffers()
-        finally:
-            stats.add(video.corrupt, video.decoded, sum(len(part.wanted) for part in parts) - len(found))
+    path = video.path
+    context = video.stream.codec_context
+    packets = video.numbered(parts[0].first, plan.number_of)
+    try:
+        for part in parts:
+            for number, packet in packets:
+                if number < part.first:
+                    continue
+                context.skip_frame = "DEFAULT" if packet.pts in part.wanted else "NONREF"
+                yield from keep(video.decode_packet(packet), part.wanted)
+                if number >= part.last:
+                    break
+            context.skip_frame = "DEFAULT"
+            yield from keep(video.decode_packet(None), part.wanted)
+            context.flush_buffers()
+    finally:
+        stats.add(video.corrupt, video.decoded, sum(len(part.wanted) for part in parts) - len(found))
 
 
 def _linear(video: _Video, sampling: Sampling, stats: DecodeStats) -> Iterator[Frame]:
@@ -271,13 +282,32 @@ class _Video:
             raise MediaError(f"{self.path}: duration unknown, so uniform sampling is impossible; use fps or every")
         return duration
 
+    @property
+    def seeks_exactly(self) -> bool:
+        """Whether the container has a sample index (MP4/MOV, Matroska), so a seek lands on the packet asked for.
+
+        Others (MPEG-TS, elementary streams) seek by bytes and can resume mid-packet; they are reopened instead.
+        """
+        return bool(set(self.container.format.name.split(",")) & SEEKABLE_FORMATS)
+
+    def rewound(self) -> _Video:
+        """This video, moved back to its first packet (reusing the open file saves probing it again)."""
+        try:
+            if not self.seeks_exactly:
+                raise OSError("no sample index")
+            self.container.seek(self.start, stream=self.stream, backward=True, any_frame=False)
+        except (av.FFmpegError, OSError):
+            self.reopen()
+        return self
+
     def numbered(self, first: int, number_of: dict[int, int]) -> Iterator[tuple[int, av.Packet]]:
         """``(decode-order number, packet)`` from packet ``first`` (or a little before) to the end.
 
         Seeks to the key frame at or before packet ``first`` where that helps; if the demuxer lands past it,
         reads from the start instead, so no packet of the plan is ever missed.
         """
-        target = next((pts for pts, number in number_of.items() if number == first), None) if first else None
+        exact = self.seeks_exactly
+        target = next((pts for pts, number in number_of.items() if number == first), None) if first and exact else None
         if target is not None:
             try:
                 self.container.seek(target, stream=self.stream, backward=True, any_frame=False)

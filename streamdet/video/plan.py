@@ -96,6 +96,7 @@ def targets(index: PacketIndex, sampling: Sampling, duration: float | None) -> l
 
 
 def _need(duration: float | None) -> float:
+    """The duration uniform sampling spreads its targets over (the caller measures it when the header lacks it)."""
     if duration is None:
         raise ValueError("uniform sampling needs the duration")
     return duration
