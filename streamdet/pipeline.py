@@ -96,7 +96,7 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
     error = None
     stats = DecodeStats()
     try:
-        for frame in iter_frames(path, sampling, stats, workers):
+        for frame in iter_frames(path, sampling, stats, workers, cores=workers):
             if not _put(q, frame, stop):
                 return
     except StreamdetError as exc:

@@ -68,7 +68,8 @@ def probe(path: str | Path) -> VideoInfo:
     if media_kind(path) == "image":
         image = read_image(path)
         return VideoInfo(path, image.shape[1], image.shape[0], 0.0, 1, None, 0, Path(path).suffix[1:].lower(), "rgb24")
-    with _Video(path) as video:
+    budget = cores or workers_available()
+    with _Video(path, budget if cores else 0) as video:
         first = next(video.decode(), None)
         if first is None:
             raise video.nothing_decoded()
@@ -88,13 +89,15 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def iter_frames(
-    path: str | Path, sampling: Sampling = Sampling(), stats: DecodeStats | None = None, workers: int = 1
+    path: str | Path, sampling: Sampling = Sampling(), stats: DecodeStats | None = None, workers: int = 1, cores: int = 0
 ) -> Iterator[Frame]:
     """Yield the frames of a video or image that ``sampling`` selects, as upright RGB images, in presentation order.
 
     Files are planned from their packet index and decoded GOP by GOP (by up to ``workers`` threads, each with
     its own decoder); inputs without usable timestamps are decoded linearly. ``stats``, if given, is filled in
-    with what was lost. An image yields one frame (index 0, time 0). Errors surface as ``MediaError``.
+    with what was lost. ``cores`` caps the decoder threads of this file (0: all cores), so that files decoded side
+    by side do not each start a thread per core. An image yields one frame (index 0, time 0). Errors surface as
+    ``MediaError``.
     """
     path = str(path)
     stats = stats if stats is not None else DecodeStats()
@@ -102,7 +105,8 @@ def iter_frames(
         stats.decoded = stats.sampled = 1
         yield Frame(source=path, index=0, time=0.0, image=read_image(path))
         return
-    with _Video(path) as video:
+    budget = cores or workers_available()
+    with _Video(path, budget if cores else 0) as video:
         plan = None if is_url(path) else _plan(video, sampling, stats)
         if plan is None:
             yield from _linear(video, sampling, stats)
@@ -113,7 +117,7 @@ def iter_frames(
         if workers <= 1 or len(chunks) <= 1:
             decoders = [lambda: _decode_chunk(video.rewound(), runs(plan.parts), plan, stats)]
         else:
-            threads = max(1, workers_available() // workers)
+            threads = max(1, budget // workers)
             decoders = [_chunk_decoder(path, runs(chunk), plan, threads, stats) for chunk in chunks]
         for frame in ordered(decoders, min(workers, len(decoders))):
             stats.sampled += 1
@@ -557,7 +561,8 @@ def read_image(path: str) -> np.ndarray:
         image = None
     if image is not None:
         return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    with _Video(path) as video:
+    budget = cores or workers_available()
+    with _Video(path, budget if cores else 0) as video:
         frame = next(video.decode(), None)
         if frame is None:
             raise MediaError(f"{path}: not a readable image")
