@@ -68,8 +68,7 @@ def probe(path: str | Path) -> VideoInfo:
     if media_kind(path) == "image":
         image = read_image(path)
         return VideoInfo(path, image.shape[1], image.shape[0], 0.0, 1, None, 0, Path(path).suffix[1:].lower(), "rgb24")
-    budget = cores or workers_available()
-    with _Video(path, budget if cores else 0) as video:
+    with _Video(path) as video:
         first = next(video.decode(), None)
         if first is None:
             raise video.nothing_decoded()
@@ -561,8 +560,7 @@ def read_image(path: str) -> np.ndarray:
         image = None
     if image is not None:
         return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    budget = cores or workers_available()
-    with _Video(path, budget if cores else 0) as video:
+    with _Video(path) as video:
         frame = next(video.decode(), None)
         if frame is None:
             raise MediaError(f"{path}: not a readable image")
