@@ -25,7 +25,7 @@ from .aggregate import file_score, flagged, verdict
 from .errors import StreamdetError
 from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
-from .video.parallel import workers_available
+from .video.parallel import put_unless_stopped, workers_available
 
 if TYPE_CHECKING:
     from .detector import Detector
@@ -79,17 +79,6 @@ class _FileState:
     done: _Done | None = None
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
-    """Put unless the scan is stopping (so a decoder never blocks forever on a full queue)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
 def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, workers: int) -> None:
     """Decode one input onto the queue, then its end marker with any error and what the decoder lost."""
     start = time.perf_counter()
@@ -97,13 +86,13 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
     stats = DecodeStats()
     try:
         for frame in iter_frames(path, sampling, stats, workers, cores=workers):
-            if not _put(q, frame, stop):
+            if not put_unless_stopped(q, frame, stop):
                 return
     except StreamdetError as exc:
         error = str(exc)
     except Exception as exc:  # a decoder bug must not take the other files down
         error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-    _put(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
+    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
 
 
 def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileResult:

@@ -22,6 +22,17 @@ def workers_available() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def put_unless_stopped(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    """Put `item` on a bounded queue unless `stop` is set first (so a producer never blocks forever on a full queue)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def ordered(chunks: Sequence[Callable[[], Iterator[T]]], workers: int, depth: int = 4) -> Iterator[T]:
     """Yield every item of ``chunks[0]()``, then of ``chunks[1]()``, ..., computed by up to ``workers`` threads.
 
@@ -36,13 +47,7 @@ def ordered(chunks: Sequence[Callable[[], Iterator[T]]], workers: int, depth: in
     queues: list[queue.Queue] = [queue.Queue(maxsize=depth) for _ in chunks]
 
     def put(q: queue.Queue, item: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(q, item, stop)
 
     def run(chunk: Callable[[], Iterator[T]], q: queue.Queue) -> None:
         try:
