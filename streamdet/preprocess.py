@@ -62,8 +62,10 @@ def _upright(x: torch.Tensor, turn: tuple[bool, bool, bool]) -> torch.Tensor:
     return x
 
 
-def _rgb(tensor: torch.Tensor, group: np.ndarray | YuvImage) -> torch.Tensor:
-    """An uploaded group (N×H×W×3 uint8, or a YuvImage's planes) as N×3×H×W float with values 0..255."""
+def _rgb(tensor: torch.Tensor, group: np.ndarray | YuvImage | torch.Tensor) -> torch.Tensor:
+    """An uploaded group (N×H×W×3 uint8, a YuvImage's planes, or a 3×H×W tensor) as N×3×H×W float, values 0..255."""
+    if isinstance(group, torch.Tensor):
+        return tensor[None].float()
     if isinstance(group, YuvImage):
         rgb = yuv420_to_rgb(tensor, group.height, group.width, group.bt709, group.full_range)
         return _upright(rgb, group.turn)[None]
@@ -71,31 +73,34 @@ def _rgb(tensor: torch.Tensor, group: np.ndarray | YuvImage) -> torch.Tensor:
 
 
 def preprocess(
-    frames: np.ndarray | Sequence[np.ndarray | YuvImage],
+    frames: np.ndarray | Sequence[np.ndarray | YuvImage | torch.Tensor],
     size: int,
     device: torch.device | str = "cpu",
     uploader: FrameUploader | None = None,
 ) -> torch.Tensor:
     """Frames (an N×H×W×3 uint8 array, or a list of H×W×3 arrays of any sizes) → N×3×size×size float32.
 
-    List items may also be `YuvImage`s: their planes go to the device and are converted to RGB there.
+    List items may also be `YuvImage`s (their planes go to the device and are converted to RGB there) or
+    3×H×W uint8 RGB tensors (frames NVDEC decoded on the device: they skip the uploader).
     With an `uploader`, the frames reach the device through its reusable pinned buffers (see `streamdet.upload`).
     """
     device = torch.device(device)
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         frames = frames[None]
-    groups = [frames] if isinstance(frames, np.ndarray) else [f if isinstance(f, YuvImage) else f[None] for f in frames]
+    groups = [frames] if isinstance(frames, np.ndarray) else [f if isinstance(f, (YuvImage, torch.Tensor)) else f[None] for f in frames]
     for group in groups:
-        if isinstance(group, YuvImage):
+        if isinstance(group, (YuvImage, torch.Tensor)):
             continue
         if group.dtype != np.uint8 or group.ndim != 4 or group.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 RGB N×H×W×3, got {group.dtype} {tuple(group.shape)}")
     if not groups:
         return torch.empty(0, 3, size, size, device=device)
     arrays = [group.i420 if isinstance(group, YuvImage) else group for group in groups]
-    if uploader is not None:
-        tensors = uploader.upload(arrays)
+    host = [array for array in arrays if isinstance(array, np.ndarray)]
+    if uploader is not None and host:
+        sent = iter(uploader.upload(host))
     else:
-        tensors = [torch.from_numpy(np.ascontiguousarray(array)).to(device) for array in arrays]
+        sent = iter([torch.from_numpy(np.ascontiguousarray(array)).to(device) for array in host])
+    tensors = [next(sent) if isinstance(array, np.ndarray) else array.to(device) for array in arrays]
     out = [resize_center_crop(_rgb(t, group), size) / 255 * 2 - 1 for t, group in zip(tensors, groups)]
     return torch.cat(out).contiguous()

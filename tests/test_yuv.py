@@ -143,3 +143,14 @@ def test_scan_scores_agree_between_rgb_and_planes(tagged, tmp_path, tiny_config,
 
 def logit(p: float) -> float:
     return math.log(p / (1 - p))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: the planes go through the pinned uploader")
+def test_planes_through_the_cuda_uploader_score_like_rgb(tagged, tiny_config, tiny_adm_ckpt, student_ckpt) -> None:
+    paths = [tagged["709-limited"], tagged["601-full-yuvj"]]
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cuda", precision="fp32")
+    rgb = scan(detector, paths, sampling=Sampling(mode="all"), planes=False)
+    yuv = scan(detector, paths, sampling=Sampling(mode="all"))  # planes by default on CUDA
+    for a, b in zip(rgb, yuv):
+        assert [(f.index, f.time) for f in a.frames] == [(f.index, f.time) for f in b.frames]
+        assert max(abs(fa.score - fb.score) for fa, fb in zip(a.frames, b.frames)) < 2e-3

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,11 @@ class YuvImage:
 class Frame:
     """One frame with the source it came from, its index and its time in seconds.
 
-    ``image`` is upright RGB (``H×W×3`` uint8), or a ``YuvImage`` where the decoder was asked for planes.
+    ``image`` is upright RGB (``H×W×3`` uint8), a ``YuvImage`` where the decoder was asked for planes, or an
+    upright RGB ``3×H×W`` uint8 tensor already on the GPU where NVDEC decoded it.
     """
 
     source: str
     index: int
     time: float
-    image: np.ndarray | YuvImage
+    image: np.ndarray | YuvImage | torch.Tensor
