@@ -97,7 +97,7 @@ def iter_frames_nvdec(
             time_base = float(video.stream.time_base)
     if problem is None:
         decoder = _open(path, device)
-        if decoder.cpu_fallback:
+        if getattr(decoder, "cpu_fallback", False):
             problem = f"NVDEC cannot decode it ({decoder.cpu_fallback})"
     if problem is not None:
         if strict:
@@ -124,7 +124,10 @@ def _decoded(
     """Fetch the targets in calls of ``FRAMES_PER_CALL``, checking each frame's timestamp and upright size."""
     for start in range(0, len(chosen), FRAMES_PER_CALL):
         part = chosen[start : start + FRAMES_PER_CALL]
-        batch = decoder.get_frames_at([index for index, _, _ in part])
+        try:
+            batch = decoder.get_frames_at([index for index, _, _ in part])
+        except (RuntimeError, IndexError, ValueError) as exc:
+            raise MediaError(f"{path}: NVDEC failed ({str(exc).splitlines()[0]}); use --decoder cpu") from None
         # the copies out of NVDEC are queued on this thread's stream: let them finish before other streams read
         done = torch.cuda.Event()
         done.record(torch.cuda.current_stream(device))
