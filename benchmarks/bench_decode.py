@@ -5,9 +5,12 @@ for each file and sampling mode prints sampled frames/s on one core and with N w
 sampled frame, the cost as a ratio to a plain PyAV decode + rgb24 of the whole file, and for exact modes
 the floor (decoding only the reference frames from each GOP's key frame to its last target). "One core"
 pins the process to one CPU (FFmpeg then uses one decoder thread); "N workers" pins it to N CPUs.
+A second table shows the CPU time the device-side conversion saves: the same sampling decoded to rgb24
+on the CPU and left as YUV planes for the device (``iter_frames(..., planes=True)``, what a CUDA scan does).
 
     python benchmarks/bench_decode.py                      # 1080p, 10 s files, 2 workers
     python benchmarks/bench_decode.py --seconds 40 --uhd   # the issue's 40 s files, plus 2160p
+    python benchmarks/bench_decode.py --tables conversion  # only the rgb24-vs-planes table
 """
 
 from __future__ import annotations
@@ -87,9 +90,9 @@ def plain(path: Path) -> int:
         return sum(frame.to_ndarray(format="rgb24").shape[0] > 0 for frame in container.decode(stream))
 
 
-def sampled(path: Path, sampling: Sampling, workers: int, stats: DecodeStats | None = None) -> int:
-    """streamdet's decoder: the frames ``sampling`` selects, as RGB."""
-    return sum(1 for _ in iter_frames(path, sampling, stats, workers))
+def sampled(path: Path, sampling: Sampling, workers: int, stats: DecodeStats | None = None, planes: bool = False) -> int:
+    """streamdet's decoder: the frames ``sampling`` selects, as RGB (or as YUV planes for the device)."""
+    return sum(1 for _ in iter_frames(path, sampling, stats, workers, planes))
 
 
 def floor(path: Path, sampling: Sampling) -> int:
@@ -165,6 +168,28 @@ def rows(path: Path, workers: int, repeat: int, pool: multiprocessing.pool.Pool)
                f"{count / many_s:.1f}", f"{one_s / many_s:.2f}", proc_text]
 
 
+CONVERSION_MODES = ("uniform 16 exact", "all")
+
+
+def converted(frames: list[av.VideoFrame], planes: bool) -> int:
+    """Copy already decoded frames out as rgb24 (the CPU path) or as I420 planes (what the device path sends)."""
+    return sum(frame.to_ndarray(format=None if planes else "rgb24").size > 0 for frame in frames)
+
+
+def conversion_rows(path: Path, repeat: int) -> Iterator[list[str]]:
+    """One core: frames/s of the conversion alone (60 decoded frames), then of decoding with each conversion."""
+    pinned(1)
+    with av.open(str(path)) as container:
+        frames = [frame for _, frame in zip(range(60), container.decode(video=0))]
+    rgb_s, count = timed(lambda: converted(frames, False), repeat)
+    planes_s, _ = timed(lambda: converted(frames, True), repeat)
+    yield [path.name, "conversion alone", str(count), f"{count / rgb_s:.1f}", f"{count / planes_s:.1f}", f"{rgb_s / planes_s:.2f}"]
+    for mode in CONVERSION_MODES:
+        rgb_s, count = timed(lambda: sampled(path, MODES[mode], 1), repeat)
+        planes_s, _ = timed(lambda: sampled(path, MODES[mode], 1, planes=True), repeat)
+        yield [path.name, mode, str(count), f"{count / rgb_s:.1f}", f"{count / planes_s:.1f}", f"{rgb_s / planes_s:.2f}"]
+
+
 AVAILABLE: set[int] = set()
 
 
@@ -176,6 +201,7 @@ def main() -> None:
     parser.add_argument("--codecs", default="libx264,libx265", help="Encoders (default libx264,libx265).")
     parser.add_argument("--workers", type=int, default=None, help="Workers for the parallel columns (default: all available cores).")
     parser.add_argument("--repeat", type=int, default=2, help="Runs per figure; the best is kept (default 2).")
+    parser.add_argument("--tables", default="decode,conversion", help="Tables to print: decode, conversion (default both).")
     parser.add_argument("--media", type=Path, default=Path("/tmp/streamdet-bench-decode"), help="Where generated files are kept between runs.")
     args = parser.parse_args()
     AVAILABLE.update(os.sched_getaffinity(0))
@@ -190,6 +216,20 @@ def main() -> None:
     ]
     print(f"bench_decode: {len(AVAILABLE)} cores available, {workers} workers, {args.seconds:g} s files at 30 fps, "
           f"best of {args.repeat}, load average before {os.getloadavg()[0]:.1f}\n")
+    tables = args.tables.split(",")
+    if "decode" in tables:
+        decode_table(files, workers, args.repeat)
+    if "conversion" in tables:
+        header = ["file", "sampling", "sampled", "fps, rgb24 on CPU (1 core)", "fps, planes for the device (1 core)", "speed-up"]
+        print("\n| " + " | ".join(header) + " |")
+        print("| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |")
+        for path in files:
+            for row in conversion_rows(path, args.repeat):
+                print("| " + " | ".join(row) + " |", flush=True)
+
+
+def decode_table(files: list[Path], workers: int, repeat: int) -> None:
+    """The main table: every sampling mode of every file against plain PyAV and the floor."""
     header = ["file", "sampling", "sampled", "decoded/sampled", "sampled fps, 1 core", "× plain (time)", "× floor (time)",
               f"sampled fps, {workers} workers (threads)", f"{workers}w / 1 core", f"sampled fps, {workers} processes"]
     print("| " + " | ".join(header) + " |")
@@ -197,7 +237,7 @@ def main() -> None:
     # spawned, not forked: a fork of a process running decoder threads can inherit a held lock and hang
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for path in files:
-            for row in rows(path, workers, args.repeat, pool):
+            for row in rows(path, workers, repeat, pool):
                 print("| " + " | ".join(row) + " |", flush=True)
 
 

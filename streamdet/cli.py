@@ -174,6 +174,7 @@ def scan(
     all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
     snap: Optional[str] = SNAP,
     workers: Optional[int] = typer.Option(None, min=1, help="Files decoded at once (default: one per available core; spare cores decode GOPs of a file in parallel)."),
+    decoder: str = typer.Option("cpu", "--decoder", help="cpu (default); nvdec: NVIDIA hardware decoding straight into GPU memory (needs torchcodec and a CUDA device; not yet run on a GPU); auto: nvdec for the files it can decode, else cpu."),
     json_: bool = typer.Option(False, "--json", help="One JSON document with every input and its frame scores."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON line per frame."),
     csv_: bool = typer.Option(False, "--csv", help="One CSV row per frame."),
@@ -183,12 +184,15 @@ def scan(
     """Scan videos and images; exit 0 if all are REAL, 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
     from .pipeline import scan as run_scan
     from .video import Sampling, expand_inputs
+    from .device import pick_device
+    from .video.nvdec import resolve_decoder
 
     fmt = output_format(json_, jsonl, csv_, out)
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
         cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
+        resolve_decoder(decoder, pick_device(cfg.device))
         try:
             detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
         except KeyboardInterrupt:
@@ -216,7 +220,7 @@ def scan(
 
             interrupted = False
             try:
-                results = run_scan(detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames)
+                results = run_scan(detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames, decoder=decoder)
             except KeyboardInterrupt:
                 interrupted = True
                 results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]

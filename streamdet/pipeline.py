@@ -19,12 +19,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .aggregate import file_score, flagged, verdict
 from .errors import StreamdetError
 from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
+from .video.nvdec import iter_frames_nvdec, resolve_decoder
 from .video.parallel import put_unless_stopped, workers_available
 
 if TYPE_CHECKING:
@@ -79,13 +80,31 @@ class _FileState:
     done: _Done | None = None
 
 
-def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, workers: int) -> None:
+@dataclass(frozen=True)
+class _Decoding:
+    """How a scan decodes: GOP workers per file, YUV planes for the device, and NVDEC (strictly, or where it can)."""
+
+    workers: int
+    planes: bool = False
+    nvdec: str | None = None  # None, "nvdec" (every file, or an error) or "auto" (each file that NVDEC decodes)
+    device: Any = None
+
+
+def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -> Iterator[Frame]:
+    """The input's sampled frames from NVDEC where asked and possible, else from the CPU decoder."""
+    frames = None
+    if how.nvdec is not None:
+        frames = iter_frames_nvdec(path, sampling, how.device, stats, strict=how.nvdec == "nvdec")
+    return frames if frames is not None else iter_frames(path, sampling, stats, how.workers, how.planes, cores=how.workers)
+
+
+def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, how: _Decoding) -> None:
     """Decode one input onto the queue, then its end marker with any error and what the decoder lost."""
     start = time.perf_counter()
     error = None
     stats = DecodeStats()
     try:
-        for frame in iter_frames(path, sampling, stats, workers, cores=workers):
+        for frame in _frames(path, sampling, stats, how):
             if not put_unless_stopped(q, frame, stop):
                 return
     except StreamdetError as exc:
@@ -139,9 +158,18 @@ def scan(
     workers: int | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
+    planes: bool | None = None,
+    decoder: str = "cpu",
 ) -> list[FileResult]:
-    """Scan videos, images and folders; one result per input file, in input order, errors included."""
+    """Scan videos, images and folders; one result per input file, in input order, errors included.
+
+    `planes` sends 4:2:0 frames to the device as YUV planes, converted to RGB there (default: on CUDA only,
+    where it saves the CPU's rgb24 conversion and halves the bytes copied). `decoder` is cpu, nvdec (NVIDIA
+    hardware decoding into GPU memory; an error where it cannot) or auto (NVDEC for the files it can decode).
+    """
     config = detector.config
+    planes = detector.device.type == "cuda" if planes is None else planes
+    nvdec = decoder if resolve_decoder(decoder, detector.device) == "nvdec" else None
     sampling = sampling or Sampling(**dataclasses.asdict(config.sampling))
     threshold = config.threshold if threshold is None else threshold
     top_fraction = config.top_fraction if top_fraction is None else top_fraction
@@ -194,11 +222,11 @@ def scan(
 
     cores = workers_available()
     n_workers = workers or min(cores, max(1, len(media)))
-    gop_workers = max(1, cores // n_workers)
+    how = _Decoding(max(1, cores // n_workers), planes, nvdec, detector.device)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="streamdet-decode") as pool:
         try:
             for item in media:
-                pool.submit(_decode, item.path, sampling, q, stop, gop_workers)
+                pool.submit(_decode, item.path, sampling, q, stop, how)
             while states:
                 try:
                     got = q.get(timeout=0.05) if pending or in_flight else q.get(timeout=1.0)

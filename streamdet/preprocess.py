@@ -9,6 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from .upload import FrameUploader
+from .video.frame import YuvImage
+
+# (Kr, Kb) of the colour matrices FFmpeg converts 4:2:0 video with.
+_KR_KB = {False: (0.299, 0.114), True: (0.2126, 0.0722)}
 
 
 def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -23,28 +27,80 @@ def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top : top + size, left : left + size]
 
 
+def yuv420_to_rgb(i420: torch.Tensor, height: int, width: int, bt709: bool, full_range: bool) -> torch.Tensor:
+    """I420 planes (``height*3/2 × width`` uint8, any device) → 3×H×W float RGB with whole values 0..255.
+
+    Matches FFmpeg's rgb24 for even sides: each chroma sample covers 2×2 pixels, the BT.601/BT.709 matrix and
+    limited (16..235/240) or full range as tagged, and results rounded down as its table-driven converter does.
+    kornia.color's YUV420 conversion is analog YUV with BT.601 weights, so it fits neither matrix nor range.
+    """
+    kr, kb = _KR_KB[bt709]
+    kg = 1 - kr - kb
+    quarter = height * width // 4
+    flat = i420.reshape(-1)
+    y = flat[: height * width].view(height, width).float()
+    u = flat[height * width : height * width + quarter].view(height // 2, width // 2).float()
+    v = flat[height * width + quarter : height * width + 2 * quarter].view(height // 2, width // 2).float()
+    y, pb, pr = (y / 255, (u - 128) / 255, (v - 128) / 255) if full_range else ((y - 16) / 219, (u - 128) / 224, (v - 128) / 224)
+    chroma = torch.stack([pb, pr]).repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+    pb, pr = chroma[0], chroma[1]
+    r = y + 2 * (1 - kr) * pr
+    b = y + 2 * (1 - kb) * pb
+    g = y - (2 * kr * (1 - kr) / kg) * pr - (2 * kb * (1 - kb) / kg) * pb
+    return torch.floor(torch.stack([r, g, b]) * 255).clamp_(0, 255)
+
+
+def _upright(x: torch.Tensor, turn: tuple[bool, bool, bool]) -> torch.Tensor:
+    """Apply a ``YuvImage.turn`` (transpose, flip rows, flip columns) to a C×H×W tensor."""
+    transpose, flip_rows, flip_cols = turn
+    if transpose:
+        x = x.transpose(-1, -2)
+    if flip_rows:
+        x = x.flip(-2)
+    if flip_cols:
+        x = x.flip(-1)
+    return x
+
+
+def _rgb(tensor: torch.Tensor, group: np.ndarray | YuvImage | torch.Tensor) -> torch.Tensor:
+    """An uploaded group (N×H×W×3 uint8, a YuvImage's planes, or a 3×H×W tensor) as N×3×H×W float, values 0..255."""
+    if isinstance(group, torch.Tensor):
+        return tensor[None].float()
+    if isinstance(group, YuvImage):
+        rgb = yuv420_to_rgb(tensor, group.height, group.width, group.bt709, group.full_range)
+        return _upright(rgb, group.turn)[None]
+    return tensor.permute(0, 3, 1, 2).float()
+
+
 def preprocess(
-    frames: np.ndarray | Sequence[np.ndarray],
+    frames: np.ndarray | Sequence[np.ndarray | YuvImage | torch.Tensor],
     size: int,
     device: torch.device | str = "cpu",
     uploader: FrameUploader | None = None,
 ) -> torch.Tensor:
     """Frames (an N×H×W×3 uint8 array, or a list of H×W×3 arrays of any sizes) → N×3×size×size float32.
 
+    List items may also be `YuvImage`s (their planes go to the device and are converted to RGB there) or
+    3×H×W uint8 RGB tensors (frames NVDEC decoded on the device: they skip the uploader).
     With an `uploader`, the frames reach the device through its reusable pinned buffers (see `streamdet.upload`).
     """
     device = torch.device(device)
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         frames = frames[None]
-    groups = [frames] if isinstance(frames, np.ndarray) else [f[None] for f in frames]
+    groups = [frames] if isinstance(frames, np.ndarray) else [f if isinstance(f, (YuvImage, torch.Tensor)) else f[None] for f in frames]
     for group in groups:
+        if isinstance(group, (YuvImage, torch.Tensor)):
+            continue
         if group.dtype != np.uint8 or group.ndim != 4 or group.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 RGB N×H×W×3, got {group.dtype} {tuple(group.shape)}")
     if not groups:
         return torch.empty(0, 3, size, size, device=device)
-    if uploader is not None:
-        tensors = uploader.upload(groups)
+    arrays = [group.i420 if isinstance(group, YuvImage) else group for group in groups]
+    host = [array for array in arrays if isinstance(array, np.ndarray)]
+    if uploader is not None and host:
+        sent = iter(uploader.upload(host))
     else:
-        tensors = [torch.from_numpy(np.ascontiguousarray(group)).to(device) for group in groups]
-    out = [resize_center_crop(t.permute(0, 3, 1, 2).float(), size) / 255 * 2 - 1 for t in tensors]
+        sent = iter([torch.from_numpy(np.ascontiguousarray(array)).to(device) for array in host])
+    tensors = [next(sent) if isinstance(array, np.ndarray) else array.to(device) for array in arrays]
+    out = [resize_center_crop(_rgb(t, group), size) / 255 * 2 - 1 for t, group in zip(tensors, groups)]
     return torch.cat(out).contiguous()

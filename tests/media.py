@@ -74,12 +74,15 @@ def make_video(
     hflip: bool = False,
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,
+    colorspace: int | None = None,
+    color_range: int | None = None,
 ) -> Path:
     """Encode ``n_frames`` frames of ``pattern(index, width, height)`` (``size`` is width, height) with PyAV.
 
     ``times`` gives explicit presentation times in seconds (variable frame rate); ``gop`` a fixed key-frame
     interval; ``rotation``/``hflip`` a display matrix; ``options``/``container_options`` go to the encoder and
-    the muxer. The container follows the file extension.
+    the muxer. The container follows the file extension. ``colorspace``/``color_range`` (FFmpeg's AVColorSpace
+    and AVColorRange numbers) convert the RGB pattern with that matrix and range and tag the stream with them.
     """
     path = Path(path)
     width, height = size
@@ -94,8 +97,14 @@ def make_video(
             stream.codec_context.gop_size = gop
         if rotation is not None or hflip:
             stream.set_display_rotation(rotation or 0, hflip=hflip)
+        tags = {"colorspace": colorspace, "color_range": color_range}
+        for name, value in tags.items():
+            if value is not None:
+                setattr(stream.codec_context, name, value)
         for index in range(n_frames):
             frame = av.VideoFrame.from_ndarray(pattern(index, width, height), format="rgb24")
+            if colorspace is not None or color_range is not None:
+                frame = frame.reformat(format=pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range)
             frame.pts = round(times[index] / time_base) if times is not None else index
             frame.time_base = time_base
             container.mux(stream.encode(frame))

@@ -130,7 +130,9 @@ def test_per_frame_rows_as_jsonl_and_csv(media, tiny_adm_ckpt, student_ckpt, tmp
     runner.invoke(app, ["scan", video, *_tiny("--every", "5", "--out", str(out), adm=tiny_adm_ckpt, student=student_ckpt)])
     table = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [int(r["index"]) for r in table] == [0, 5, 10, 15, 20, 25]
-    assert [float(r["score"]) for r in table] == pytest.approx([r["score"] for r in rows], rel=1e-5)
+    # two runs of the scan: how frames fall into batches depends on decoder timing, and batched CPU convolutions
+    # differ in the last bits, so the same frame's score agrees to 1e-3 as across batch sizes (see below), not exactly
+    assert [float(r["score"]) for r in table] == pytest.approx([r["score"] for r in rows], rel=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from streamdet.errors import MediaError
-from streamdet.video.frame import Frame
+from streamdet.video.frame import Frame, YuvImage
 from streamdet.video.parallel import ordered, workers_available
 from streamdet.video.plan import Packet, Segment, read_index, runs, segments, split, targets
 from streamdet.video.sampling import Sampling, select
@@ -42,6 +42,13 @@ _HEAD_BYTES = 512
 SEEKABLE_FORMATS = {"mov", "mp4", "matroska", "webm"}
 
 _Triple = tuple[int, float, av.VideoFrame]
+
+# Pixel formats sent as planes (``planes=True``), each with whether it is full range by definition.
+PLANAR_420 = {"yuv420p": False, "yuvj420p": True}
+# FFmpeg's colour-matrix tags (AVColorSpace) it converts with BT.709, and with BT.601 (unspecified included).
+BT709 = 1
+BT601 = {2, 5, 6}
+FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,12 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def iter_frames(
-    path: str | Path, sampling: Sampling = Sampling(), stats: DecodeStats | None = None, workers: int = 1, cores: int = 0
+    path: str | Path,
+    sampling: Sampling = Sampling(),
+    stats: DecodeStats | None = None,
+    workers: int = 1,
+    planes: bool = False,
+    cores: int = 0,
 ) -> Iterator[Frame]:
     """Yield the frames of a video or image that ``sampling`` selects, as upright RGB images, in presentation order.
 
@@ -96,7 +108,8 @@ def iter_frames(
     its own decoder); inputs without usable timestamps are decoded linearly. ``stats``, if given, is filled in
     with what was lost. ``cores`` caps the decoder threads of this file (0: all cores), so that files decoded side
     by side do not each start a thread per core. An image yields one frame (index 0, time 0). Errors surface as
-    ``MediaError``.
+    ``MediaError``. ``planes`` yields 8-bit 4:2:0 frames as ``YuvImage`` (no RGB conversion on the CPU; see
+    ``yuv_image``).
     """
     path = str(path)
     stats = stats if stats is not None else DecodeStats()
@@ -108,16 +121,16 @@ def iter_frames(
     with _Video(path, budget if cores else 0) as video:
         plan = None if is_url(path) else _plan(video, sampling, stats)
         if plan is None:
-            yield from _linear(video, sampling, stats)
+            yield from _linear(video, sampling, stats, planes)
             return
         if not plan.chosen:
             raise MediaError(f"{path}: video stream has no frames")
         chunks = [chunk for chunk in split(plan.parts, workers, MAX_TARGETS_PER_CHUNK) if chunk]
         if workers <= 1 or len(chunks) <= 1:
-            decoders = [lambda: _decode_chunk(video.rewound(), runs(plan.parts), plan, stats)]
+            decoders = [lambda: _decode_chunk(video.rewound(), runs(plan.parts), plan, stats, planes)]
         else:
             threads = max(1, budget // workers)
-            decoders = [_chunk_decoder(path, runs(chunk), plan, threads, stats) for chunk in chunks]
+            decoders = [_chunk_decoder(path, runs(chunk), plan, threads, stats, planes) for chunk in chunks]
         for frame in ordered(decoders, min(workers, len(decoders))):
             stats.sampled += 1
             yield frame
@@ -155,18 +168,20 @@ def _plan(video: _Video, sampling: Sampling, stats: DecodeStats) -> _FilePlan | 
 
 
 def _chunk_decoder(
-    path: str, parts: list[Segment], plan: _FilePlan, threads: int, stats: DecodeStats
+    path: str, parts: list[Segment], plan: _FilePlan, threads: int, stats: DecodeStats, planes: bool
 ) -> Callable[[], Iterator[Frame]]:
     """A function decoding one chunk of runs in its own container, for ``ordered``."""
 
     def run() -> Iterator[Frame]:
         with _Video(path, threads) as video:
-            yield from _decode_chunk(video, parts, plan, stats)
+            yield from _decode_chunk(video, parts, plan, stats, planes)
 
     return run
 
 
-def _decode_chunk(video: _Video, parts: list[Segment], plan: _FilePlan, stats: DecodeStats) -> Iterator[Frame]:
+def _decode_chunk(
+    video: _Video, parts: list[Segment], plan: _FilePlan, stats: DecodeStats, planes: bool = False
+) -> Iterator[Frame]:
     """Decode each run from its key frame to its last target, converting only the targets.
 
     Frames that are neither targets nor references are skipped by the decoder (``skip_frame`` NONREF while
@@ -183,7 +198,7 @@ def _decode_chunk(video: _Video, parts: list[Segment], plan: _FilePlan, stats: D
                 index, time = plan.where[frame.pts]
                 if not matrix:
                     matrix.append(display_matrix(frame))
-                yield Frame(source=path, index=index, time=time, image=_converted(path, frame, matrix[0]))
+                yield Frame(source=path, index=index, time=time, image=_converted(path, frame, matrix[0], planes))
 
     path = video.path
     context = video.stream.codec_context
@@ -204,7 +219,7 @@ def _decode_chunk(video: _Video, parts: list[Segment], plan: _FilePlan, stats: D
         stats.add(video.corrupt, video.decoded, sum(len(part.wanted) for part in parts) - len(found))
 
 
-def _linear(video: _Video, sampling: Sampling, stats: DecodeStats) -> Iterator[Frame]:
+def _linear(video: _Video, sampling: Sampling, stats: DecodeStats, planes: bool = False) -> Iterator[Frame]:
     """Decode from the start and select as frames come (streams, files without timestamps)."""
     total = video.frame_count
     if sampling.mode == "keyframes":
@@ -215,7 +230,7 @@ def _linear(video: _Video, sampling: Sampling, stats: DecodeStats) -> Iterator[F
         chosen = select(sampling, video.indexed(), video.require_duration() if uniform else None, total)
     for index, time, frame in chosen:
         stats.sampled += 1
-        yield Frame(source=video.path, index=index, time=time, image=_converted(video.path, frame))
+        yield Frame(source=video.path, index=index, time=time, image=_converted(video.path, frame, True, planes))
     stats.corrupt, stats.decoded = video.corrupt, video.decoded
     if video.decoded == 0:
         raise video.nothing_decoded()
@@ -508,22 +523,28 @@ def rotation_degrees(matrix: Sequence[int] | None) -> int:
     return round(-math.degrees(math.atan2(matrix[1], matrix[0])))
 
 
-def orient(image: np.ndarray, matrix: Sequence[int] | None) -> np.ndarray:
-    """Turn a decoded image upright as FFmpeg's autorotate does, snapping the matrix to 90° steps (flips included)."""
+def upright_steps(matrix: Sequence[int] | None) -> tuple[bool, bool, bool]:
+    """(transpose, flip rows, flip columns), in that order, that turn a picture upright as FFmpeg's autorotate does.
+
+    The display matrix is snapped to 90° steps (flips included).
+    """
     if matrix is None:
-        return image
+        return False, False, False
     a, b, _, c, d = matrix[:5]
     if _transposes(matrix):
+        return True, c > 0, b > 0
+    return False, d < 0, a < 0
+
+
+def orient(image: np.ndarray, matrix: Sequence[int] | None) -> np.ndarray:
+    """Turn a decoded ``H×W×C`` image upright as FFmpeg's autorotate does (see ``upright_steps``)."""
+    transpose, flip_rows, flip_cols = upright_steps(matrix)
+    if transpose:
         image = image.transpose(1, 0, 2)
-        if c > 0:
-            image = image[::-1]
-        if b > 0:
-            image = image[:, ::-1]
-    else:
-        if a < 0:
-            image = image[:, ::-1]
-        if d < 0:
-            image = image[::-1]
+    if flip_rows:
+        image = image[::-1]
+    if flip_cols:
+        image = image[:, ::-1]
     return np.ascontiguousarray(image)
 
 
@@ -537,11 +558,34 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return orient(frame.to_ndarray(format="rgb24"), display_matrix(frame))
 
 
-def _converted(path: str, frame: av.VideoFrame, matrix: Sequence[int] | None | bool = True) -> np.ndarray:
-    """Upright RGB as ``to_rgb``, turned by ``matrix`` if given (``True``: the frame's own), errors as ``MediaError``."""
+def yuv_image(frame: av.VideoFrame, matrix: Sequence[int] | None) -> YuvImage | None:
+    """The frame's planes as a ``YuvImage`` to turn by ``matrix``, where the device conversion matches FFmpeg's.
+
+    That is 8-bit planar 4:2:0 with even sides (FFmpeg's rgb24 then repeats each chroma sample over 2×2
+    pixels; odd sides and NV12 take its interpolating path) and a BT.601 or BT.709 matrix; None otherwise.
+    """
+    name = frame.format.name
+    if name not in PLANAR_420 or frame.width % 2 or frame.height % 2:
+        return None
+    if frame.colorspace != BT709 and frame.colorspace not in BT601:
+        return None
+    full = PLANAR_420[name] or frame.color_range == FULL_RANGE
+    turn = upright_steps(matrix)
+    return YuvImage(frame.to_ndarray(), frame.width, frame.height, frame.colorspace == BT709, full, turn)
+
+
+def _converted(
+    path: str, frame: av.VideoFrame, matrix: Sequence[int] | None | bool = True, planes: bool = False
+) -> np.ndarray | YuvImage:
+    """Upright RGB as ``to_rgb``, turned by ``matrix`` if given (``True``: the frame's own), errors as ``MediaError``.
+
+    With ``planes``, a ``YuvImage`` instead where ``yuv_image`` takes the frame.
+    """
     try:
         if matrix is True:
-            return to_rgb(frame)
+            matrix = display_matrix(frame)
+        if planes and (image := yuv_image(frame, matrix)) is not None:
+            return image
         return orient(frame.to_ndarray(format="rgb24"), matrix)
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"{path}: cannot convert {frame.format.name} frames to RGB ({exc})") from None
