@@ -103,13 +103,9 @@ def _connect(ray: Any, settings: BatchSettings) -> bool:
     return True
 
 
-def _weights(ray: Any, spec: str, ship: bool) -> tuple[Any, str]:
-    """A checkpoint resolved on the driver (downloaded here if needed) as actors get it, and its sha256."""
-    path = resolve(spec)
-    digest = file_sha256(path)
-    if ship:
-        return (f"{digest[:16]}-{path.name}", ray.put(path.read_bytes())), digest
-    return str(path.resolve()), digest
+def _ship(ray: Any, path: Path, digest: str) -> tuple[str, Any]:
+    """A checkpoint as actors fetch it from the object store: a file name (by digest) and the bytes' reference."""
+    return f"{digest[:16]}-{path.name}", ray.put(path.read_bytes())
 
 
 class _Assembly:
@@ -214,6 +210,12 @@ def run_batch(
 
     assembly = _Assembly(by_path, config.threshold, config.top_fraction, emit)
     media = [item for item in todo if item.kind != "error"]
+    paths = [resolve(spec) for spec in (adm or config.weights.adm, student or config.weights.student)]
+    digests = [file_sha256(path) for path in paths]
+    check_settings(out_dir, {
+        "adm": dataclasses.asdict(config.adm), "adm_sha256": digests[0], "student_sha256": digests[1],
+        "threshold": config.threshold, "top_fraction": config.top_fraction, "sampling": dataclasses.asdict(sampling),
+    })
     try:
         for item in todo:
             if item.kind == "error":
@@ -221,14 +223,8 @@ def run_batch(
         if media:
             started = _connect(ray, settings)
             try:
-                (adm_ref, adm_sha), (student_ref, student_sha) = (
-                    _weights(ray, spec, settings.ship_weights) for spec in (adm or config.weights.adm, student or config.weights.student)
-                )
-                check_settings(out_dir, {
-                    "adm": dataclasses.asdict(config.adm), "adm_sha256": adm_sha, "student_sha256": student_sha, "threshold": config.threshold,
-                    "top_fraction": config.top_fraction, "sampling": dataclasses.asdict(sampling),
-                })
-                _run_rounds(ray, media, sampling, config, (adm_ref, student_ref), settings, assembly, emit)
+                weights = tuple(_ship(ray, path, digest) if settings.ship_weights else str(path.resolve()) for path, digest in zip(paths, digests))
+                _run_rounds(ray, media, sampling, config, weights, settings, assembly, emit)
             finally:
                 if started:
                     ray.shutdown()

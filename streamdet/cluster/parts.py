@@ -37,7 +37,7 @@ def check_settings(out_dir: str | Path, settings: dict[str, Any]) -> None:
             raise StreamdetError(f"{path}: not JSON; remove it or use a new --out-dir") from None
         changed = sorted(k for k in settings.keys() | before.keys() if before.get(k) != settings.get(k))
         if changed:
-            raise StreamdetError(f"{out_dir}: was written with other settings ({', '.join(changed)} differ); use a new --out-dir")
+            raise StreamdetError(f"{out_dir}: was written with other settings (different {', '.join(changed)}); use a new --out-dir")
         return
     write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n", fsync=True)
 
