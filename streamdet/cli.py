@@ -274,6 +274,7 @@ def batch_command(
     part_seconds: float = typer.Option(30.0, min=0.0, help="Write a part file at least this often while results come in."),
     retries: int = typer.Option(2, min=0, help="Times an input whose worker crashed is run again (alone) before it is recorded as an error."),
     ship_weights: bool = typer.Option(False, "--ship-weights", help="Send the checkpoints through Ray's object store (when the nodes share no folder)."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="Scan again the inputs whose row is an error (after a crash, or a file fixed in place)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan an archive on a Ray cluster into resumable part files; exit codes as scan (over all inputs named), 130 on Ctrl-C."""
@@ -291,7 +292,7 @@ def batch_command(
         paths = gather_sources(sources or [], list_ or [])
         if not paths:
             fail("no inputs: name files, folders or globs, or give --list FILE")
-        settings = BatchSettings(cluster, workers, gpus_per_worker, cpus_per_worker, num_cpus, part_rows, part_seconds, retries, ship_weights)
+        settings = BatchSettings(cluster, workers, gpus_per_worker, cpus_per_worker, num_cpus, part_rows, part_seconds, retries, ship_weights, retry_errors)
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True, disable=quiet or not err.is_terminal)
         with bar:
             task = bar.add_task("scanning", total=None)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdet.cli import app
-from streamdet.cluster import read_rows, run_batch
+from streamdet.cluster import BatchSettings, read_rows, run_batch
 from streamdet.detector import Detector
 from streamdet.pipeline import FileResult, scan
 from streamdet.video import Sampling
@@ -100,16 +100,19 @@ def test_rows_parse_with_the_fields_of_scan_json(batch_run, archive):
     assert not list(out.glob(".*.tmp")), "no temporary file is left behind"
 
 
-def test_rerun_skips_done_inputs_and_redoes_changed_ones(batch_run, archive, tiny_config, tiny_adm_ckpt, student_ckpt):
+def test_rerun_skips_done_inputs_and_redoes_changed_ones_and_errors(batch_run, archive, tiny_config, tiny_adm_ckpt, student_ckpt):
     out, _ = batch_run
-    changed = archive / "b.mp4"
+    changed, broken = archive / "b.mp4", archive / "sub" / "broken.mp4"
     before = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
     make_video(changed, 16, size=(48, 64))
-    summary = run_batch(tiny_config, [str(archive)], out, every_third(tiny_config), adm=str(tiny_adm_ckpt), student=str(student_ckpt))
-    assert (summary.skipped, summary.scanned) == (3, 1)
-    assert [r.path for r in summary.results] == [str(changed)]
+    settings = BatchSettings(retry_errors=True)
+    summary = run_batch(tiny_config, [str(archive)], out, every_third(tiny_config), settings, str(tiny_adm_ckpt), str(student_ckpt))
+    assert (summary.skipped, summary.scanned) == (2, 2)
+    assert sorted(r.path for r in summary.results) == sorted([str(changed), str(broken)])
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in before} == before
-    assert read_rows(out)[str(changed)]["size"] == changed.stat().st_size
+    rows = read_rows(out)
+    assert rows[str(changed)]["size"] == changed.stat().st_size and len(rows[str(changed)]["frames"]) == 6  # frames 0, 3, ..., 15
+    assert rows[str(broken)]["status"] == "error"
 
 
 def test_other_settings_on_the_same_folder_are_refused(batch_run, archive, tiny_adm_ckpt, student_ckpt):

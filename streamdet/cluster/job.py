@@ -45,6 +45,7 @@ class BatchSettings:
     part_seconds: float = 30.0
     retries: int = 2
     ship_weights: bool = False
+    retry_errors: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,15 @@ def _round(ray: Any, todo: list[Pending], blocks: int, sampling: Sampling, confi
         assembly.add(batch)
 
 
-def _streamdet_cause(exc: BaseException) -> StreamdetError | None:
-    """streamdet's own error inside a Ray error (bad weights on a node, say): the job cannot succeed, so it is reported."""
+def _fatal(exc: BaseException) -> StreamdetError | None:
+    """An error no retry can fix: streamdet's own (bad weights on a node, say) or a detector actor that cannot start."""
     while exc is not None:
         if isinstance(exc, StreamdetError):
-            return exc
+            return StreamdetError(str(exc))
+        if getattr(exc, "actor_init_failed", False):
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            own = [line.split(": ", 1)[1] for line in lines if line.startswith("streamdet.errors.") and ": " in line]
+            return StreamdetError(own[-1] if own else f"the detector actors cannot start: {lines[-1] if lines else type(exc).__name__}")
         exc = exc.__cause__ or getattr(exc, "cause", None)
     return None
 
@@ -188,7 +193,11 @@ def run_batch(
     inputs = pending_inputs(sources)
     by_path = {item.path: item for item in inputs}
     earlier = read_rows(out_dir) if Path(out_dir).is_dir() else {}
-    fresh = {path: row for path, row in earlier.items() if path in by_path and (row.get("path"), row.get("size"), row.get("mtime_ns")) == by_path[path].key}
+    fresh = {
+        path: row for path, row in earlier.items()
+        if path in by_path and (row.get("path"), row.get("size"), row.get("mtime_ns")) == by_path[path].key
+        and not (settings.retry_errors and row.get("status") == "error")
+    }
     todo = [item for item in inputs if item.path not in fresh]
     writer = PartWriter(out_dir, settings.part_rows, settings.part_seconds)
     rows: dict[str, dict[str, Any]] = dict(fresh)
@@ -248,9 +257,9 @@ def _run_rounds(ray: Any, media: list[Pending], sampling: Sampling, config: Conf
             try:
                 _round(ray, todo, blocks, sampling, config, weights, settings, assembly)
             except Exception as exc:  # a Ray failure (a node lost, a worker killed): the inputs left go to the next round
-                cause = _streamdet_cause(exc)
-                if cause is not None:
-                    raise StreamdetError(str(cause)) from None
+                fatal = _fatal(exc)
+                if fatal is not None:
+                    raise fatal from None
                 last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 log.warning("cluster round %d failed (%s); retrying the inputs without a result", attempt + 1, last_error)
             assembly.files.clear()
