@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 import tempfile
@@ -56,6 +57,7 @@ def ray_row(config, adm: Path, student: Path, clips: list[Path], sampling: Sampl
 
     start = time.perf_counter()
     ray.init(num_cpus=workers + decode_cpus, num_gpus=gpus, include_dashboard=False, logging_level="ERROR")
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     first: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as out:
