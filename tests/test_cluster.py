@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdet.cli import app
-from streamdet.cluster import BatchSettings, read_rows, run_batch
+from streamdet.cluster import BatchSettings, gather_sources, read_rows, run_batch
+from streamdet.errors import StreamdetError
 from streamdet.detector import Detector
 from streamdet.pipeline import FileResult, scan
 from streamdet.video import Sampling
@@ -182,3 +183,20 @@ def test_without_ray_the_cluster_scan_says_what_to_install(tmp_path, tiny_adm_ck
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["streamdet: error: --cluster needs Ray: pip install 'streamdet[ray]' (or pip install 'ray[data]>=2.9')"]
     assert not (tmp_path / "out").exists()
+
+
+def test_sources_from_globs_and_list_files(tmp_path):
+    for name in ("b.mp4", "a.mp4", "c.png"):
+        (tmp_path / name).write_bytes(b"x")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# comment\n\n{tmp_path / 'c.png'}\nrtsp://camera/1\n")
+    got = gather_sources([str(tmp_path / "*.mp4"), str(tmp_path / "none-*.mp4")], [listing])
+    assert got == [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), str(tmp_path / "none-*.mp4"), str(tmp_path / "c.png"), "rtsp://camera/1"]
+    with pytest.raises(StreamdetError, match="missing.txt: cannot read the list file"):
+        gather_sources([], [tmp_path / "missing.txt"])
+
+
+def test_a_damaged_part_file_is_a_one_line_error_naming_it(tmp_path):
+    (tmp_path / "part-1-000000.jsonl").write_text('{"path": "a.mp4", "status": "ok"}\n{"path": "b.mp4", "sta')
+    with pytest.raises(StreamdetError, match=r"part-1-000000.jsonl:2: not a result row"):
+        read_rows(tmp_path)
