@@ -181,7 +181,7 @@ def test_without_ray_the_cluster_scan_says_what_to_install(tmp_path, tiny_adm_ck
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["streamdet: error: --cluster needs Ray: pip install 'streamdet[ray]' (or pip install 'ray[data]>=2.9')"]
+    assert done.stderr.strip().splitlines() == ["streamdet: error: streamdet batch needs Ray: pip install 'streamdet[ray]' (or pip install 'ray[data]>=2.9')"]
     assert not (tmp_path / "out").exists()
 
 

@@ -28,7 +28,7 @@ from .parts import PartWriter, check_settings, read_rows
 from .stages import FRAME, ScoreFrames, decode_inputs
 
 log = logging.getLogger("streamdet")
-INSTALL_HINT = "--cluster needs Ray: pip install 'streamdet[ray]' (or pip install 'ray[data]>=2.9')"
+INSTALL_HINT = "streamdet batch needs Ray: pip install 'streamdet[ray]' (or pip install 'ray[data]>=2.9')"
 MAX_BLOCKS = 10_000  # inputs per first round beyond this share decode tasks; a crash reruns the others on their own
 
 
