@@ -251,6 +251,78 @@ def scan(
     raise typer.Exit(report.exit_code(results))
 
 
+@app.command("batch")
+def batch_command(
+    sources: List[str] = typer.Argument(None, help="Video files, images, folders (recursive), globs and URLs; may be empty with --list."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder of result part files (JSONL, one row per input); re-running skips inputs already in it."),
+    cluster: str = typer.Option("auto", help="auto (RAY_ADDRESS or a running local Ray, else a new local one), local (always a new local one) or a Ray address (host:6379, ray://host:10001)."),
+    list_: Optional[List[Path]] = typer.Option(None, "--list", help="A file with one path or URL per line; repeatable."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    student: Optional[str] = STUDENT,
+    device: Optional[str] = typer.Option(None, help="Device of the detector actors: auto, cpu, cuda (each actor sees its own GPU)."),
+    precision: Optional[str] = PRECISION,
+    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call in each actor."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
+    frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
+    every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
+    fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
+    keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only."),
+    all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
+    snap: Optional[str] = SNAP,
+    workers: Optional[int] = typer.Option(None, min=1, help="Detector actors (default: one per GPU of the cluster, else 1)."),
+    gpus_per_worker: Optional[float] = typer.Option(None, min=0.0, help="GPUs per detector actor (default: 1 where the cluster has GPUs, else 0)."),
+    cpus_per_worker: float = typer.Option(1.0, min=0.0, help="CPUs per detector actor (decoding gets the others)."),
+    num_cpus: Optional[int] = typer.Option(None, min=1, help="CPUs of a local Ray instance started here (default: all)."),
+    part_rows: int = typer.Option(100, min=1, help="Rows per part file."),
+    part_seconds: float = typer.Option(30.0, min=0.0, help="Write a part file at least this often while results come in."),
+    retries: int = typer.Option(2, min=0, help="Times an input whose worker crashed is run again (alone) before it is recorded as an error."),
+    ship_weights: bool = typer.Option(False, "--ship-weights", help="Send the checkpoints through Ray's object store (when the nodes share no folder)."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="Scan again the inputs whose row is an error (after a crash, or a file fixed in place)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Scan an archive on a Ray cluster into resumable part files; exit codes as scan (over all inputs named), 130 on Ctrl-C."""
+    from .cluster import BatchSettings, gather_sources, require_ray, run_batch
+    from .pipeline import FileResult
+    from .video import Sampling
+
+    with user_errors():
+        require_ray()
+        if not logging.getLogger("streamdet").isEnabledFor(logging.INFO):
+            logging.getLogger("ray").setLevel(logging.WARNING)
+            logging.getLogger("ray.data").setLevel(logging.ERROR)
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
+        cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
+        paths = gather_sources(sources or [], list_ or [])
+        if not paths:
+            fail("no inputs: name files, folders or globs, or give --list FILE")
+        settings = BatchSettings(cluster, workers, gpus_per_worker, cpus_per_worker, num_cpus, part_rows, part_seconds, retries, ship_weights, retry_errors)
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True, disable=quiet or not err.is_terminal)
+        with bar:
+            task = bar.add_task("scanning", total=None)
+
+            def on_progress(p) -> None:
+                bar.update(task, completed=p.done, total=p.total, description=f"scanning: {p.errors} errors, {p.fps:.1f} frames/s")
+
+            try:
+                summary = run_batch(cfg, paths, out_dir, Sampling(**dataclasses.asdict(cfg.sampling)), settings, adm, student, on_progress)
+            except KeyboardInterrupt:
+                fail(f"interrupted; the finished inputs are in {out_dir}: run the same command again to do the rest", INTERRUPTED)
+    rows = summary.rows
+    fake = sum(r["verdict"] == "FAKE" for r in rows)
+    errors = [r for r in rows if r["status"] == "error"]
+    rate = summary.frames / summary.elapsed if summary.elapsed > 0 else 0.0
+    typer.echo(
+        f"{out_dir}: {len(rows)} inputs, {fake} FAKE, {len(rows) - fake - len(errors)} REAL, {len(errors)} errors; "
+        f"this run scanned {summary.scanned} ({summary.frames} frames, {rate:.1f} frames/s), skipped {summary.skipped} already done"
+    )
+    for row in errors[:20]:
+        err.print(f"[yellow]streamdet: {escape(row['error'] or row['path'])}[/]", highlight=False, soft_wrap=True)
+    if len(errors) > 20:
+        err.print(f"[yellow]streamdet: … and {len(errors) - 20} more errors (status \"error\" in the part files)[/]", highlight=False)
+    raise typer.Exit(report.exit_code(FileResult(r["path"], r["kind"], status=r["status"], verdict=r["verdict"]) for r in rows))
+
+
 @app.command("watch")
 def watch_command(
     urls: List[str] = typer.Argument(..., help="rtsp://, rtmp://, http(s):// (HLS, MJPEG) URLs, capture devices (/dev/video0), or video files with --realtime."),

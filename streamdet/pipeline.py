@@ -115,22 +115,30 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
 
 
 def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileResult:
-    """Aggregate a file whose frames are all scored; a partial decode is a warning, a non-finite score an error."""
-    result = state.result
+    """Aggregate a file whose frames are all scored, with its timings."""
     done = state.done
-    result.frames.sort(key=lambda f: (f.index, f.time))
-    result.timings = {
+    state.result.timings = {
         "decode_s": round(done.decode_s, 4),
         "model_s": round(state.model_s, 4),
         "total_s": round(time.perf_counter() - state.started, 4),
     }
+    return conclude(state.result, done.error, done.warning, threshold, top_fraction)
+
+
+def conclude(result: FileResult, error: str | None, warning: str | None, threshold: float, top_fraction: float) -> FileResult:
+    """Give a file whose frames are all scored its verdict (shared by scan and the cluster scan).
+
+    `error` and `warning` are what its decoder reported; a partial decode is a warning, no frame or a
+    non-finite score an error.
+    """
+    result.frames.sort(key=lambda f: (f.index, f.time))
     if not result.frames:
         result.status = "error"
-        result.error = done.error or f"{result.path}: no frames could be decoded"
+        result.error = error or f"{result.path}: no frames could be decoded"
         return result
-    notes = [done.warning] if done.warning else []
-    if done.error:
-        notes.append(f"decoding stopped early: {done.error}")
+    notes = [warning] if warning else []
+    if error:
+        notes.append(f"decoding stopped early: {error}")
     result.warning = "; ".join(notes) or None
     bad = [f for f in result.frames if not math.isfinite(f.score)]
     if bad:

@@ -1,0 +1,273 @@
+"""The driver of a cluster scan: resolve weights once, skip finished inputs, run Ray Data rounds, assemble and write rows.
+
+Ray Data streams inputs through CPU decode tasks and detector actors; the driver receives frame scores as they
+are ready, gives each complete file its verdict with the local scan's rule (`pipeline.conclude`) and writes rows
+to part files as it goes, so a cluster that dies loses only the work in flight. Inputs whose tasks failed are run
+again (each on its own) up to `retries` times, then recorded as errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..config import Config
+from ..errors import StreamdetError
+from ..pipeline import FileResult, FrameScore, conclude
+from ..video import Sampling
+from ..weights import file_sha256, resolve
+from .inputs import Pending, pending_inputs
+from .parts import PartWriter, check_settings, read_rows
+from .stages import FRAME, ScoreFrames, decode_inputs
+
+log = logging.getLogger("streamdet")
+INSTALL_HINT = "streamdet batch needs Ray: pip install 'streamdet[ray]' (or pip install 'ray[data]>=2.9')"
+MAX_BLOCKS = 10_000  # inputs per first round beyond this share decode tasks; a crash reruns the others on their own
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Where and how the cluster scan runs (see `streamdet batch --help`)."""
+
+    cluster: str = "auto"
+    workers: int | None = None
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float = 1.0
+    num_cpus: int | None = None
+    part_rows: int = 100
+    part_seconds: float = 30.0
+    retries: int = 2
+    ship_weights: bool = False
+    retry_errors: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a cluster scan stands: inputs done of total, errors, frames scored, seconds since it started."""
+
+    done: int
+    total: int
+    errors: int
+    frames: int
+    elapsed: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far (None before the first input is done)."""
+        return self.elapsed / self.done * (self.total - self.done) if self.done else None
+
+
+@dataclass
+class BatchSummary:
+    """What a cluster scan did: the rows of all its inputs (this run's and earlier ones'), and this run's counts."""
+
+    rows: list[dict[str, Any]]
+    skipped: int
+    scanned: int
+    frames: int
+    elapsed: float
+    parts: int = 0
+    results: list[FileResult] = field(default_factory=list)
+
+
+def require_ray() -> Any:
+    """The `ray` module, or a one-line error saying what to install."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the extra installs both)
+    except ImportError:
+        raise StreamdetError(INSTALL_HINT) from None
+    return ray
+
+
+def _connect(ray: Any, settings: BatchSettings) -> bool:
+    """Join the cluster asked for (auto: RAY_ADDRESS or a running local one, else a new local one); True if started here."""
+    if ray.is_initialized():
+        return False
+    address = {"auto": None, "local": "local"}.get(settings.cluster, settings.cluster)
+    local = address in (None, "local")
+    try:
+        ray.init(address=address, num_cpus=settings.num_cpus if local else None, include_dashboard=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise StreamdetError(f"--cluster {settings.cluster}: cannot connect to Ray ({str(exc).splitlines()[0]})") from None
+    return True
+
+
+def _ship(ray: Any, path: Path, digest: str) -> tuple[str, Any]:
+    """A checkpoint as actors fetch it from the object store: a file name (by digest) and the bytes' reference."""
+    return f"{digest[:16]}-{path.name}", ray.put(path.read_bytes())
+
+
+class _Assembly:
+    """Collects frame scores per file and concludes each file once its `done` row and all its frames are in."""
+
+    def __init__(self, inputs: dict[str, Pending], threshold: float, top_fraction: float, emit: Callable[[FileResult], None]) -> None:
+        self.inputs = inputs
+        self.threshold = threshold
+        self.top_fraction = top_fraction
+        self.emit = emit
+        self.files: dict[str, dict[str, Any]] = {}
+        self.done_paths: set[str] = set()
+        self.frames = 0
+
+    def add(self, batch: dict[str, np.ndarray]) -> None:
+        for i, path in enumerate(batch["path"]):
+            path = str(path)
+            state = self.files.setdefault(path, {"frames": [], "model_s": 0.0, "done": None})
+            if batch["row"][i] == FRAME:
+                state["frames"].append(FrameScore(int(batch["index"][i]), float(batch["time"][i]), float(batch["score"][i])))
+                state["model_s"] += float(batch["model_s"][i])
+                self.frames += 1
+            else:
+                state["done"] = {name: batch[name][i] for name in ("frames", "decode_s", "error", "warning")}
+            done = state["done"]
+            if done is not None and len(state["frames"]) == int(done["frames"]):
+                self.done_paths.add(path)
+                self.emit(self._conclude(path, self.files.pop(path)))
+
+    def _conclude(self, path: str, state: dict[str, Any]) -> FileResult:
+        done = state["done"]
+        result = FileResult(path, self.inputs[path].kind, frames=state["frames"])
+        decode_s, model_s = float(done["decode_s"]), state["model_s"]
+        result.timings = {"decode_s": round(decode_s, 4), "model_s": round(model_s, 4), "total_s": round(decode_s + model_s, 4)}
+        return conclude(result, str(done["error"]) or None, str(done["warning"]) or None, self.threshold, self.top_fraction)
+
+
+def _round(ray: Any, todo: list[Pending], blocks: int, sampling: Sampling, config: Config, weights: tuple[Any, Any], settings: BatchSettings, assembly: _Assembly) -> None:
+    """One Ray Data pass over `todo`; results reach `assembly` as they are ready."""
+    gpus = settings.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 and config.device != "cpu" else 0.0
+    workers = settings.workers or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus else 1)
+    ds = ray.data.from_items([{"path": item.path} for item in todo], override_num_blocks=blocks)
+    with warnings.catch_warnings():  # bounded retries have no named parameter yet; Ray's default is to retry forever
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(decode_inputs, fn_kwargs={"sampling": sampling}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
+        ds = ds.map_batches(
+            ScoreFrames, fn_constructor_args=(config, *weights), batch_size=config.batch, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=settings.cpus_per_worker,
+            max_restarts=-1, max_task_retries=settings.retries,
+        )
+    for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
+        assembly.add(batch)
+
+
+def _fatal(exc: BaseException) -> StreamdetError | None:
+    """An error no retry can fix: streamdet's own (bad weights on a node, say) or a detector actor that cannot start."""
+    while exc is not None:
+        if isinstance(exc, StreamdetError):
+            return StreamdetError(str(exc))
+        if getattr(exc, "actor_init_failed", False):
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            own = [line.split(": ", 1)[1] for line in lines if line.startswith("streamdet.errors.") and ": " in line]
+            return StreamdetError(own[-1] if own else f"the detector actors cannot start: {lines[-1] if lines else type(exc).__name__}")
+        exc = exc.__cause__ or getattr(exc, "cause", None)
+    return None
+
+
+def run_batch(
+    config: Config,
+    sources: Sequence[str],
+    out_dir: str | Path,
+    sampling: Sampling | None = None,
+    settings: BatchSettings = BatchSettings(),
+    adm: str | None = None,
+    student: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> BatchSummary:
+    """Scan `sources` on Ray into part files under `out_dir`, skipping inputs already there; one row per input."""
+    ray = require_ray()
+    start = time.perf_counter()
+    sampling = sampling or Sampling(**dataclasses.asdict(config.sampling))
+    inputs = pending_inputs(sources)
+    by_path = {item.path: item for item in inputs}
+    earlier = read_rows(out_dir) if Path(out_dir).is_dir() else {}
+    fresh = {
+        path: row for path, row in earlier.items()
+        if path in by_path and (row.get("path"), row.get("size"), row.get("mtime_ns")) == by_path[path].key
+        and not (settings.retry_errors and row.get("status") == "error")
+    }
+    todo = [item for item in inputs if item.path not in fresh]
+    writer = PartWriter(out_dir, settings.part_rows, settings.part_seconds)
+    rows: dict[str, dict[str, Any]] = dict(fresh)
+    results: list[FileResult] = []
+    counts = {"errors": 0}
+
+    def emit(result: FileResult) -> None:
+        item = by_path[result.path]
+        row = {**result.to_dict(), "size": item.size, "mtime_ns": item.mtime_ns}
+        rows[result.path] = row
+        results.append(result)
+        counts["errors"] += result.status == "error"
+        writer.add(row)
+        report()
+
+    def report() -> None:
+        if on_progress is not None:
+            on_progress(Progress(len(results), len(todo), counts["errors"], assembly.frames, time.perf_counter() - start))
+
+    assembly = _Assembly(by_path, config.threshold, config.top_fraction, emit)
+    media = [item for item in todo if item.kind != "error"]
+    paths = [resolve(spec) for spec in (adm or config.weights.adm, student or config.weights.student)]
+    digests = [file_sha256(path) for path in paths]
+    check_settings(out_dir, {
+        "adm": dataclasses.asdict(config.adm), "adm_sha256": digests[0], "student_sha256": digests[1],
+        "threshold": config.threshold, "top_fraction": config.top_fraction, "sampling": dataclasses.asdict(sampling),
+    })
+    try:
+        for item in todo:
+            if item.kind == "error":
+                emit(FileResult(item.path, "unknown", status="error", error=item.error))
+        if media:
+            started = _connect(ray, settings)
+            try:
+                weights = tuple(_ship(ray, path, digest) if settings.ship_weights else str(path.resolve()) for path, digest in zip(paths, digests))
+                _run_rounds(ray, media, sampling, config, weights, settings, assembly, emit)
+            finally:
+                if started:
+                    ray.shutdown()
+    finally:
+        writer.flush()
+    order = [item.path for item in inputs]
+    return BatchSummary([rows[p] for p in order if p in rows], len(fresh), len(results), assembly.frames, time.perf_counter() - start, writer.parts, results)
+
+
+def _run_rounds(ray: Any, media: list[Pending], sampling: Sampling, config: Config, weights: tuple[Any, Any], settings: BatchSettings, assembly: _Assembly, emit: Callable[[FileResult], None]) -> None:
+    """Run rounds until every input has a row: the first shares tasks, retries run each input alone; then errors."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    before = (context.enable_progress_bars, context.max_errored_blocks)
+    context.enable_progress_bars, context.max_errored_blocks = False, -1
+    todo, last_error = media, None
+    try:
+        for attempt in range(settings.retries + 1):
+            blocks = len(todo) if attempt else min(len(todo), MAX_BLOCKS)
+            try:
+                _round(ray, todo, blocks, sampling, config, weights, settings, assembly)
+            except Exception as exc:  # a Ray failure (a node lost, a worker killed): the inputs left go to the next round
+                fatal = _fatal(exc)
+                if fatal is not None:
+                    raise fatal from None
+                last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                log.warning("cluster round %d failed (%s); retrying the inputs without a result", attempt + 1, last_error)
+            assembly.files.clear()
+            todo = [item for item in todo if item.path not in assembly.done_paths]
+            if not todo:
+                return
+    finally:
+        context.enable_progress_bars, context.max_errored_blocks = before
+    for item in todo:
+        why = f" (last error: {last_error})" if last_error else ""
+        emit(FileResult(item.path, item.kind, status="error", error=f"{item.path}: no result after {settings.retries + 1} attempts; its worker failed each time{why}"))

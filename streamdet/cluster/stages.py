@@ -1,0 +1,119 @@
+"""The Ray Data stages: decode + sample an input into frame rows (CPU), score frame rows with a Detector (GPU or CPU actor).
+
+Every input's frames are followed by one `done` row carrying its frame count and what the decoder reported,
+so that the driver knows when a file is complete without collecting all rows first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..config import Config
+from ..detector import Detector
+from ..errors import StreamdetError, WeightsError
+from ..files import write_bytes
+from ..video import DecodeStats, Frame, Sampling, iter_frames
+
+FRAME, DONE = "frame", "done"
+CHUNK = 8  # frames per yielded batch: bounded memory per decode task whatever the video length
+
+
+DTYPES = {
+    "path": object, "row": object, "index": np.int64, "time": np.float64, "image": object, "height": np.int64,
+    "width": np.int64, "frames": np.int64, "decode_s": np.float64, "error": object, "warning": object,
+}
+
+
+def _frame_row(frame: Frame) -> dict[str, Any]:
+    image = np.ascontiguousarray(frame.image)
+    return {
+        "path": frame.source, "row": FRAME, "index": frame.index, "time": frame.time, "image": image.tobytes(),
+        "height": image.shape[0], "width": image.shape[1], "frames": 0, "decode_s": 0.0, "error": "", "warning": "",
+    }
+
+
+def _rows(frames: list[Frame], done: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Frame rows (and the `done` row when given) as columns; images travel as raw bytes with their shape."""
+    rows = [_frame_row(f) for f in frames]
+    if done is not None:
+        rows.append({"row": DONE, "index": 0, "time": 0.0, "image": b"", "height": 0, "width": 0, **done})
+    columns = {}
+    for name, dtype in DTYPES.items():
+        values = [row[name] for row in rows]
+        if dtype is object:
+            columns[name] = np.empty(len(values), dtype=object)
+            columns[name][:] = values
+        else:
+            columns[name] = np.array(values, dtype=dtype)
+    return columns
+
+
+def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling) -> Iterator[dict[str, np.ndarray]]:
+    """Decode each input of the batch exactly as the local scan does, in chunks of frames, then its `done` row."""
+    for path in batch["path"]:
+        path = str(path)
+        start = time.perf_counter()
+        stats = DecodeStats()
+        pending: list[Frame] = []
+        count, error = 0, None
+        try:
+            for frame in iter_frames(path, sampling, stats, 1):
+                pending.append(frame)
+                count += 1
+                if len(pending) >= CHUNK:
+                    yield _rows(pending)
+                    pending = []
+        except StreamdetError as exc:
+            error = str(exc)
+        except Exception as exc:  # a decoder bug must not take the other files down
+            error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
+        done = {"path": path, "frames": count, "decode_s": time.perf_counter() - start, "error": error or "", "warning": stats.warning() or ""}
+        yield _rows(pending, done)
+
+
+def materialize(name: str, data: bytes) -> Path:
+    """Write shipped checkpoint bytes once per node into the temporary folder (named by the driver's digest)."""
+    path = Path(tempfile.gettempdir()) / "streamdet-weights" / name
+    if not path.is_file() or path.stat().st_size != len(data):
+        write_bytes(path, data)
+    return path
+
+
+class ScoreFrames:
+    """A Ray Data actor: one Detector, built from checkpoints the driver resolved; scores frame rows, passes `done` rows on."""
+
+    def __init__(self, config: Config, adm: Any, student: Any) -> None:
+        self.detector = Detector.load(config, adm=self._local(adm), student=self._local(student))
+
+    @staticmethod
+    def _local(weights: Any) -> str:
+        """A checkpoint on this node: a shared path as given, or shipped bytes `(name, ObjectRef)` written locally."""
+        if isinstance(weights, tuple):
+            import ray
+
+            name, ref = weights
+            return str(materialize(name, ray.get(ref)))
+        if not os.path.isfile(weights):
+            raise WeightsError(f"{weights}: checkpoint not found on node {os.uname().nodename}; put the weights on a path every node sees, or use --ship-weights")
+        return weights
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        is_frame = batch["row"] == FRAME
+        scores = np.full(len(is_frame), np.nan)
+        model_s = np.zeros(len(is_frame))
+        chosen = np.flatnonzero(is_frame)
+        if len(chosen):
+            images = [np.frombuffer(batch["image"][i], np.uint8).reshape(batch["height"][i], batch["width"][i], 3).copy() for i in chosen]
+            start = time.perf_counter()
+            scores[chosen] = self.detector.score(self.detector.preprocess(images)).numpy()
+            model_s[chosen] = (time.perf_counter() - start) / len(chosen)
+        out = {name: column for name, column in batch.items() if name not in ("image", "height", "width")}
+        out["score"] = scores
+        out["model_s"] = model_s
+        return out
