@@ -39,7 +39,7 @@ CONFIG = typer.Option(None, "--config", "-c", help="Config name in configs/ or a
 ADM = typer.Option(None, help="ADM checkpoint: a file or a registered name.")
 STUDENT = typer.Option(None, help="Student checkpoint: a file or a registered name.")
 DEVICE = typer.Option(None, help="auto, cpu, cuda or cuda:N.")
-PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16.")
+PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16; int8 or fp8 run a quantized ADM exported by `streamdet export --model noise` (--backend onnxruntime or tensorrt).")
 BACKEND = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
 ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt.")
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
@@ -310,7 +310,7 @@ def watch_command(
 @app.command("export")
 def export_command(
     format_: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
-    precision: str = typer.Option("fp32", help="fp32, fp16, bf16 (tensorrt only) or int8 (the student only; needs --calibrate)."),
+    precision: str = typer.Option("fp32", help="fp32, fp16, bf16 (tensorrt only), int8 (needs --calibrate; the student unless --model noise) or fp8 (the noise model; tensorrt on compute capability ≥ 8.9; needs --calibrate)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="noise or student; repeat for both (the default; the student only at int8)."),
     out: Path = typer.Option(Path("engines"), "--out", "-o", help="Folder to write the files and their metadata into."),
     config: Optional[str] = CONFIG,
