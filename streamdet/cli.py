@@ -24,6 +24,7 @@ from .files import write_text
 from .version import __version__
 
 if TYPE_CHECKING:
+    from .cascade import Cascade
     from .detector import Detector
     from .pipeline import FileResult
 
@@ -38,10 +39,12 @@ CONFIG = typer.Option(None, "--config", "-c", help="Config name in configs/ or a
 ADM = typer.Option(None, help="ADM checkpoint: a file or a registered name.")
 STUDENT = typer.Option(None, help="Student checkpoint: a file or a registered name.")
 DEVICE = typer.Option(None, help="auto, cpu, cuda or cuda:N.")
-PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16.")
+PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16; int8 or fp8 run a quantized ADM exported by `streamdet export --model noise` (--backend onnxruntime or tensorrt).")
 BACKEND = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
 ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt.")
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
+CASCADE = typer.Option(None, "--cascade", help="Lite detector checkpoint (from `streamdet distill-lite`): it scores every frame; only frames at or above --triage go through the ADM and the student.")
+TRIAGE = typer.Option(0.2, "--triage", min=0.0, max=1.0, help="With --cascade: the lite P(fake) at which a frame is escalated to the full pipeline.")
 
 
 INTERRUPTED = 130  # the shell's exit status for a command stopped by SIGINT (128 + 2)
@@ -128,14 +131,18 @@ def print_version(on: bool) -> None:
         raise typer.Exit(0)
 
 
-def load_detector(cfg: Config, adm: str | None, student: str | None, quiet: bool, backend: str, engines: Path, student_precision: str | None) -> Detector:
-    """The detector of scan and watch on its backend (download progress and the warm-up time on stderr unless quiet)."""
+def load_detector(
+    cfg: Config, adm: str | None, student: str | None, quiet: bool, backend: str, engines: Path, student_precision: str | None,
+    cascade: Path | None = None, triage: float = 0.2,
+) -> Detector | Cascade:
+    """The detector of scan and watch on its backend, behind the lite triage with `cascade` (download progress and the warm-up time on stderr unless quiet)."""
+    from .cascade import Cascade
     from .detector import Detector
 
     detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines, student_precision=student_precision)
     if detector.backend.warmup_s is not None and not quiet:
         err.print(f"streamdet: {backend} warm-up took {detector.backend.warmup_s:.1f} s", highlight=False)
-    return detector
+    return detector if cascade is None else Cascade.load(detector, cascade, triage)
 
 
 @app.callback()
@@ -166,6 +173,8 @@ def scan(
     backend: str = BACKEND,
     engines: Path = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
+    cascade: Optional[Path] = CASCADE,
+    triage: float = TRIAGE,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
@@ -194,7 +203,7 @@ def scan(
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
         resolve_decoder(decoder, pick_device(cfg.device))
         try:
-            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage)
         except KeyboardInterrupt:
             fail("interrupted before scanning started; nothing written", INTERRUPTED)
         show = not quiet and err.is_terminal
@@ -235,6 +244,11 @@ def scan(
         "top_fraction": cfg.top_fraction,
         "sampling": dataclasses.asdict(cfg.sampling),
     }
+    if cascade is not None:
+        settings["cascade"] = {"lite": str(cascade), "triage": triage, "frames": detector.frames, "escalated": detector.escalated}
+        if not quiet:
+            share = detector.escalated / detector.frames if detector.frames else 0.0
+            err.print(f"streamdet: cascade: {detector.escalated} of {detector.frames} frames ({share:.0%}) went to the full pipeline", highlight=False)
     if out is not None:
         write_text(out, report.render(results, fmt, settings), fsync=True)
     elif fmt == "table":
@@ -335,6 +349,8 @@ def watch_command(
     backend: str = BACKEND,
     engines: Path = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
+    cascade: Optional[Path] = CASCADE,
+    triage: float = TRIAGE,
     fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
     window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
     raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold)."),
@@ -363,14 +379,14 @@ def watch_command(
         source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
         settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
         targets = parse_targets(urls, realtime)
-        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage)
         run_watch(detector, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
 
 
 @app.command("export")
 def export_command(
     format_: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
-    precision: str = typer.Option("fp32", help="fp32, fp16, bf16 (tensorrt only) or int8 (the student only; needs --calibrate)."),
+    precision: str = typer.Option("fp32", help="fp32, fp16, bf16 (tensorrt only), int8 (needs --calibrate; the student unless --model noise) or fp8 (the noise model; tensorrt on compute capability ≥ 8.9; needs --calibrate)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="noise or student; repeat for both (the default; the student only at int8)."),
     out: Path = typer.Option(Path("engines"), "--out", "-o", help="Folder to write the files and their metadata into."),
     config: Optional[str] = CONFIG,
@@ -574,6 +590,38 @@ def eval_command(
         write_text(out, console.file.getvalue(), fsync=True)
     else:
         Console().print(render(result))
+
+
+@app.command("distill-lite")
+def distill_lite_command(
+    dataset: Path = typer.Argument(..., help="Frame dataset (real/ and fake/, labels used) or any folder of images and videos (no labels needed)."),
+    teacher_student: str = typer.Option(..., "--teacher-student", help="The student of the full pipeline to imitate: a file or a registered name."),
+    out: Path = typer.Option(Path("lite.pth"), "--out", "-o", help="Lite checkpoint to write (for scan/watch --cascade)."),
+    backbone: str = typer.Option("resnet18", help="resnet18, resnet34 or mobilenet_v3_small (random init: nothing is downloaded)."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    device: Optional[str] = DEVICE,
+    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs (default: train.epochs)."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Frames per training step (default: train.batch)."),
+    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam learning rate (default: train.lr)."),
+    kd_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the feature-imitation loss (default: train.kd_weight)."),
+) -> None:
+    """Distill the ADM-free lite detector from the full pipeline (ADM + student) on frames; labels are used where present."""
+    from .train.lite import distill_lite
+
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device)
+        changes = {k: v for k, v in {"batch": batch, "lr": lr}.items() if v is not None}
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+        result = distill_lite(
+            dataset, cfg, teacher_student, out, adm=adm, backbone=backbone, epochs=epochs, kd_weight=kd_weight,
+            on_epoch=lambda epoch, loss: err.print(f"epoch {epoch + 1}: loss {loss:.4f}", highlight=False),
+        )
+    typer.echo(
+        f"{result.path}: {result.frames} training frames; on {result.val_frames or result.frames} "
+        f"{'held-out' if result.val_frames else 'training'} frames mean |P_lite - P_full| {result.mean_abs_dp:.3f}, "
+        f"same side of the threshold {result.agreement:.1%}"
+    )
 
 
 @weights_app.command("list")

@@ -20,6 +20,7 @@ from .errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+NoisePrecision = Literal["auto", "fp32", "fp16", "bf16", "int8", "fp8"]
 Positive = Annotated[StrictInt, Field(ge=1)]
 Fraction = Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[StrictFloat, Field(ge=0.0)]
@@ -169,7 +170,7 @@ class Config:
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     device: DeviceName = "auto"
-    precision: Precision = "auto"
+    precision: NoisePrecision = "auto"
     batch: Positive = 16
     threshold: Fraction = 0.5
     top_fraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 0.25

@@ -34,11 +34,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class FrameScore:
-    """The score of one frame, by its index and presentation time in seconds (None where it was not finite)."""
+    """The score of one frame, by its index and presentation time in seconds (None where it was not finite);
+    `scored_by` is the cascade's model for it (lite or full), None without a cascade."""
 
     index: int
     time: float
     score: float | None
+    scored_by: str | None = None
 
 
 @dataclass
@@ -215,9 +217,9 @@ def scan(
         frames, scores, started = in_flight.pop(0)
         values = scores.result()
         share = (time.perf_counter() - started) / len(frames)
-        for frame, score in zip(frames, values):
+        for frame, score, by in zip(frames, values, scores.scored_by or [None] * len(frames)):
             state = states[frame.source]
-            state.result.frames.append(FrameScore(frame.index, frame.time, score))
+            state.result.frames.append(FrameScore(frame.index, frame.time, score, by))
             state.model_s += share
         if on_frames is not None:
             on_frames(len(frames))

@@ -13,7 +13,7 @@ from rich.table import Table
 from .pipeline import FileResult
 
 FORMATS = ("table", "json", "jsonl", "csv")
-FRAME_COLUMNS = ("path", "index", "time", "score", "status", "error")
+FRAME_COLUMNS = ("path", "index", "time", "score", "scored_by", "status", "error")
 
 
 def exit_code(results: Iterable[FileResult]) -> int:
@@ -45,9 +45,9 @@ def frame_rows(results: Sequence[FileResult]) -> Iterable[dict[str, Any]]:
     scores, is never `ok`); an input without frames that could not be read gets one row with its error."""
     for r in results:
         if r.status == "error" and not r.frames:
-            yield {"path": r.path, "index": None, "time": None, "score": None, "status": "error", "error": r.error}
+            yield {"path": r.path, "index": None, "time": None, "score": None, "scored_by": None, "status": "error", "error": r.error}
         for f in r.frames:
-            yield {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": r.status, "error": r.error}
+            yield {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "scored_by": f.scored_by, "status": r.status, "error": r.error}
 
 
 def to_jsonl(results: Sequence[FileResult]) -> str:

@@ -56,9 +56,12 @@ class FrameUploader:
 
 
 class PendingScores:
-    """Scores on their way to the host: `result()` waits for them (only them) and returns floats."""
+    """Scores on their way to the host: `result()` waits for them (only them) and returns floats.
 
-    def __init__(self, scores: torch.Tensor) -> None:
+    `scored_by` names the model that scored each frame where a cascade mixes two (else None)."""
+
+    def __init__(self, scores: torch.Tensor, scored_by: list[str] | None = None) -> None:
+        self.scored_by = scored_by
         self.event = None
         if scores.is_cuda:
             self.host = torch.empty(scores.shape, dtype=scores.dtype, pin_memory=True)

@@ -20,7 +20,7 @@ LAYERS = [
     {"models"},
     {"video"},
     {"runtime"},
-    {"upload", "preprocess", "aggregate", "detector"},
+    {"upload", "preprocess", "aggregate", "detector", "cascade"},
     {"pipeline", "live", "train", "export", "cluster"},
     {"cli", "report", "__main__", "streamdet"},
 ]

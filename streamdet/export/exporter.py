@@ -11,7 +11,7 @@ import torch
 
 from ..config import Config, with_overrides
 from ..detector import Detector
-from ..device import pick_device
+from ..device import QUANTIZED, pick_device, require_fp8
 from ..errors import ExportError
 from ..files import write_bytes
 from ..models.noise import load_noise_model
@@ -22,15 +22,15 @@ from ..weights import Progress, file_sha256, resolve
 from .graphs import ExportGraph, noise_graph, student_graph
 from .metadata import BatchRange, describe, write_metadata
 from .onnx_export import publish, staging, write_onnx
-from .quantize import calibration_inputs, quantize_student
+from .quantize import calibration_inputs, quantize_graph
 from .tensorrt_build import build_engine
 
 log = logging.getLogger("streamdet")
 
 
 def default_models(precision: str) -> tuple[str, ...]:
-    """Both models, except at int8, which is for the student only."""
-    return ("student",) if precision == "int8" else MODELS
+    """Both models, except at int8 (the student unless the noise model is asked for) and fp8 (the noise model only)."""
+    return {"int8": ("student",), "fp8": ("noise",)}.get(precision, MODELS)
 
 
 def _opset(path: Path) -> int | None:
@@ -81,10 +81,11 @@ class _Exporter:
             gpu=self.gpu,
         )
 
-    def calibration(self, folder: Path, frames: int) -> list[dict]:
-        config = with_overrides(self.config, device=str(self.device) if self.device is not None else None)
+    def calibration(self, model: str, folder: Path, frames: int) -> list[dict]:
+        """Calibration inputs of `model`: frames (the noise model), or frames and their fp32 eps (the student)."""
+        config = with_overrides(self.config, device=str(self.device) if self.device is not None else None, precision="fp32" if self.config.precision in QUANTIZED else None)
         detector = Detector.from_models(self.module("noise"), self.module("student"), config)
-        return calibration_inputs(detector, folder, frames, config.batch)
+        return calibration_inputs(detector, folder, frames, config.batch, eps=model == "student")
 
     def graph(self, model: str, precision: str) -> ExportGraph:
         if model == "noise":
@@ -100,12 +101,13 @@ class _Exporter:
         with staging(self.out) as tmp:
             onnx_path = tmp / f"{model}-{precision}.onnx"
             write_onnx(graph, onnx_path, self.batch, self.size)
-            if precision == "int8":
-                batches = self.calibration(calibrate, frames)
-                quantized = tmp / f"{model}-int8-qdq.onnx"
-                quantize_student(onnx_path, quantized, batches)
+            if precision in QUANTIZED:
+                batches = self.calibration(model, calibrate, frames)
+                quantized = tmp / f"{model}-{precision}-qdq.onnx"
+                quantize_graph(onnx_path, quantized, batches, precision)
                 onnx_path = quantized
-                extra["calibration"] = {"folder": str(calibrate), "frames": sum(len(b["x"]) for b in batches), "method": "minmax, symmetric int8, per-channel weights"}
+                method = "minmax, symmetric int8" if precision == "int8" else "distribution, fp8 E4M3"
+                extra["calibration"] = {"folder": str(calibrate), "frames": sum(len(b["x"]) for b in batches), "method": f"{method}, per-channel weights"}
             extra["exporter"]["onnx_opset"] = _opset(onnx_path)
             if self.fmt == "onnx":
                 publish(onnx_path, path)
@@ -131,7 +133,7 @@ def export_models(
     calibration_frames: int = 128,
     progress: Callable[[str], Progress] | None = None,
 ) -> list[Path]:
-    """Export `models` (default: both; the student only at int8) as `fmt` at `precision` into `out`; the files written.
+    """Export `models` (default: both; the student only at int8, the noise model only at fp8) as `fmt` at `precision` into `out`; the files written.
 
     `adm` / `student` are checkpoint files or registered names (default: the config's); only those
     needed are resolved (the ADM for the noise model, and for int8 calibration of the student).
@@ -143,13 +145,15 @@ def export_models(
         if model not in MODELS:
             raise ExportError(f"{model}: unknown model (choose {', '.join(MODELS)})")
         check_precision(fmt, model, precision)
-    if precision == "int8" and calibrate is None:
-        raise ExportError("int8 needs calibration frames: pass --calibrate FOLDER (images or videos like those you will scan)")
+    if precision in QUANTIZED and calibrate is None:
+        raise ExportError(f"{precision} needs calibration frames: pass --calibrate FOLDER (images or videos like those you will scan)")
     if calibrate is not None and not Path(calibrate).is_dir():
         raise ExportError(f"{calibrate}: not a folder of calibration frames")
     device = None
     if fmt == "tensorrt":
         require_tensorrt()
         device = require_cuda(pick_device(config.device) if torch.cuda.is_available() else torch.device("cpu"))
+        if precision == "fp8":
+            require_fp8(device)
     exporter = _Exporter(config, {"noise": adm, "student": student}, fmt, batch, Path(out), device, progress)
     return [exporter.export(model, precision, None if calibrate is None else Path(calibrate), calibration_frames) for model in models]

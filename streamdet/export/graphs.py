@@ -17,7 +17,7 @@ from ..device import DTYPES as DEVICE_DTYPES
 from ..models.noise import FirstStepNoise
 from ..models.student import Student
 
-DTYPES = {**DEVICE_DTYPES, "int8": torch.float32}
+DTYPES = {**DEVICE_DTYPES, "int8": torch.float32, "fp8": torch.float32}  # quantized from the fp32 graph
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""INT8 for the student: post-training static quantization calibrated on the user's frames.
+"""INT8 (and FP8) for the student and the ADM's noise model: post-training static quantization calibrated on the user's frames.
 
-The result is an ONNX graph with QuantizeLinear/DequantizeLinear pairs (symmetric int8, per-channel
-weights): ONNX Runtime runs it as it is, and TensorRT builds it as an explicitly quantized network, so
-both runtimes share one calibration.
+The result is an ONNX graph with QuantizeLinear/DequantizeLinear pairs (symmetric int8 or fp8 E4M3, per-channel
+weights, activation ranges from the calibration frames): ONNX Runtime runs the int8 graph as it is, and TensorRT
+builds either as an explicitly quantized network, so both runtimes share one calibration.
 """
 
 from __future__ import annotations
@@ -58,14 +58,18 @@ def _frames(folder: Path, limit: int) -> Iterator[np.ndarray]:
             log.warning("calibration: skipping %s", exc)
 
 
-def calibration_inputs(detector: "Detector", folder: Path, limit: int, batch: int) -> list[dict[str, np.ndarray]]:
-    """The student's inputs for up to `limit` frames under `folder`: preprocessed `x` and its `eps`, in batches."""
+def calibration_inputs(detector: "Detector", folder: Path, limit: int, batch: int, eps: bool = True) -> list[dict[str, np.ndarray]]:
+    """The inputs for up to `limit` frames under `folder`, in batches: preprocessed `x` (the noise model's) and,
+    with `eps`, its eps (the student's)."""
     batches: list[dict[str, np.ndarray]] = []
     pending: list[np.ndarray] = []
 
     def flush() -> None:
         x = detector.preprocess(pending)
-        batches.append({"x": x.cpu().numpy(), "eps": detector.noise(x).cpu().numpy()})
+        inputs = {"x": x.cpu().numpy()}
+        if eps:
+            inputs["eps"] = detector.noise(x).cpu().numpy()
+        batches.append(inputs)
         pending.clear()
 
     for frame in _frames(folder, limit):
@@ -80,8 +84,9 @@ def calibration_inputs(detector: "Detector", folder: Path, limit: int, batch: in
     return batches
 
 
-def quantize_student(src: Path, dst: Path, batches: list[dict[str, np.ndarray]]) -> None:
-    """Quantize the fp32 student ONNX at `src` to int8 at `dst` (Conv and Gemm; activation ranges by min/max over `batches`).
+def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], precision: str = "int8") -> None:
+    """Quantize the fp32 ONNX graph at `src` to `precision` (int8, or fp8 E4M3 for TensorRT) at `dst`: Conv, Gemm and
+    MatMul; activation ranges over `batches` (min/max for int8; the distribution for fp8, as ONNX Runtime requires).
 
     `dst` is in the exporter's staging folder, published by an atomic rename once complete."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -94,6 +99,7 @@ def quantize_student(src: Path, dst: Path, batches: list[dict[str, np.ndarray]])
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
+    kind = QuantType.QInt8 if precision == "int8" else QuantType.QFLOAT8E4M3FN
     prepared = dst.with_name(f".{dst.name}.pre.onnx")
     try:
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
@@ -104,9 +110,9 @@ def quantize_student(src: Path, dst: Path, batches: list[dict[str, np.ndarray]])
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv", "Gemm", "MatMul"],
             per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            activation_type=kind,
+            weight_type=kind,
+            calibrate_method=CalibrationMethod.MinMax if precision == "int8" else CalibrationMethod.Distribution,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
         )
     finally:

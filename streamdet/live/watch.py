@@ -155,10 +155,11 @@ class Watch:
         """Score frames of any streams in one detector call and feed the results to their windows."""
         if not frames:
             return
-        scores = self.detector.score(self.detector.preprocess([f.image for f in frames])).tolist()
+        pending = self.detector.score_async(self.detector.preprocess([f.image for f in frames]))
+        scores = pending.result()
         done = time.monotonic()
         self.model_calls += 1
-        for frame, score in zip(frames, scores):
+        for frame, score, by in zip(frames, scores, pending.scored_by or [None] * len(frames)):
             latency = done - frame.arrival_mono
             health = self.health[frame.stream]
             if not math.isfinite(score):
@@ -175,6 +176,7 @@ class Watch:
                     pts=None if frame.pts is None else round(frame.pts, 4),
                     arrival=utc_stamp(frame.arrival),
                     score=score,
+                    scored_by=by,
                     latency_ms=round(latency * 1000, 1),
                     batch=self.model_calls,
                 )

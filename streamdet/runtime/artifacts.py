@@ -22,8 +22,8 @@ DEFAULT_ENGINES = Path("engines")
 MODELS = ("noise", "student")
 EXTENSIONS = {"onnx": ".onnx", "tensorrt": ".engine"}
 PRECISIONS = {
-    "onnx": {"noise": ("fp32", "fp16"), "student": ("fp32", "fp16", "int8")},
-    "tensorrt": {"noise": ("fp32", "fp16", "bf16"), "student": ("fp32", "fp16", "bf16", "int8")},
+    "onnx": {"noise": ("fp32", "fp16", "int8"), "student": ("fp32", "fp16", "int8")},
+    "tensorrt": {"noise": ("fp32", "fp16", "bf16", "int8", "fp8"), "student": ("fp32", "fp16", "bf16", "int8")},
 }
 
 
@@ -51,7 +51,7 @@ class Artifact:
 
 
 def check_precision(fmt: str, model: str, precision: str) -> None:
-    """Refuse a precision that `fmt` cannot run for `model` (bf16 has no ONNX Runtime kernels; int8 is for the student)."""
+    """Refuse a precision that `fmt` cannot run for `model` (bf16 has no ONNX Runtime kernels; fp8 is TensorRT's, for the noise model)."""
     allowed = PRECISIONS[fmt][model]
     if precision not in allowed:
         raise ExportError(f"{model} as {fmt}: precision {precision} is not available (choose {', '.join(allowed)})")
@@ -163,7 +163,7 @@ def rebuild_command(fmt: str, precision: str, model: str, config_source: str, ch
     if Path(engines) != DEFAULT_ENGINES:
         parts += ["--out", str(engines)]
     command = shlex.join(parts)
-    return command + " --calibrate FRAMES_FOLDER" if precision == "int8" else command
+    return command + " --calibrate FRAMES_FOLDER" if precision in ("int8", "fp8") else command
 
 
 def load_artifact(

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..device import pick_precision
+from ..device import QUANTIZED, pick_precision, require_fp8
 from ..errors import BackendError
 from .artifacts import DEFAULT_ENGINES, load_artifact
 from .base import BACKENDS, Backend
@@ -19,13 +19,32 @@ Models = Callable[[], tuple[nn.Module, nn.Module]]
 
 
 def precisions(name: str, config: Config, device: torch.device, student_precision: str | None) -> tuple[str, str]:
-    """The noise and student precisions `name` runs at (ONNX Runtime: fp16 on GPUs for `auto`, as it has no bf16 kernels)."""
+    """The noise and student precisions `name` runs at (ONNX Runtime: fp16 on GPUs for `auto`, as it has no bf16 kernels).
+
+    A quantized noise model (int8: onnxruntime or tensorrt; fp8: tensorrt on compute capability ≥ 8.9) comes with an
+    int8 student for int8 and an fp16 one for fp8, unless `student_precision` says otherwise."""
+    if config.precision in QUANTIZED:
+        return _quantized(name, config.precision, device), student_precision or ("int8" if config.precision == "int8" else "fp16")
     precision = pick_precision(config.precision, device)
     if name == "onnxruntime" and config.precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"
     if name in ("torch", "compile") and student_precision not in (None, precision):
         raise BackendError(f"a {student_precision} student beside a {precision} noise model needs --backend onnxruntime or tensorrt, not {name}")
     return precision, student_precision or precision
+
+
+def _quantized(name: str, precision: str, device: torch.device) -> str:
+    """Check that backend `name` on `device` can run a noise model quantized to `precision`."""
+    if name in ("torch", "compile"):
+        raise BackendError(
+            f"--precision {precision} runs a quantized ADM from exported files: `streamdet export --model noise --precision {precision} "
+            f"--calibrate FRAMES`, then --backend {'onnxruntime or tensorrt' if precision == 'int8' else 'tensorrt'}, not {name}"
+        )
+    if precision == "fp8":
+        if name != "tensorrt":
+            raise BackendError(f"--precision fp8 runs on TensorRT only (--backend tensorrt), not {name}")
+        require_fp8(device)
+    return precision
 
 
 def make_backend(

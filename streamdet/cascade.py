@@ -1,0 +1,80 @@
+"""The cascade: the lite detector scores every frame; only frames at or above the triage score go through the
+ADM and the student. It has the Detector's interface, so scan and watch run it as they run a Detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .detector import Detector
+from .device import autocast, pick_precision
+from .errors import ConfigError
+from .models.lite import LiteDetector, load_lite
+from .upload import PendingScores
+
+LITE = "lite"
+FULL = "full"
+
+
+class Cascade:
+    """Scores frames with `lite`, escalating those with P(fake) ≥ `triage` to the full `detector`."""
+
+    def __init__(self, detector: Detector, lite: LiteDetector, triage: float) -> None:
+        if not 0.0 <= triage <= 1.0:
+            raise ConfigError(f"--triage {triage}: must be a probability between 0 and 1")
+        self.detector = detector
+        self.config = detector.config
+        self.backend = detector.backend
+        self.device = detector.device
+        self.image_size = detector.image_size
+        self.batch = detector.batch
+        self.triage = triage
+        self.lite = lite.to(self.device).eval().requires_grad_(False)
+        self.lite_precision = pick_precision("auto", self.device)
+        self.frames = 0
+        self.escalated = 0
+
+    @classmethod
+    def load(cls, detector: Detector, path: str | Path, triage: float) -> "Cascade":
+        """A cascade around `detector` with the lite checkpoint at `path` (it must be trained at the ADM's input size)."""
+        lite, meta = load_lite(path)
+        if meta.get("image_size") != detector.image_size:
+            raise ConfigError(
+                f"{path}: the lite detector was distilled on {meta.get('image_size')}px frames, this config's ADM reads "
+                f"{detector.image_size}px; distill it again with this config"
+            )
+        return cls(detector, lite, triage)
+
+    @property
+    def precision(self) -> str:
+        """The precision of the full pipeline's noise model."""
+        return self.detector.precision
+
+    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        """The one preprocessing of the detector: both stages read the same tensor."""
+        return self.detector.preprocess(frames)
+
+    @torch.inference_mode()
+    def _lite_scores(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.lite_precision):
+            return torch.sigmoid(self.lite(x).float())
+
+    def score_async(self, x: torch.Tensor) -> PendingScores:
+        """P(fake) per frame, each from the lite model or, at or above the triage score, from the full pipeline;
+        `scored_by` names which."""
+        scores = self.batch.run(self._lite_scores, x)
+        escalate = (scores >= self.triage).cpu()
+        chosen = escalate.nonzero().squeeze(1)
+        if len(chosen):
+            scores = scores.clone()
+            scores[chosen.to(scores.device)] = torch.sigmoid(self.detector.logits(x[chosen.to(x.device)]))
+        self.frames += len(escalate)
+        self.escalated += len(chosen)
+        return PendingScores(scores, [FULL if e else LITE for e in escalate.tolist()])
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """P(fake) per frame, (N,) float32 on the CPU."""
+        return torch.tensor(self.score_async(x).result(), dtype=torch.float32)
