@@ -400,7 +400,8 @@ def prepare_command(
         with bar:
             result = prepare(dataset, cfg, adm=adm, cache_dir=cache, dire=not no_dire, progress=update, on_error=warn)
     typer.echo(
-        f"{dataset}: {result.images} images: computed {result.eps} eps and {result.dire} DIRE, "
+        f"{dataset}: {result.images} images: computed {result.eps} eps and {result.dire} DIRE"
+        f"{f' and {result.copies} augmented copies' if cfg.train.copies else ''}, "
         f"{result.done_before} were done already, {len(result.failed)} unreadable"
     )
 
