@@ -48,10 +48,10 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def check_ranges(config: AugmentConfig) -> None:
-    """Refuse ranges an op cannot take (e.g. a CRF above 51), naming the setting."""
+    """Refuse ranges an op cannot take (e.g. a CRF above 51), naming the setting; ops that are off (prob 0) are not checked."""
     for field in dataclasses.fields(config):
         r = getattr(config, field.name)
-        for end in ("min", "max"):
+        for end in () if r.prob == 0 else ("min", "max"):
             degrade.OPS[field.name].check(f"train.augment.{field.name}.{end}", getattr(r, end))
 
 

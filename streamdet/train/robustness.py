@@ -27,12 +27,13 @@ from .evaluate import SPLIT_CHOICES, Scored, Table, per_video, tabulate
 
 @dataclass
 class Row:
-    """One degradation at one strength: its tables (images, and videos for `frames` datasets) and the SPEC it came from."""
+    """One degradation at one strength: its tables (images, and videos for `frames` datasets), per-image scores, and the SPEC it came from."""
 
     degradation: Degradation
     series: str
     images: Table
     videos: Table | None
+    scores: list[Scored] = field(default_factory=list)
 
     def change(self, clean: Row, metric: str, level: str = "images") -> float | None:
         """Average `metric` (acc or ap) of this row minus the clean row's, or None when either is undefined."""
@@ -51,6 +52,7 @@ class Row:
             "images": self.images.to_dict(),
             "videos": self.videos.to_dict() if self.videos else None,
             "change": {level: {m: self.change(clean, m, level) for m in ("acc", "ap")} for level in ("images", "videos")},
+            "scores": [vars(s) for s in self.scores],
         }
 
 
@@ -127,7 +129,7 @@ def robustness(
         scores = _scores(detector, root, clips, degradation, config.train.seed)
         images = [Scored(i.path, i.label, i.generator, s) for i, s in zip(ordered, scores)]
         videos = per_video(ordered, scores, config.top_fraction)
-        report.rows.append(Row(degradation, series, tabulate(images, config.threshold), tabulate(videos, config.threshold) if videos else None))
+        report.rows.append(Row(degradation, series, tabulate(images, config.threshold), tabulate(videos, config.threshold) if videos else None, images))
         if progress is not None:
             progress(done + 1, len(rows_to_run))
     return report
