@@ -78,7 +78,7 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Additive Gaussian noise of `sigma` 8-bit levels per pixel and channel, rounded and clipped to uint8."""
-    noisy = image.astype(np.float32) + rng.normal(0.0, float(sigma), image.shape).astype(np.float32)
+    noisy = image.astype(np.float32) + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
