@@ -104,7 +104,7 @@ def test_degrade_spec_is_every_combination_and_bad_specs_are_one_line_errors(tmp
 
 def _scan_scores(paths: list[Path], config: Path, adm: Path, student: Path) -> dict[str, float]:
     result = CliRunner().invoke(app, ["scan", *map(str, paths), "--config", str(config), "--adm", str(adm), "--student", str(student), "--json", "--quiet"])
-    return {Path(r["path"]).name: r["score"] for r in json.loads(result.stdout)["inputs"]}
+    return {Path(r["path"]).name: r["score"] for r in json.loads(result.stdout)["inputs"]}  # names are unique: f000.png, real-f000.jpg …
 
 
 def test_eval_degrade_scores_the_degraded_frame_as_scan_scores_a_degraded_file(tmp_path, tiny_config, tiny_adm_ckpt, sensitive_student):
@@ -127,8 +127,8 @@ def test_eval_degrade_scores_the_degraded_frame_as_scan_scores_a_degraded_file(t
         jpegs.append(tmp_path / "jpeg" / f"{image.parent.name}-{image.stem}.jpg")
         jpegs[-1].parent.mkdir(exist_ok=True)
         cv2.imwrite(str(jpegs[-1]), cv2.imread(str(image)), [cv2.IMWRITE_JPEG_QUALITY, 30])
-    clean = _scan_scores(images, config, tiny_adm_ckpt, student_ckpt)
-    compressed = _scan_scores(jpegs, config, tiny_adm_ckpt, student_ckpt)
+    scanned = _scan_scores(images + jpegs, config, tiny_adm_ckpt, student_ckpt)
+    clean, compressed = scanned, scanned
     for image, jpg, c, j, b in zip(images, jpegs, rows["clean"]["scores"], rows["jpeg:30"]["scores"], rows["blur:0"]["scores"]):
         assert c["score"] == pytest.approx(clean[image.name], abs=1e-5)
         assert j["score"] == pytest.approx(compressed[jpg.name], abs=1e-5)
