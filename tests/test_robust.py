@@ -177,3 +177,11 @@ def test_prepare_caches_augmented_copies_with_the_eps_of_the_degraded_frame(tmp_
     bad = dataclasses.replace(config, train=dataclasses.replace(config.train, augment=dataclasses.replace(augment, h264=AugmentRange(1.0, 30, 60))))
     with pytest.raises(ConfigError, match="train.augment.h264.max: H.264 CRF must be in"):
         prepare(root, bad, adm=tiny_adm_ckpt, dire=False)
+
+
+def test_frames_of_one_video_are_degraded_together_in_frame_order():
+    from streamdet.train.copies import groups
+    from streamdet.train.dataset import Item
+
+    items = [Item("real/v.mp4.000020.png", 0, "real", "real/v.mp4", 20), Item("real/x.png", 0, "real"), Item("real/v.mp4.000003.png", 0, "real", "real/v.mp4", 3)]
+    assert [[i.path for i in g] for g in groups(items)] == [["real/v.mp4.000003.png", "real/v.mp4.000020.png"], ["real/x.png"]]
