@@ -65,7 +65,7 @@ class Cache:
         write_text(path, json.dumps(meta, indent=2) + "\n")
         return old is not None
 
-    def copies_meta(self) -> dict[str, Any] | None:
+    def read_copies_meta(self) -> dict[str, Any] | None:
         """What the stored augmented copies were made with, or None."""
         path = self.dir / AUG / AUG_META
         return json.loads(path.read_text()) if path.is_file() else None

@@ -75,8 +75,8 @@ def check_copies(items: Sequence[Item], cache: Cache, copies: int, meta: dict) -
     if not copies:
         return
     lacking = [i for i in items if not cache.has_copies(i, copies)]
-    if cache.copies_meta() != meta or lacking:
-        what = "were made with other train.augment settings or seed" if cache.copies_meta() not in (None, meta) else f"are missing for {len(lacking)} of {len(items)} training images"
+    if cache.read_copies_meta() != meta or lacking:
+        what = "were made with other train.augment settings or seed" if cache.read_copies_meta() not in (None, meta) else f"are missing for {len(lacking)} of {len(items)} training images"
         raise DatasetError(f"{cache.dir}: the {copies} augmented copies per image (train.copies) {what}; run `streamdet prepare` with this config first")
 
 
