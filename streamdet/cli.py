@@ -492,7 +492,8 @@ def prepare_command(
         with bar:
             result = prepare(dataset, cfg, adm=adm, cache_dir=cache, dire=not no_dire, progress=update, on_error=warn)
     typer.echo(
-        f"{dataset}: {result.images} images: computed {result.eps} eps and {result.dire} DIRE, "
+        f"{dataset}: {result.images} images: computed {result.eps} eps and {result.dire} DIRE"
+        f"{f' and {result.copies} augmented copies' if cfg.train.copies else ''}, "
         f"{result.done_before} were done already, {len(result.failed)} unreadable"
     )
 
@@ -562,22 +563,44 @@ def eval_command(
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which an image or video counts as FAKE."),
     json_: bool = typer.Option(False, "--json", help="One JSON document instead of the table."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file."),
+    degrade: Optional[List[str]] = typer.Option(None, "--degrade", help="Score under degradations too, e.g. jpeg:95,75,50,30  scale:0.75,0.5  blur:1,2  noise:5  h264:23,28,35  hevc:28  scale:0.5+h264:28 (repeatable)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="With --degrade: draw AP against strength per degradation into this PNG (needs matplotlib)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Accuracy and average precision per generator and on average (and per video for `frames` datasets); unless eager fp32, the change against it."""
+    """Accuracy and average precision per generator and on average (and per video for `frames` datasets); unless eager fp32, the change against it.
+
+    With --degrade: the same under each degradation, with the change against the clean frames.
+    """
     import json
 
     from .train import evaluate
-    from .train.tables import render
+    from .train.tables import render, render_robustness
 
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
-        bar, update = count_progress("computing eps", quiet)
-        with bar:
-            result = evaluate(
-                dataset, cfg, student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
-                backend=backend, engines=engines, student_precision=student_precision,
-            )
+        if plot is not None and not degrade:
+            fail(f"{plot}: --plot draws the --degrade results; give at least one --degrade SPEC")
+        if degrade:
+            from .train.plot import plot_robustness
+            from .train.robustness import degradations, robustness
+
+            degradations(degrade)  # a bad SPEC fails before any model is loaded
+            bar, update = count_progress("degradations", quiet)
+            with bar:
+                result = robustness(
+                    dataset, cfg, student, degrade, adm=adm, split=split, backend=backend, engines=engines,
+                    student_precision=student_precision, progress=update,
+                )
+            if plot is not None:
+                plot_robustness(result, plot)
+        else:
+            bar, update = count_progress("computing eps", quiet)
+            with bar:
+                result = evaluate(
+                    dataset, cfg, student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
+                    backend=backend, engines=engines, student_precision=student_precision,
+                )
+    show = render_robustness if degrade else render
     if json_:
         text = json.dumps(result.to_dict(), indent=2) + "\n"
         if out is not None:
@@ -586,10 +609,10 @@ def eval_command(
             sys.stdout.write(text)
     elif out is not None:
         console = Console(file=io.StringIO(), width=200)
-        console.print(render(result))
+        console.print(show(result))
         write_text(out, console.file.getvalue(), fsync=True)
     else:
-        Console().print(render(result))
+        Console().print(show(result))
 
 
 @app.command("distill-lite")

@@ -26,7 +26,8 @@ Fraction = Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[StrictFloat, Field(ge=0.0)]
 DeviceName = Annotated[StrictStr, BeforeValidator(lambda v: str(v) if isinstance(v, torch.device) else v)]
 _STRICT = ConfigDict(extra="forbid")
-_SECTIONS = {"ADMConfig": "adm.", "WeightsConfig": "weights.", "SamplingConfig": "sampling.", "TrainConfig": "train."}
+Number = Annotated[StrictInt | StrictFloat, Field(ge=0)]
+_SECTIONS = {"ADMConfig": "adm.", "WeightsConfig": "weights.", "SamplingConfig": "sampling.", "TrainConfig": "train.", "AugmentConfig": "train.augment."}
 
 
 def _one_line(source: str, error: Mapping[str, Any], section: str = "") -> str:
@@ -130,6 +131,36 @@ class SamplingConfig:
 
 
 @dataclass(config=_STRICT)
+class AugmentRange:
+    """One augmentation op: the probability it is applied to a copy, and the range its strength is drawn from (uniform, inclusive)."""
+
+    prob: Fraction = 0.0
+    min: Number = 0
+    max: Number = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AugmentRange:
+        """The range must not be empty."""
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+@dataclass(config=_STRICT)
+class AugmentConfig:
+    """The ops `prepare` applies to each augmented copy (`train.copies`), in this order; strengths mean what `eval --degrade` means."""
+
+    scale: AugmentRange = dataclasses.field(default_factory=lambda: AugmentRange(0.3, 0.5, 1.0))
+    blur: AugmentRange = dataclasses.field(default_factory=lambda: AugmentRange(0.2, 0.5, 2.0))
+    noise: AugmentRange = dataclasses.field(default_factory=lambda: AugmentRange(0.2, 1.0, 5.0))
+    jpeg: AugmentRange = dataclasses.field(default_factory=lambda: AugmentRange(0.3, 30, 95))
+    h264: AugmentRange = dataclasses.field(default_factory=lambda: AugmentRange(0.5, 23, 38))
+    hevc: AugmentRange = dataclasses.field(default_factory=lambda: AugmentRange(0.3, 23, 38))
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+
+@dataclass(config=_STRICT)
 class TrainConfig:
     """Distillation training of the student (`streamdet prepare`, `train`, `eval`)."""
 
@@ -146,6 +177,8 @@ class TrainConfig:
     jpeg_prob: Fraction = 1.0
     jpeg_min_quality: Annotated[StrictInt, Field(ge=1, le=100)] = 10
     jpeg_max_quality: Annotated[StrictInt, Field(ge=1, le=100)] = 99
+    copies: Annotated[StrictInt, Field(ge=0)] = 0
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     workers: Annotated[StrictInt, Field(ge=0)] = 4
     precision: Precision = "auto"
     dire_steps: Positive = 20

@@ -1,4 +1,5 @@
-"""Training augmentations, as in DistilDIRE: a horizontal flip shared by image, eps and DIRE; random JPEG on the image.
+"""Training augmentations: as in DistilDIRE, a horizontal flip shared by image, eps and DIRE and random JPEG on the
+image, applied on the fly; and the draw of the degradations `prepare` applies to each cached augmented copy.
 
 Every random choice comes from a generator seeded by (seed, epoch, sample index), so a run is
 reproducible whatever the number of loader workers or processes, and a resumed run sees the same
@@ -7,11 +8,14 @@ augmentations as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
+
+from ..config import AugmentConfig
+from ..video import degrade
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,26 @@ class Augment:
 
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """A 3×S×S RGB image in [-1, 1] through a real JPEG encode/decode (OpenCV's libjpeg) at `quality`."""
+    """A 3×S×S RGB image in [-1, 1] through a real JPEG encode/decode at `quality` (`degrade.jpeg`)."""
     pixels = ((x + 1) / 2 * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a JPEG")
-    decoded = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(decoded).permute(2, 0, 1).float() / 255 * 2 - 1
+    return torch.from_numpy(degrade.jpeg(np.ascontiguousarray(pixels), quality)).permute(2, 0, 1).float() / 255 * 2 - 1
+
+
+def check_ranges(config: AugmentConfig) -> None:
+    """Refuse ranges an op cannot take (e.g. a CRF above 51), naming the setting; ops that are off (prob 0) are not checked."""
+    for field in dataclasses.fields(config):
+        r = getattr(config, field.name)
+        for end in () if r.prob == 0 else ("min", "max"):
+            degrade.OPS[field.name].check(f"train.augment.{field.name}.{end}", getattr(r, end))
+
+
+def draw(config: AugmentConfig, rng: np.random.Generator) -> degrade.Degradation:
+    """The degradation for one copy: each op (in the config's order) with its probability, at a strength uniform in its range."""
+    steps = []
+    for field in dataclasses.fields(config):
+        r = getattr(config, field.name)
+        if rng.random() < r.prob:
+            op = degrade.OPS[field.name]
+            value = float(rng.integers(int(r.min), int(r.max) + 1)) if op.whole else float(rng.uniform(r.min, r.max))
+            steps.append(degrade.Step(field.name, op.check(f"train.augment.{field.name}", value)))
+    return degrade.Degradation(tuple(steps))

@@ -17,10 +17,13 @@ from .dataset import Item
 from .writers import write_npy, write_png
 
 META = "prepare.json"
+AUG = "aug"
+AUG_META = "augment.json"
 
 
 class Cache:
-    """The caches of one dataset: `DIR/eps/<image>.npy` and `DIR/dire/<image>.png`, DIR = `--cache` or `DATASET/cache`."""
+    """The caches of one dataset: `DIR/eps/<image>.npy` and `DIR/dire/<image>.png`, DIR = `--cache` or `DATASET/cache`;
+    augmented copy k (1…`train.copies`) as `DIR/aug/<k>/x/<image>.npy` (the preprocessed degraded frame) and `DIR/aug/<k>/eps/<image>.npy`."""
 
     def __init__(self, dataset: str | Path, directory: str | Path | None = None) -> None:
         self.dir = Path(directory) if directory else Path(dataset) / "cache"
@@ -33,6 +36,46 @@ class Cache:
         """The DIRE file of an image."""
         return self.dir / "dire" / f"{item.path}.png"
 
+    def copy_paths(self, item: Item, copy: int) -> tuple[Path, Path]:
+        """The x and eps files of augmented copy `copy` (from 1) of an image."""
+        folder = self.dir / AUG / str(copy)
+        return folder / "x" / f"{item.path}.npy", folder / "eps" / f"{item.path}.npy"
+
+    def has_copies(self, item: Item, copies: int) -> bool:
+        """True when copies 1…`copies` of the image are all stored."""
+        return all(p.is_file() for k in range(1, copies + 1) for p in self.copy_paths(item, k))
+
+    def save_copy(self, item: Item, copy: int, x: torch.Tensor, eps: torch.Tensor) -> None:
+        """Store an augmented copy's preprocessed frame and its eps as float16 (eps last: its presence marks the copy done)."""
+        x_path, eps_path = self.copy_paths(item, copy)
+        write_npy(x_path, x.detach().to("cpu", torch.float16).numpy())
+        write_npy(eps_path, eps.detach().to("cpu", torch.float16).numpy())
+
+    def load_copy(self, item: Item, copy: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """An augmented copy's frame and eps as 3×S×S float32."""
+        return tuple(self._load_array(path, "augmented copy") for path in self.copy_paths(item, copy))  # type: ignore[return-value]
+
+    def claim_copies(self, meta: dict[str, Any]) -> bool:
+        """Record what the augmented copies are made with; True (and the old copies deleted) when that changed."""
+        path = self.dir / AUG / AUG_META
+        old = json.loads(path.read_text()) if path.is_file() else None
+        if old == meta:
+            return False
+        shutil.rmtree(self.dir / AUG, ignore_errors=True)
+        write_text(path, json.dumps(meta, indent=2) + "\n")
+        return old is not None
+
+    def read_copies_meta(self) -> dict[str, Any] | None:
+        """What the stored augmented copies were made with, or None."""
+        path = self.dir / AUG / AUG_META
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _load_array(self, path: Path, what: str) -> torch.Tensor:
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{path}: cannot read {what} cache ({exc}); run `streamdet prepare` again") from None
+
     def save_eps(self, item: Item, eps: torch.Tensor) -> None:
         """Store a 3×S×S eps as float16."""
         write_npy(self.eps_path(item), eps.detach().to("cpu", torch.float16).numpy())
@@ -43,11 +86,7 @@ class Cache:
 
     def load_eps(self, item: Item) -> torch.Tensor:
         """A stored eps as 3×S×S float32."""
-        path = self.eps_path(item)
-        try:
-            return torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
-        except (OSError, ValueError) as exc:
-            raise DatasetError(f"{path}: cannot read eps cache ({exc}); run `streamdet prepare` again") from None
+        return self._load_array(self.eps_path(item), "eps")
 
     def load_dire(self, item: Item) -> torch.Tensor:
         """A stored DIRE as the teacher reads it: 3×S×S float32, png / 255 · 2 − 1."""
@@ -79,7 +118,7 @@ class Cache:
             return []
         changed = [] if old is None else sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
-            for kind in ("eps", "dire"):
+            for kind in ("eps", "dire", AUG):
                 shutil.rmtree(self.dir / kind, ignore_errors=True)
         write_text(self.dir / META, json.dumps(meta, indent=2) + "\n")
         return changed

@@ -24,7 +24,9 @@ from ..errors import MediaError
 from ..models.noise import load_noise_model
 from ..preprocess import preprocess
 from ..weights import file_sha256, resolve
+from .augment import check_ranges
 from .cache import Cache
+from .copies import copies_meta, make_copies, missing
 from .dataset import Item, load_items, read_rgb
 from .dire import DIRE
 
@@ -34,11 +36,12 @@ log = logging.getLogger("streamdet")
 
 @dataclass
 class PrepareReport:
-    """What a `prepare` run did: images seen, eps and DIRE computed, images already done, failures, seconds."""
+    """What a `prepare` run did: images seen, eps, DIRE and augmented copies computed, images already done, failures, seconds."""
 
     images: int
     eps: int = 0
     dire: int = 0
+    copies: int = 0
     done_before: int = 0
     failed: list[str] = field(default_factory=list)
     eps_s: float = 0.0
@@ -97,6 +100,7 @@ def prepare(
 ) -> PrepareReport:
     """Compute and cache the eps (and, with `dire`, the DIRE) of every image of `dataset` that lacks them.
 
+    With `train.copies` K > 0, also K augmented copies per image (`train.augment`), each with the eps of the degraded frame.
     Files made with another ADM checkpoint (by content), precision or setting are stale and made again.
     """
     root = Path(dataset)
@@ -113,9 +117,16 @@ def prepare(
         job = _Job(item, not cache.eps_path(item).is_file(), dire and not cache.dire_path(item).is_file())
         if job.eps or job.dire:
             jobs.append(job)
+    copy_jobs = []
+    if config.train.copies:
+        check_ranges(config.train.augment)
+        if cache.claim_copies(copies_meta(config)):
+            log.warning("%s: augmented copies were made with other train.augment settings or seed; making them again", cache.dir)
+        copy_jobs = missing(items, cache, config.train.copies)
     report = PrepareReport(images=len(items), done_before=len(items) - len(jobs))
-    if not jobs:
+    if not jobs and not copy_jobs:
         return report
+    total = len(jobs) + sum(len(clip) for _, clip in copy_jobs)
     noise = load_noise_model(config.adm, adm_path).to(device).eval().requires_grad_(False)
     dire_model = DIRE(noise.unet, config.adm, config.train.dire_steps)
     done = 0
@@ -133,7 +144,26 @@ def prepare(
             report.dire += sum(job.dire for job in batch_jobs)
         done += len(batch_jobs) + len(errors)
         if progress is not None:
-            progress(done, len(jobs))
+            progress(done, total)
+
+    def read_clip(clip: Sequence[Item]) -> list[np.ndarray] | None:
+        try:
+            return [read_rgb(root / item.path) for item in clip]
+        except Exception as exc:  # one unreadable image must not stop the others
+            message = str(exc) if isinstance(exc, MediaError) else f"{root / clip[0].path}: cannot read ({type(exc).__name__}: {exc})"
+            if message not in report.failed:
+                report.failed.append(message)
+                if on_error is not None:
+                    on_error(message)
+            return None
+
+    def copied(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    report.copies = make_copies(copy_jobs, read_clip, cache, config, noise, device, precision, copied)
     return report
 
 

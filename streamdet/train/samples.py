@@ -19,7 +19,11 @@ log = logging.getLogger("streamdet")
 
 
 class Samples(Dataset):
-    """`{"x", "eps", ["dire"], "label", "index"}` per item; `augment` (if given) is seeded by (seed, epoch, index)."""
+    """`{"x", "eps", ["dire"], "label", "index"}` per item; `augment` (if given) is seeded by (seed, epoch, index).
+
+    With `copies` K > 0 (training), each epoch draws one of the K + 1 versions of an image (the clean frame or an
+    augmented copy cached by `prepare`, with the eps of that version); DIRE stays the clean frame's (see README).
+    """
 
     def __init__(
         self,
@@ -30,6 +34,7 @@ class Samples(Dataset):
         dire: bool = False,
         augment: Augment | None = None,
         seed: int = 0,
+        copies: int = 0,
     ) -> None:
         self.root = Path(root)
         self.items = list(items)
@@ -38,6 +43,7 @@ class Samples(Dataset):
         self.dire = dire
         self.augment = augment
         self.seed = seed
+        self.copies = copies
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -53,11 +59,25 @@ class Samples(Dataset):
             if tensor.shape != x.shape:
                 raise DatasetError(f"{path}: shape {tuple(tensor.shape)} does not match the image's {tuple(x.shape)}; run `streamdet prepare` again")
         if self.augment is not None:
-            x, *maps = self.augment(self.augment.rng(self.seed, self.epoch, index), x, *maps)
+            rng = self.augment.rng(self.seed, self.epoch, index)
+            version = int(rng.integers(0, self.copies + 1)) if self.copies else 0
+            if version:
+                x, maps[0] = self.cache.load_copy(item, version)
+            x, *maps = self.augment(rng, x, *maps)
         sample: dict[str, torch.Tensor | float | int] = {"x": x, "eps": maps[0], "label": float(item.label), "index": index}
         if self.dire:
             sample["dire"] = maps[1]
         return sample
+
+
+def check_copies(items: Sequence[Item], cache: Cache, copies: int, meta: dict) -> None:
+    """Refuse to train with `copies` augmented copies unless every image has them, made with these settings."""
+    if not copies:
+        return
+    lacking = [i for i in items if not cache.has_copies(i, copies)]
+    if cache.read_copies_meta() != meta or lacking:
+        what = "were made with other train.augment settings or seed" if cache.read_copies_meta() not in (None, meta) else f"are missing for {len(lacking)} of {len(items)} training images"
+        raise DatasetError(f"{cache.dir}: the {copies} augmented copies per image (train.copies) {what}; run `streamdet prepare` with this config first")
 
 
 def with_caches(items: Sequence[Item], cache: Cache, dire: bool, what: str) -> list[Item]:

@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table as RichTable
 
 from .evaluate import EvalReport, Table
+from .robustness import RobustnessReport
 
 
 def _pct(value: float | None) -> str:
@@ -63,3 +64,37 @@ def change_table(report: EvalReport) -> RichTable:
 def render(report: EvalReport) -> Group:
     """What `eval` prints: the table, then the change table when there is one."""
     return Group(table(report), *([change_table(report)] if report.changes else []))
+
+
+def robustness_table(report: RobustnessReport, level: str = "images") -> RichTable:
+    """One row per degradation and strength (clean first): Acc/AP per generator and Avg, and the Avg change against clean."""
+    rows = [r for r in report.rows if getattr(r, level) is not None]
+    generators = sorted({g for r in rows for g in getattr(r, level).generators})
+    pooled = getattr(report.clean, level).pooled
+    out = RichTable(
+        title=f"streamdet eval --degrade, {level} (threshold {report.threshold})",
+        title_justify="left",
+        caption=f"{pooled.n_real} real and {pooled.n_fake} fake {level}; Δ = Avg − clean Avg in points",
+        caption_justify="left",
+    )
+    out.add_column("degradation")
+    for g in generators + ["Avg"]:
+        out.add_column(f"{g}\nAcc", justify="right")
+        out.add_column(f"{g}\nAP", justify="right")
+    out.add_column("Acc\nΔ", justify="right")
+    out.add_column("AP\nΔ", justify="right")
+    for row in rows:
+        t: Table = getattr(row, level)
+        cells = []
+        for g in generators:
+            d = t.generators[g].to_dict() if g in t.generators else {"acc": None, "ap": None}
+            cells += [_pct(d["acc"]), _pct(d["ap"])]
+        cells += [_pct(t.average["acc"]), _pct(t.average["ap"])]
+        cells += [_points(row.change(report.clean, m, level)) for m in ("acc", "ap")]
+        out.add_row(row.degradation.name, *cells)
+    return out
+
+
+def render_robustness(report: RobustnessReport) -> Group:
+    """What `eval --degrade` prints: the images table, and the videos table for `frames` datasets."""
+    return Group(*(robustness_table(report, level) for level in ("images", "videos") if getattr(report.clean, level) is not None))

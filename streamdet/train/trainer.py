@@ -33,7 +33,8 @@ from .logbook import Logbook
 from .metrics import measure
 from .predict import predict
 from .placement import Runtime, start, stop
-from .samples import Samples, with_caches
+from .copies import copies_meta
+from .samples import Samples, check_copies, with_caches
 
 log = logging.getLogger("streamdet")
 
@@ -122,7 +123,8 @@ class _Training:
         if not val_items:
             log.warning("no validation images: best.pth is not written (raise train.val_fraction)")
         augment = Augment(cfg.flip_prob, cfg.jpeg_prob, cfg.jpeg_min_quality, cfg.jpeg_max_quality)
-        self.train_set = Samples(root, train_items, cache, size, dire=cfg.kd, augment=augment, seed=cfg.seed)
+        check_copies(train_items, cache, cfg.copies, copies_meta(config))
+        self.train_set = Samples(root, train_items, cache, size, dire=cfg.kd, augment=augment, seed=cfg.seed, copies=cfg.copies)
         self.val_set = Samples(root, val_items, cache, size)
         self.sampler = DistributedSampler(self.train_set, num_replicas=runtime.world, rank=runtime.rank, shuffle=True, seed=cfg.seed)
         cuda = self.device.type == "cuda"
