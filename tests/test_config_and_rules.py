@@ -28,7 +28,7 @@ def test_config_file_overrides_defaults_and_options_override_the_file(tmp_path):
         ("batchsize: 3\n", "unknown setting 'batchsize'"),
         ("adm:\n  channels: 3\n", "unknown setting 'adm.channels'"),
         ("source: mine\n", "unknown setting 'source'"),
-        ("precision: fp8\n", "precision: expected one of 'auto', 'fp32', 'fp16' or 'bf16', got str 'fp8'"),
+        ("precision: fp64\n", "precision: expected one of 'auto', 'fp32', 'fp16', 'bf16', 'int8' or 'fp8', got str 'fp64'"),
         ("threshold: 2\n", "threshold: must be less than or equal to 1, not 2"),
         ("threshold: '0.7'\n", "threshold: expected a number, got str '0.7'"),
         ("channels_last: 'no'\n", "channels_last: expected true or false, got str 'no'"),
@@ -94,7 +94,7 @@ def test_overrides_are_validated():
     with pytest.raises(ConfigError, match="^option batch: must be greater than or equal to 1, not 0$"):
         with_overrides(Config(), batch=0)
     with pytest.raises(ConfigError, match="^option precision: expected one of"):
-        with_overrides(Config(), precision="fp8")
+        with_overrides(Config(), precision="fp64")
     assert with_overrides(Config(), device=torch.device("cpu")).device == "cpu"
 
 
