@@ -18,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from . import report, weights
+from .aggregate import parse_band
 from .config import Config, SamplingConfig, load_config, with_overrides
 from .errors import StreamdetError
 from .files import write_text
@@ -84,6 +85,19 @@ def download_progress(label: str) -> weights.Progress:
             bar.stop()
 
     return update
+
+
+UNCERTAIN = typer.Option(None, "--uncertain", metavar="LOW:HIGH", help="Scores from LOW up to HIGH are UNCERTAIN (FAKE from HIGH, REAL below LOW); off by default.")
+
+
+def band_option(text: str | None) -> list[float] | None:
+    """`--uncertain LOW:HIGH` as [low, high], or a one-line error."""
+    if text is None:
+        return None
+    try:
+        return list(parse_band(text))
+    except ValueError as exc:
+        fail(str(exc))
 
 
 SNAP = typer.Option(None, "--snap", help="'keyframes': move each uniform target to the nearest key frame (fast triage, times only as exact as the key-frame interval); 'none': exact frames (default).")
@@ -178,15 +192,19 @@ def scan(
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON line per frame."),
     csv_: bool = typer.Option(False, "--csv", help="One CSV row per frame."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file (format from the flag or the extension)."),
+    uncertain: Optional[str] = UNCERTAIN,
+    crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (the published rule, default), cover (squares covering the whole frame, frame score = their max) or faces (each detected face)."),
+    html: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report (timelines, most suspicious frames, settings) to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Scan videos and images; exit 0 if all are REAL, 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
+    """Scan videos and images; exit 0 if all are REAL (or UNCERTAIN), 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
     from .pipeline import scan as run_scan
+    from .report.html import Thumbnails, to_html
     from .video import Sampling, expand_inputs
 
     fmt = output_format(json_, jsonl, csv_, out)
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold, uncertain=band_option(uncertain), crops=crops)
         cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
         try:
@@ -214,9 +232,13 @@ def scan(
                 counts["frames"] += n
                 tick()
 
+            thumbnails = Thumbnails() if html is not None else None
             interrupted = False
             try:
-                results = run_scan(detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames)
+                results = run_scan(
+                    detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames,
+                    on_scored=thumbnails.add if thumbnails is not None else None,
+                )
             except KeyboardInterrupt:
                 interrupted = True
                 results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]
@@ -231,10 +253,16 @@ def scan(
         "top_fraction": cfg.top_fraction,
         "sampling": dataclasses.asdict(cfg.sampling),
     }
+    if cfg.uncertain is not None:
+        settings["uncertain"] = cfg.uncertain
+    if cfg.crops != "center":
+        settings["crops"] = cfg.crops
+    if html is not None:
+        write_text(html, to_html(results, settings, thumbnails), fsync=True)
     if out is not None:
         write_text(out, report.render(results, fmt, settings), fsync=True)
     elif fmt == "table":
-        Console().print(report.table(results, cfg.threshold))
+        Console().print(report.table(results, cfg.threshold, cfg.uncertain))
     else:
         sys.stdout.write(report.render(results, fmt, settings))
     for r in results:
@@ -261,8 +289,8 @@ def watch_command(
     student_precision: Optional[str] = STUDENT_PRECISION,
     fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
     window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
-    raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold)."),
-    clear_at: Optional[float] = typer.Option(None, help="Clear the alert when the window score falls below this (default: raise-at minus 0.15)."),
+    raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold; HIGH with --uncertain)."),
+    clear_at: Optional[float] = typer.Option(None, help="Clear the alert when the window score falls below this (default: raise-at minus 0.15; LOW with --uncertain)."),
     min_frames: Optional[int] = typer.Option(None, help="Frames a window needs before it is scored (default: half a full window, at least 3)."),
     events: Optional[Path] = typer.Option(None, "--events", help="Append the JSON-line events to this file instead of stdout."),
     webhook: Optional[str] = typer.Option(None, help="POST every alert event as JSON to this http(s) URL."),
@@ -274,16 +302,19 @@ def watch_command(
     timeout: float = typer.Option(10.0, help="Seconds without an answer or data before a stream counts as down."),
     max_backoff: float = typer.Option(60.0, help="Longest pause between reconnection attempts, seconds."),
     log_frames: bool = typer.Option(False, "--log-frames", help="Also write a `frame` event for every scored frame."),
+    uncertain: Optional[str] = UNCERTAIN,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No status lines and no download progress on stderr."),
 ) -> None:
     """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
     from .live import AlertRule, SourceSettings, WatchSettings, default_min_frames, parse_targets, run_watch
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch)
-        raise_at = cfg.threshold if raise_at is None else raise_at
-        clear_at = max(0.0, raise_at - 0.15) if clear_at is None else clear_at
-        rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction)
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, uncertain=band_option(uncertain))
+        band = None if cfg.uncertain is None else tuple(cfg.uncertain)
+        raise_at = (cfg.threshold if band is None else band[1]) if raise_at is None else raise_at
+        if clear_at is None:
+            clear_at = band[0] if band is not None and band[0] < raise_at else max(0.0, raise_at - 0.15)
+        rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction, band)
         source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
         settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
         targets = parse_targets(urls, realtime)

@@ -33,11 +33,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class FrameScore:
-    """The score of one frame, by its index and presentation time in seconds (None where it was not finite)."""
+    """The score of one frame, by its index and presentation time in seconds (None where it was not finite).
+
+    With crops other than the center rule, `crop` is the box (x, y, w, h) that gave the frame its score (the
+    highest) and `crops` every crop scored: its kind (cover, face, or center where no face was found), box and score.
+    """
 
     index: int
     time: float
     score: float | None
+    crop: list[int] | None = None
+    crops: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -56,8 +62,12 @@ class FileResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with the fields in a stable order."""
-        return dataclasses.asdict(self)
+        """A JSON-ready dict with the fields in a stable order (frames' crop fields only where crops were used)."""
+        out = dataclasses.asdict(self)
+        for frame in out["frames"]:
+            if frame["crops"] is None:
+                del frame["crop"], frame["crops"]
+        return out
 
 
 @dataclass
@@ -106,7 +116,23 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
     _put(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
 
 
-def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileResult:
+def _frame_scores(frames: list[Frame], values: list[float], layout: list | None) -> list[FrameScore]:
+    """Each frame's score: its one value, or with crops the highest of its crops' values (non-finite if any is)."""
+    if layout is None:
+        return [FrameScore(frame.index, frame.time, score) for frame, score in zip(frames, values)]
+    out = []
+    position = 0
+    for frame, (kind, boxes) in zip(frames, layout):
+        scores = values[position : position + len(boxes)]
+        position += len(boxes)
+        best = max(range(len(scores)), key=scores.__getitem__)
+        score = scores[best] if all(math.isfinite(v) for v in scores) else math.nan
+        crops = [{"kind": kind, "box": list(box), "score": value} for box, value in zip(boxes, scores)]
+        out.append(FrameScore(frame.index, frame.time, score, list(boxes[best]), crops))
+    return out
+
+
+def _finish(state: _FileState, threshold: float, top_fraction: float, band: Sequence[float] | None = None) -> FileResult:
     """Aggregate a file whose frames are all scored; a partial decode is a warning, a non-finite score an error."""
     result = state.result
     done = state.done
@@ -128,6 +154,8 @@ def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileRes
     if bad:
         for frame in bad:
             frame.score = None
+            for crop in frame.crops or []:
+                crop["score"] = crop["score"] if math.isfinite(crop["score"]) else None
         result.status = "error"
         result.error = (
             f"{result.path}: {len(bad)} of {len(result.frames)} frame scores are not finite (NaN or infinite), "
@@ -136,8 +164,8 @@ def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileRes
         return result
     scores = [f.score for f in result.frames]
     result.score = file_score(scores, top_fraction)
-    result.verdict = verdict(result.score, threshold)
-    result.flagged = flagged(scores, threshold)
+    result.verdict = verdict(result.score, threshold, band)
+    result.flagged = flagged(scores, threshold, band)
     return result
 
 
@@ -150,9 +178,20 @@ def scan(
     workers: int | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
+    crops: str | None = None,
+    band: Sequence[float] | None = None,
+    on_scored: Callable[[Frame, FrameScore], None] | None = None,
 ) -> list[FileResult]:
-    """Scan videos, images and folders; one result per input file, in input order, errors included."""
+    """Scan videos, images and folders; one result per input file, in input order, errors included.
+
+    `crops` (default: the config's) picks the regions scored per frame (`streamdet.crops`); `band` (LOW, HIGH)
+    (default: the config's `uncertain`) adds the UNCERTAIN verdict; `on_scored` sees each frame with its score.
+    """
     config = detector.config
+    crops = crops or config.crops
+    band = config.uncertain if band is None else band
+    if crops == "faces":
+        detector.faces.check()
     sampling = sampling or Sampling(**dataclasses.asdict(config.sampling))
     threshold = config.threshold if threshold is None else threshold
     top_fraction = config.top_fraction if top_fraction is None else top_fraction
@@ -174,26 +213,29 @@ def scan(
     q: queue.Queue = queue.Queue(maxsize=max(2, batch_size))
     stop = threading.Event()
     pending: list[Frame] = []
-    in_flight: list[tuple[list[Frame], PendingScores, float]] = []
+    in_flight: list[tuple[list[Frame], PendingScores, float, list | None]] = []
 
     def run_batch() -> None:
         """Send the pending frames to the device, then read back the batch sent before (computed meanwhile)."""
         started = time.perf_counter()
-        scores = detector.score_async(detector.preprocess([f.image for f in pending]))
-        in_flight.append((list(pending), scores, started))
+        images = [f.image for f in pending]
+        x, layout = (detector.preprocess(images), None) if crops == "center" else detector.preprocess_crops(images, crops)
+        in_flight.append((list(pending), detector.score_async(x), started, layout))
         pending.clear()
         if len(in_flight) > 1:
             collect()
 
     def collect() -> None:
         """Read back the oldest batch in flight and file its scores under their frames."""
-        frames, scores, started = in_flight.pop(0)
+        frames, scores, started, layout = in_flight.pop(0)
         values = scores.result()
         share = (time.perf_counter() - started) / len(frames)
-        for frame, score in zip(frames, values):
+        for frame, scored in zip(frames, _frame_scores(frames, values, layout)):
             state = states[frame.source]
-            state.result.frames.append(FrameScore(frame.index, frame.time, score))
+            state.result.frames.append(scored)
             state.model_s += share
+            if on_scored is not None:
+                on_scored(frame, scored)
         if on_frames is not None:
             on_frames(len(frames))
         finish_ready()
@@ -201,7 +243,7 @@ def scan(
     def finish_ready() -> None:
         for path, state in list(states.items()):
             if state.done is not None and len(state.result.frames) == state.queued:
-                emit(_finish(states.pop(path), threshold, top_fraction))
+                emit(_finish(states.pop(path), threshold, top_fraction, band))
 
     cores = workers_available()
     n_workers = workers or min(cores, max(1, len(media)))
