@@ -31,7 +31,7 @@ section.input{border:1px solid #ddd;border-radius:6px;padding:1em;margin:1em 0}
 .verdict{display:inline-block;color:#fff;border-radius:4px;padding:.1em .6em;font-weight:600}
 .note{color:#8a5a00}.error{color:#c62828}
 figure{display:inline-block;margin:.4em;text-align:center;font-size:.85em}
-figure img{display:block;border:1px solid #ccc;max-width:240px}
+figure img{display:block;border:1px solid #ccc;max-width:240px;max-height:200px}
 table.settings td{padding:.1em .8em;vertical-align:top;font-family:monospace;font-size:.9em}
 svg text{font-size:11px;fill:#444}
 """
