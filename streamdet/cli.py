@@ -275,6 +275,41 @@ def scan(
     raise typer.Exit(report.exit_code(results))
 
 
+@app.command("calibrate")
+def calibrate_command(
+    real: Path = typer.Argument(..., help="Folder (or file) of real media like those you will scan: none of it is synthetic."),
+    out: Path = typer.Option(..., "--out", "-o", help="Config file to write: the base config plus the threshold; use it with --config."),
+    fpr: float = typer.Option(0.01, "--fpr", min=0.0, max=0.999, help="Highest false-positive rate allowed on the real media."),
+    fake: Optional[Path] = typer.Option(None, "--fake", help="Folder of synthetic media: reports the true-positive rate the threshold gives."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    student: Optional[str] = STUDENT,
+    device: Optional[str] = DEVICE,
+    precision: Optional[str] = PRECISION,
+    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
+    backend: str = BACKEND,
+    engines: Path = ENGINES,
+    student_precision: Optional[str] = STUDENT_PRECISION,
+    crops: Optional[str] = typer.Option(None, "--crops", help="Calibrate for this crop mode (center, cover, faces; written into the config too)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
+) -> None:
+    """Find the threshold that keeps false positives on your real media at or below --fpr, and write it into a config."""
+    from .calibrate import calibrate, write_config
+
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, crops=crops)
+        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+        result = calibrate(detector, real, fpr, fake, cfg.crops)
+        write_config(result, config, out, crops)
+    typer.echo(f"threshold {result.threshold:.6g} for a false-positive rate of at most {fpr:g}")
+    typer.echo(f"false positives on {real}: {result.real}")
+    if result.fake is not None:
+        typer.echo(f"true positives on {fake}: {result.fake}")
+    if result.real.total < 1 / max(fpr, 1e-12):
+        warn(f"{result.real.total} real inputs measure a false-positive rate only in steps of {1 / result.real.total:.3g}: the interval above says how little that pins down; add real media for a rate of {fpr:g}")
+    typer.echo(f"wrote {out}: use it with --config {out}")
+
+
 @app.command("watch")
 def watch_command(
     urls: List[str] = typer.Argument(..., help="rtsp://, rtmp://, http(s):// (HLS, MJPEG) URLs, capture devices (/dev/video0), or video files with --realtime."),
