@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .aggregate import file_score, flagged, verdict
-from .errors import StreamdetError
+from .crops import MODES
+from .errors import ConfigError, StreamdetError
 from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
 from .video.parallel import workers_available
@@ -190,6 +191,8 @@ def scan(
     config = detector.config
     crops = crops or config.crops
     band = config.uncertain if band is None else band
+    if crops not in MODES:
+        raise ConfigError(f"crops {crops!r}: expected one of {', '.join(MODES)}")
     if crops == "faces":
         detector.faces.check()
     sampling = sampling or Sampling(**dataclasses.asdict(config.sampling))

@@ -27,24 +27,10 @@ from streamdet.live.window import AlertRule
 from streamdet.pipeline import scan
 from streamdet.preprocess import preprocess_boxes
 
-from .media import make_video, write_image
+from .media import FACE_CENTER, drawn_face, make_video, write_image
 
 runner = CliRunner()
 FAKE_P = 1 / (1 + math.exp(-6.0))  # what the fake student gives every frame (its head: weight 0, bias 6)
-FACE_CENTER = (230, 90)  # where `drawn_face` puts the face in a 320×180 frame
-
-
-def drawn_face(width: int = 320, height: int = 180, cx: int = FACE_CENTER[0], cy: int = FACE_CENTER[1], size: int = 60) -> np.ndarray:
-    """A plain drawn face (skin oval, brows, eyes, nose, mouth) that OpenCV's frontal-face cascade finds."""
-    image = np.full((height, width, 3), 90, np.uint8)
-    cv2.ellipse(image, (cx, cy), (int(size * 0.8), size), 0, 0, 360, (225, 190, 160), -1)
-    for side in (-0.35, 0.35):
-        ex, ey = int(cx + side * size), int(cy - 0.2 * size)
-        cv2.ellipse(image, (ex, ey - int(0.18 * size)), (int(0.22 * size), int(0.05 * size)), 0, 0, 360, (60, 40, 30), -1)
-        cv2.ellipse(image, (ex, ey), (int(0.16 * size), int(0.08 * size)), 0, 0, 360, (40, 30, 30), -1)
-    cv2.line(image, (cx, cy - int(0.1 * size)), (cx, cy + int(0.2 * size)), (170, 130, 110), 3)
-    cv2.ellipse(image, (cx, cy + int(0.45 * size)), (int(0.28 * size), int(0.07 * size)), 0, 0, 360, (120, 50, 50), -1)
-    return cv2.GaussianBlur(image, (5, 5), 0)
 
 
 def has_cascades() -> bool:
@@ -197,3 +183,8 @@ def test_scan_with_faces_reports_per_face_boxes_and_scores(clips, tiny_adm_ckpt,
         x, y, w, h = face["box"]
         assert face["kind"] == "face" and x < FACE_CENTER[0] < x + w and y < FACE_CENTER[1] < y + h
         assert frame["crop"] == face["box"] and frame["score"] == face["score"]
+
+
+def test_an_unknown_crop_mode_is_one_line_naming_it(clips, tiny_adm_ckpt, student_ckpt):
+    result = runner.invoke(app, ["scan", str(clips / "still.png"), *_tiny(tiny_adm_ckpt, student_ckpt, "--crops", "edges")])
+    assert result.exit_code == 2 and "option crops: expected one of 'center', 'cover' or 'faces', got str 'edges'" in result.output
