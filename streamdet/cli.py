@@ -18,6 +18,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from rich.table import Table
 
 from . import report, weights
+from .aggregate import parse_band
 from .config import Config, SamplingConfig, load_config, with_overrides
 from .errors import StreamdetError
 from .files import write_text
@@ -87,6 +88,19 @@ def download_progress(label: str) -> weights.Progress:
             bar.stop()
 
     return update
+
+
+UNCERTAIN = typer.Option(None, "--uncertain", metavar="LOW:HIGH", help="Scores from LOW up to HIGH are UNCERTAIN (FAKE from HIGH, REAL below LOW); off by default.")
+
+
+def band_option(text: str | None) -> list[float] | None:
+    """`--uncertain LOW:HIGH` as [low, high], or a one-line error."""
+    if text is None:
+        return None
+    try:
+        return list(parse_band(text))
+    except ValueError as exc:
+        fail(str(exc))
 
 
 SNAP = typer.Option(None, "--snap", help="'keyframes': move each uniform target to the nearest key frame (fast triage, times only as exact as the key-frame interval); 'none': exact frames (default).")
@@ -188,17 +202,21 @@ def scan(
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON line per frame."),
     csv_: bool = typer.Option(False, "--csv", help="One CSV row per frame."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file (format from the flag or the extension)."),
+    uncertain: Optional[str] = UNCERTAIN,
+    crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (the published rule, default), cover (squares covering the whole frame, frame score = their max) or faces (each detected face)."),
+    html: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report (timelines, most suspicious frames, settings) to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Scan videos and images; exit 0 if all are REAL, 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
+    """Scan videos and images; exit 0 if all are REAL (or UNCERTAIN), 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
     from .pipeline import scan as run_scan
+    from .report.html import Thumbnails, to_html
     from .video import Sampling, expand_inputs
     from .device import pick_device
     from .video.nvdec import resolve_decoder
 
     fmt = output_format(json_, jsonl, csv_, out)
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold, uncertain=band_option(uncertain), crops=crops)
         cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
         resolve_decoder(decoder, pick_device(cfg.device))
@@ -227,9 +245,13 @@ def scan(
                 counts["frames"] += n
                 tick()
 
+            thumbnails = Thumbnails() if html is not None else None
             interrupted = False
             try:
-                results = run_scan(detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames, decoder=decoder)
+                results = run_scan(
+                    detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames, decoder=decoder,
+                    on_scored=thumbnails.add if thumbnails is not None else None,
+                )
             except KeyboardInterrupt:
                 interrupted = True
                 results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]
@@ -249,10 +271,16 @@ def scan(
         if not quiet:
             share = detector.escalated / detector.frames if detector.frames else 0.0
             err.print(f"streamdet: cascade: {detector.escalated} of {detector.frames} frames ({share:.0%}) went to the full pipeline", highlight=False)
+    if cfg.uncertain is not None:
+        settings["uncertain"] = cfg.uncertain
+    if cfg.crops != "center":
+        settings["crops"] = cfg.crops
+    if html is not None:
+        write_text(html, to_html(results, settings, thumbnails), fsync=True)
     if out is not None:
         write_text(out, report.render(results, fmt, settings), fsync=True)
     elif fmt == "table":
-        Console().print(report.table(results, cfg.threshold))
+        Console().print(report.table(results, cfg.threshold, cfg.uncertain))
     else:
         sys.stdout.write(report.render(results, fmt, settings))
     for r in results:
@@ -337,6 +365,41 @@ def batch_command(
     raise typer.Exit(report.exit_code(FileResult(r["path"], r["kind"], status=r["status"], verdict=r["verdict"]) for r in rows))
 
 
+@app.command("calibrate")
+def calibrate_command(
+    real: Path = typer.Argument(..., help="Folder (or file) of real media like those you will scan: none of it is synthetic."),
+    out: Path = typer.Option(..., "--out", "-o", help="Config file to write: the base config plus the threshold; use it with --config."),
+    fpr: float = typer.Option(0.01, "--fpr", min=0.0, max=0.999, help="Highest false-positive rate allowed on the real media."),
+    fake: Optional[Path] = typer.Option(None, "--fake", help="Folder of synthetic media: reports the true-positive rate the threshold gives."),
+    config: Optional[str] = CONFIG,
+    adm: Optional[str] = ADM,
+    student: Optional[str] = STUDENT,
+    device: Optional[str] = DEVICE,
+    precision: Optional[str] = PRECISION,
+    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
+    backend: str = BACKEND,
+    engines: Path = ENGINES,
+    student_precision: Optional[str] = STUDENT_PRECISION,
+    crops: Optional[str] = typer.Option(None, "--crops", help="Calibrate for this crop mode (center, cover, faces; written into the config too)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
+) -> None:
+    """Find the threshold that keeps false positives on your real media at or below --fpr, and write it into a config."""
+    from .calibrate import calibrate, write_config
+
+    with user_errors():
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, crops=crops)
+        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+        result = calibrate(detector, real, fpr, fake, cfg.crops)
+        write_config(result, config, out, crops)
+    typer.echo(f"threshold {result.threshold:.6g} for a false-positive rate of at most {fpr:g}")
+    typer.echo(f"false positives on {real}: {result.real}")
+    if result.fake is not None:
+        typer.echo(f"true positives on {fake}: {result.fake}")
+    if result.real.total < 1 / max(fpr, 1e-12):
+        warn(f"{result.real.total} real inputs measure a false-positive rate only in steps of {1 / result.real.total:.3g}: the interval above says how little that pins down; add real media for a rate of {fpr:g}")
+    typer.echo(f"wrote {out}: use it with --config {out}")
+
+
 @app.command("watch")
 def watch_command(
     urls: List[str] = typer.Argument(..., help="rtsp://, rtmp://, http(s):// (HLS, MJPEG) URLs, capture devices (/dev/video0), or video files with --realtime."),
@@ -353,8 +416,8 @@ def watch_command(
     triage: float = TRIAGE,
     fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
     window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
-    raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold)."),
-    clear_at: Optional[float] = typer.Option(None, help="Clear the alert when the window score falls below this (default: raise-at minus 0.15)."),
+    raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold; HIGH with --uncertain)."),
+    clear_at: Optional[float] = typer.Option(None, help="Clear the alert when the window score falls below this (default: raise-at minus 0.15; LOW with --uncertain)."),
     min_frames: Optional[int] = typer.Option(None, help="Frames a window needs before it is scored (default: half a full window, at least 3)."),
     events: Optional[Path] = typer.Option(None, "--events", help="Append the JSON-line events to this file instead of stdout."),
     webhook: Optional[str] = typer.Option(None, help="POST every alert event as JSON to this http(s) URL."),
@@ -366,16 +429,19 @@ def watch_command(
     timeout: float = typer.Option(10.0, help="Seconds without an answer or data before a stream counts as down."),
     max_backoff: float = typer.Option(60.0, help="Longest pause between reconnection attempts, seconds."),
     log_frames: bool = typer.Option(False, "--log-frames", help="Also write a `frame` event for every scored frame."),
+    uncertain: Optional[str] = UNCERTAIN,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No status lines and no download progress on stderr."),
 ) -> None:
     """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
     from .live import AlertRule, SourceSettings, WatchSettings, default_min_frames, parse_targets, run_watch
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch)
-        raise_at = cfg.threshold if raise_at is None else raise_at
-        clear_at = max(0.0, raise_at - 0.15) if clear_at is None else clear_at
-        rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction)
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, uncertain=band_option(uncertain))
+        band = None if cfg.uncertain is None else tuple(cfg.uncertain)
+        raise_at = (cfg.threshold if band is None else band[1]) if raise_at is None else raise_at
+        if clear_at is None:
+            clear_at = band[0] if band is not None and band[0] < raise_at else max(0.0, raise_at - 0.15)
+        rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction, band)
         source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
         settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
         targets = parse_targets(urls, realtime)

@@ -207,10 +207,20 @@ class Config:
     batch: Positive = 16
     threshold: Fraction = 0.5
     top_fraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 0.25
+    uncertain: list[Fraction] | None = None
+    crops: Literal["center", "cover", "faces"] = "center"
     channels_last: StrictBool = True
     source: StrictStr = "<defaults>"
 
     _errors = model_validator(mode="wrap")(_as_config_error)
+
+    @field_validator("uncertain")
+    @classmethod
+    def _band(cls, value: list[float] | None) -> list[float] | None:
+        """The uncertain band is [LOW, HIGH] with LOW < HIGH (scores in between are UNCERTAIN)."""
+        if value is not None and (len(value) != 2 or not value[0] < value[1]):
+            raise ValueError(f"expected [LOW, HIGH] with LOW < HIGH, got {value}")
+        return value
 
 
 def builtin_configs() -> list[str]:

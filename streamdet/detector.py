@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 from .config import Config, load_config, with_overrides
+from .crops import Box, FaceFinder, crop_boxes
 from .device import pick_device
 from .models.noise import FirstStepNoise, load_noise_model
 from .models.student import Student, load_student
-from .preprocess import preprocess
+from .preprocess import preprocess, preprocess_boxes
 from .runtime import AdaptiveBatch, Backend, make_backend
 from .runtime.artifacts import DEFAULT_ENGINES
 from .runtime.eager import TorchBackend
@@ -32,6 +33,7 @@ class Detector:
         self.image_size = config.adm.image_size
         self.batch = batch or AdaptiveBatch(config.batch)
         self.uploader = FrameUploader(self.device)
+        self.faces = FaceFinder()
 
     @property
     def precision(self) -> str:
@@ -82,6 +84,11 @@ class Detector:
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""
         return preprocess(frames, self.image_size, self.device, self.uploader)
+
+    def preprocess_crops(self, frames: Sequence[np.ndarray], mode: str) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
+        """The crops of each frame in `mode` (cover, faces; see `streamdet.crops`) as one batch, and each frame's (kind, boxes)."""
+        layout = [crop_boxes(frame, mode, self.faces) for frame in frames]
+        return preprocess_boxes(frames, [boxes for _, boxes in layout], self.image_size, self.device), layout
 
     @torch.inference_mode()
     def _noise(self, x: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .aggregate import file_score, flagged, verdict
-from .errors import StreamdetError
+from .crops import MODES
+from .errors import ConfigError, StreamdetError
 from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
 from .video.nvdec import iter_frames_nvdec, resolve_decoder
@@ -34,13 +35,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class FrameScore:
-    """The score of one frame, by its index and presentation time in seconds (None where it was not finite);
-    `scored_by` is the cascade's model for it (lite or full), None without a cascade."""
+    """The score of one frame, by its index and presentation time in seconds (None where it was not finite).
+
+    `scored_by` is the cascade's model for it (lite or full), None without a cascade. With crops other than the
+    center rule, `crop` is the box (x, y, w, h) that gave the frame its score (the highest) and `crops` every crop
+    scored: its kind (cover, face, or center where no face was found), box and score.
+    """
 
     index: int
     time: float
     score: float | None
     scored_by: str | None = None
+    crop: list[int] | None = None
+    crops: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -59,8 +66,14 @@ class FileResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with the fields in a stable order."""
-        return dataclasses.asdict(self)
+        """A JSON-ready dict with the fields in a stable order (frames' crop and cascade fields only where used)."""
+        out = dataclasses.asdict(self)
+        for frame in out["frames"]:
+            if frame["crops"] is None:
+                del frame["crop"], frame["crops"]
+            if frame["scored_by"] is None:
+                del frame["scored_by"]
+        return out
 
 
 @dataclass
@@ -116,7 +129,24 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
     put_unless_stopped(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
 
 
-def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileResult:
+def _frame_scores(frames: list[Frame], values: list[float], layout: list | None, scored_by: list[str] | None = None) -> list[FrameScore]:
+    """Each frame's score: its one value, or with crops the highest of its crops' values (non-finite if any is)."""
+    by = scored_by or [None] * len(frames)
+    if layout is None:
+        return [FrameScore(frame.index, frame.time, score, scored_by=b) for frame, score, b in zip(frames, values, by)]
+    out = []
+    position = 0
+    for frame, (kind, boxes), b in zip(frames, layout, by):
+        scores = values[position : position + len(boxes)]
+        position += len(boxes)
+        best = max(range(len(scores)), key=scores.__getitem__)
+        score = scores[best] if all(math.isfinite(v) for v in scores) else math.nan
+        crops = [{"kind": kind, "box": list(box), "score": value} for box, value in zip(boxes, scores)]
+        out.append(FrameScore(frame.index, frame.time, score, scored_by=b, crop=list(boxes[best]), crops=crops))
+    return out
+
+
+def _finish(state: _FileState, threshold: float, top_fraction: float, band: Sequence[float] | None = None) -> FileResult:
     """Aggregate a file whose frames are all scored, with its timings."""
     done = state.done
     state.result.timings = {
@@ -124,10 +154,12 @@ def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileRes
         "model_s": round(state.model_s, 4),
         "total_s": round(time.perf_counter() - state.started, 4),
     }
-    return conclude(state.result, done.error, done.warning, threshold, top_fraction)
+    return conclude(state.result, done.error, done.warning, threshold, top_fraction, band)
 
 
-def conclude(result: FileResult, error: str | None, warning: str | None, threshold: float, top_fraction: float) -> FileResult:
+def conclude(
+    result: FileResult, error: str | None, warning: str | None, threshold: float, top_fraction: float, band: Sequence[float] | None = None
+) -> FileResult:
     """Give a file whose frames are all scored its verdict (shared by scan and the cluster scan).
 
     `error` and `warning` are what its decoder reported; a partial decode is a warning, no frame or a
@@ -146,6 +178,8 @@ def conclude(result: FileResult, error: str | None, warning: str | None, thresho
     if bad:
         for frame in bad:
             frame.score = None
+            for crop in frame.crops or []:
+                crop["score"] = crop["score"] if math.isfinite(crop["score"]) else None
         result.status = "error"
         result.error = (
             f"{result.path}: {len(bad)} of {len(result.frames)} frame scores are not finite (NaN or infinite), "
@@ -154,8 +188,8 @@ def conclude(result: FileResult, error: str | None, warning: str | None, thresho
         return result
     scores = [f.score for f in result.frames]
     result.score = file_score(scores, top_fraction)
-    result.verdict = verdict(result.score, threshold)
-    result.flagged = flagged(scores, threshold)
+    result.verdict = verdict(result.score, threshold, band)
+    result.flagged = flagged(scores, threshold, band)
     return result
 
 
@@ -170,16 +204,27 @@ def scan(
     on_frames: Callable[[int], None] | None = None,
     planes: bool | None = None,
     decoder: str = "cpu",
+    crops: str | None = None,
+    band: Sequence[float] | None = None,
+    on_scored: Callable[[Frame, FrameScore], None] | None = None,
 ) -> list[FileResult]:
     """Scan videos, images and folders; one result per input file, in input order, errors included.
 
     `planes` sends 4:2:0 frames to the device as YUV planes, converted to RGB there (default: on CUDA only,
     where it saves the CPU's rgb24 conversion and halves the bytes copied). `decoder` is cpu, nvdec (NVIDIA
     hardware decoding into GPU memory; an error where it cannot) or auto (NVDEC for the files it can decode).
+    `crops` (default: the config's) picks the regions scored per frame (`streamdet.crops`); `band` (LOW, HIGH)
+    (default: the config's `uncertain`) adds the UNCERTAIN verdict; `on_scored` sees each frame with its score.
     """
     config = detector.config
     planes = detector.device.type == "cuda" if planes is None else planes
     nvdec = decoder if resolve_decoder(decoder, detector.device) == "nvdec" else None
+    crops = crops or config.crops
+    band = config.uncertain if band is None else band
+    if crops not in MODES:
+        raise ConfigError(f"crops {crops!r}: expected one of {', '.join(MODES)}")
+    if crops == "faces":
+        detector.faces.check()
     sampling = sampling or Sampling(**dataclasses.asdict(config.sampling))
     threshold = config.threshold if threshold is None else threshold
     top_fraction = config.top_fraction if top_fraction is None else top_fraction
@@ -201,26 +246,29 @@ def scan(
     q: queue.Queue = queue.Queue(maxsize=max(2, batch_size))
     stop = threading.Event()
     pending: list[Frame] = []
-    in_flight: list[tuple[list[Frame], PendingScores, float]] = []
+    in_flight: list[tuple[list[Frame], PendingScores, float, list | None]] = []
 
     def run_batch() -> None:
         """Send the pending frames to the device, then read back the batch sent before (computed meanwhile)."""
         started = time.perf_counter()
-        scores = detector.score_async(detector.preprocess([f.image for f in pending]))
-        in_flight.append((list(pending), scores, started))
+        images = [f.image for f in pending]
+        x, layout = (detector.preprocess(images), None) if crops == "center" else detector.preprocess_crops(images, crops)
+        in_flight.append((list(pending), detector.score_async(x), started, layout))
         pending.clear()
         if len(in_flight) > 1:
             collect()
 
     def collect() -> None:
         """Read back the oldest batch in flight and file its scores under their frames."""
-        frames, scores, started = in_flight.pop(0)
+        frames, scores, started, layout = in_flight.pop(0)
         values = scores.result()
         share = (time.perf_counter() - started) / len(frames)
-        for frame, score, by in zip(frames, values, scores.scored_by or [None] * len(frames)):
+        for frame, scored in zip(frames, _frame_scores(frames, values, layout, scores.scored_by)):
             state = states[frame.source]
-            state.result.frames.append(FrameScore(frame.index, frame.time, score, by))
+            state.result.frames.append(scored)
             state.model_s += share
+            if on_scored is not None:
+                on_scored(frame, scored)
         if on_frames is not None:
             on_frames(len(frames))
         finish_ready()
@@ -228,7 +276,7 @@ def scan(
     def finish_ready() -> None:
         for path, state in list(states.items()):
             if state.done is not None and len(state.result.frames) == state.queued:
-                emit(_finish(states.pop(path), threshold, top_fraction))
+                emit(_finish(states.pop(path), threshold, top_fraction, band))
 
     cores = workers_available()
     n_workers = workers or min(cores, max(1, len(media)))

@@ -104,3 +104,22 @@ def preprocess(
     tensors = [next(sent) if isinstance(array, np.ndarray) else array.to(device) for array in arrays]
     out = [resize_center_crop(_rgb(t, group), size) / 255 * 2 - 1 for t, group in zip(tensors, groups)]
     return torch.cat(out).contiguous()
+
+
+def preprocess_boxes(
+    frames: Sequence[np.ndarray], boxes: Sequence[Sequence[tuple[int, int, int, int]]], size: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Square regions `(x, y, w, h)` of each H×W×3 uint8 frame, each resized to size×size: Σ boxes × 3 × size × size in [-1, 1].
+
+    The crop modes of `streamdet.crops` (cover, faces) come through here; the center rule keeps `preprocess`.
+    """
+    out = []
+    for frame, frame_boxes in zip(frames, boxes, strict=True):
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 RGB H×W×3, got {frame.dtype} {tuple(frame.shape)}")
+        image = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None].float()
+        for x, y, w, h in frame_boxes:
+            out.append(resize_center_crop(image[..., y : y + h, x : x + w], size) / 255 * 2 - 1)
+    if not out:
+        return torch.empty(0, 3, size, size, device=torch.device(device))
+    return torch.cat(out).contiguous()

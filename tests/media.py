@@ -15,6 +15,7 @@ Pattern = Callable[[int, int, int], np.ndarray]
 
 INDEX_BITS = 10
 GRAY = 128
+FACE_CENTER = (230, 90)  # where `drawn_face` puts the face in a 320×180 frame by default
 
 
 def index_bars(index: int, width: int, height: int) -> np.ndarray:
@@ -187,3 +188,16 @@ def corrupt_packets(path: str | Path, packet_numbers: Sequence[int], seed: int =
         data[position : position + size] = rng.bytes(size)
     path.write_bytes(bytes(data))
     return path
+
+
+def drawn_face(width: int = 320, height: int = 180, cx: int = FACE_CENTER[0], cy: int = FACE_CENTER[1], size: int = 60) -> np.ndarray:
+    """A plain drawn face (skin oval, brows, eyes, nose, mouth) that OpenCV's frontal-face cascade finds."""
+    image = np.full((height, width, 3), 90, np.uint8)
+    cv2.ellipse(image, (cx, cy), (int(size * 0.8), size), 0, 0, 360, (225, 190, 160), -1)
+    for side in (-0.35, 0.35):
+        ex, ey = int(cx + side * size), int(cy - 0.2 * size)
+        cv2.ellipse(image, (ex, ey - int(0.18 * size)), (int(0.22 * size), int(0.05 * size)), 0, 0, 360, (60, 40, 30), -1)
+        cv2.ellipse(image, (ex, ey), (int(0.16 * size), int(0.08 * size)), 0, 0, 360, (40, 30, 30), -1)
+    cv2.line(image, (cx, cy - int(0.1 * size)), (cx, cy + int(0.2 * size)), (170, 130, 110), 3)
+    cv2.ellipse(image, (cx, cy + int(0.45 * size)), (int(0.28 * size), int(0.07 * size)), 0, 0, 360, (120, 50, 50), -1)
+    return cv2.GaussianBlur(image, (5, 5), 0)

@@ -20,8 +20,8 @@ LAYERS = [
     {"models"},
     {"video"},
     {"runtime"},
-    {"upload", "preprocess", "aggregate", "detector", "cascade"},
-    {"pipeline", "live", "train", "export", "cluster"},
+    {"upload", "crops", "preprocess", "aggregate", "detector", "cascade"},
+    {"pipeline", "live", "train", "export", "cluster", "calibrate"},
     {"cli", "report", "__main__", "streamdet"},
 ]
 

@@ -98,7 +98,7 @@ def test_scan_with_cascade_says_per_frame_which_model_scored_it(tmp_path, lite_c
     result = runner.invoke(app, [*args, "--cascade", str(lite_ckpt), "--triage", "0.0"])
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["scored_by"] for r in rows] == [FULL] * 6
-    assert [r["scored_by"] for r in plain] == [None] * 6
+    assert all("scored_by" not in r for r in plain), "without a cascade the rows are as before"
     assert [r["score"] for r in rows] == pytest.approx([r["score"] for r in plain], abs=1e-5)
 
 

@@ -197,11 +197,20 @@ class Watch:
         )
 
     def _alert(self, stream: str, change: Transition) -> None:
-        """Write an alert_raised / alert_cleared event."""
+        """Write an alert_raised / alert_cleared event, or window_uncertain (with `--uncertain`, alert events carry the window verdict)."""
         if change.kind == "raised":
             self.health[stream].count("alerts")
+        band = self.settings.rule.uncertain
+        extra = {} if band is None else {"verdict": self.windows[stream].verdict}
+        if change.kind == "uncertain":
+            self.events.emit(
+                "window_uncertain", stream=stream, score=round(change.score, 4), low=band[0], high=band[1],
+                window_start=round(change.start, 3), window_end=round(change.end, 3), frames=change.frames,
+            )
+            return
         self.events.emit(
             f"alert_{change.kind}",
+            **extra,
             stream=stream,
             score=round(change.score, 4),
             threshold=self.settings.rule.raise_at if change.kind == "raised" else self.settings.rule.clear_at,
@@ -232,9 +241,10 @@ class Watch:
     def _settings_record(self) -> dict:
         """The settings as written in the watch_start event."""
         detector = self.detector
+        rule = {k: v for k, v in asdict(self.settings.rule).items() if k != "uncertain" or v is not None}
         return {
             **asdict(self.settings.source),
-            **asdict(self.settings.rule),
+            **rule,
             "status_every_s": self.settings.status_every_s,
             "duration_s": self.settings.duration_s,
             "device": str(detector.device),

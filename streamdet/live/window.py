@@ -9,6 +9,12 @@ Alerts: an alert is raised when the window score reaches `raise_at`, and cleared
 `clear_at` (lower than `raise_at`). A single noisy frame moves the window score by at most 1/k of its
 value, k = ceil(top_fraction · frames) being the number of frames averaged, and a score hovering around
 one threshold cannot make the alert flap because leaving the alert needs the other, lower threshold.
+
+UNCERTAIN (with `uncertain` = (LOW, HIGH), off by default): the window score has a verdict, FAKE from HIGH,
+UNCERTAIN from LOW, else REAL. It never raises an alert by itself; while no alert is active, the window
+entering the band from below (or from having no score) is an `uncertain` transition, which the watch
+reports as a `window_uncertain` event (not sent to the webhook, not counted as an alert). Alert events
+then carry the window's verdict too.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from streamdet.aggregate import file_score, flagged
+from streamdet.aggregate import UNCERTAIN, file_score, flagged, verdict
 from streamdet.errors import ConfigError
 
 
@@ -30,6 +36,7 @@ class AlertRule:
     clear_at: float = 0.35
     min_frames: int = 10
     top_fraction: float = 0.25
+    uncertain: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.window_s > 0:
@@ -40,6 +47,8 @@ class AlertRule:
             raise ConfigError(f"--min-frames must be at least 1, not {self.min_frames}")
         if not 0.0 < self.top_fraction <= 1.0:
             raise ConfigError(f"top_fraction must lie in (0, 1], not {self.top_fraction}")
+        if self.uncertain is not None and not 0.0 <= self.uncertain[0] < self.uncertain[1] <= 1.0:
+            raise ConfigError(f"--uncertain {self.uncertain[0]}:{self.uncertain[1]}: need 0 <= LOW < HIGH <= 1")
 
 
 def default_min_frames(window_s: float, fps: float) -> int:
@@ -50,7 +59,7 @@ def default_min_frames(window_s: float, fps: float) -> int:
 
 @dataclass(frozen=True)
 class Transition:
-    """An alert raised or cleared: the window score then, the window's time span, frame count and flagged frames."""
+    """An alert raised or cleared, or the window turned UNCERTAIN: the window score then, its time span, frame count and flagged frames."""
 
     kind: str
     score: float
@@ -68,6 +77,7 @@ class AlertWindow:
         self.active = False
         self.score: float | None = None
         self.peak: float | None = None
+        self.verdict: str | None = None
         self._items: deque[tuple[float, float]] = deque()
 
     def __len__(self) -> int:
@@ -79,17 +89,21 @@ class AlertWindow:
         while self._items[0][0] <= time - self.rule.window_s:
             self._items.popleft()
         if len(self._items) < self.rule.min_frames:
-            self.score = None
+            self.score = self.verdict = None
             return None
         scores = [s for _, s in self._items]
         self.score = file_score(scores, self.rule.top_fraction)
         self.peak = self.score if self.peak is None else max(self.peak, self.score)
+        before = self.verdict
+        self.verdict = None if self.rule.uncertain is None else verdict(self.score, band=self.rule.uncertain)
         if not self.active and self.score >= self.rule.raise_at:
             self.active = True
             return self._transition("raised", scores)
         if self.active and self.score < self.rule.clear_at:
             self.active = False
             return self._transition("cleared", scores)
+        if not self.active and self.verdict == UNCERTAIN and before not in (UNCERTAIN, "FAKE"):
+            return self._transition("uncertain", scores)
         return None
 
     def _transition(self, kind: str, scores: list[float]) -> Transition:

@@ -1,0 +1,163 @@
+"""Scan results → one self-contained HTML page: per input its verdict, a P(fake) timeline and its most suspicious frames.
+
+Everything is inline (CSS, SVG timelines, JPEG thumbnails as data URIs), so the file opens anywhere without a network.
+Thumbnails are taken while the scan runs (`Thumbnails.add` is the scan's `on_scored` hook): only the few highest-scoring
+frames of each input are kept, small, so memory does not grow with video length.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import html
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from ..aggregate import FAKE, REAL, UNCERTAIN
+from ..pipeline import FileResult, FrameScore
+from ..version import __version__
+from ..video import Frame
+
+THUMB_WIDTH = 240
+COLORS = {FAKE: "#c62828", UNCERTAIN: "#b26a00", REAL: "#2e7d32", "ERROR": "#555"}
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
+h1{font-size:1.4em}h2{font-size:1.1em;word-break:break-all;margin:0 0 .4em}
+section.input{border:1px solid #ddd;border-radius:6px;padding:1em;margin:1em 0}
+.verdict{display:inline-block;color:#fff;border-radius:4px;padding:.1em .6em;font-weight:600}
+.note{color:#8a5a00}.error{color:#c62828}
+figure{display:inline-block;margin:.4em;text-align:center;font-size:.85em}
+figure img{display:block;border:1px solid #ccc;max-width:240px;max-height:200px}
+table.settings td{padding:.1em .8em;vertical-align:top;font-family:monospace;font-size:.9em}
+svg text{font-size:11px;fill:#444}
+"""
+
+
+@dataclass
+class Thumb:
+    """One kept frame: its score, index, time and a JPEG thumbnail with the crop boxes drawn."""
+
+    score: float
+    index: int
+    time: float
+    jpeg: bytes
+
+
+class Thumbnails:
+    """Keeps the `keep` highest-scoring frames of each input as small JPEGs (crop boxes drawn; the scoring one in red)."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._heaps: dict[str, list[tuple[float, int, Thumb]]] = {}
+
+    def add(self, frame: Frame, scored: FrameScore) -> None:
+        """The scan's `on_scored` hook: keep this frame if it is among its input's highest so far."""
+        if scored.score is None or not np.isfinite(scored.score):
+            return
+        heap = self._heaps.setdefault(frame.source, [])
+        key = (scored.score, -frame.index)
+        if len(heap) >= self.keep and key <= heap[0][:2]:
+            return
+        item = (scored.score, -frame.index, Thumb(scored.score, frame.index, frame.time, _thumbnail(frame.image, scored)))
+        if len(heap) >= self.keep:
+            heapq.heapreplace(heap, item)
+        else:
+            heapq.heappush(heap, item)
+
+    def of(self, path: str) -> list[Thumb]:
+        """The kept frames of one input, highest score first."""
+        return [thumb for _, _, thumb in sorted(self._heaps.get(path, []), key=lambda item: item[:2], reverse=True)]
+
+
+def _thumbnail(image: np.ndarray, scored: FrameScore) -> bytes:
+    """A JPEG THUMB_WIDTH wide of the frame, with every crop box drawn (the one that gave the score thicker, red)."""
+    height, width = image.shape[:2]
+    scale = THUMB_WIDTH / width
+    small = cv2.resize(image, (THUMB_WIDTH, max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+    for crop in scored.crops or []:
+        x, y, w, h = (round(v * scale) for v in crop["box"])
+        best = crop["box"] == scored.crop
+        cv2.rectangle(small, (x, y), (x + w - 1, y + h - 1), (40, 40, 220) if best else (220, 200, 40), 2 if best else 1)
+    ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a thumbnail")
+    return encoded.tobytes()
+
+
+def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int = 720, height: int = 180) -> str:
+    """An inline SVG of P(fake) against time, with the decision thresholds as dashed lines."""
+    points = [f for f in result.frames if f.score is not None]
+    left, right, top, bottom = 40, 10, 10, 30
+    span = max((f.time for f in points), default=0.0) or 1.0
+
+    def x(t: float) -> float:
+        return left + (width - left - right) * t / span
+
+    def y(p: float) -> float:
+        return top + (height - top - bottom) * (1.0 - p)
+
+    parts = [f'<svg class="timeline" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#fafafa" stroke="#ccc"/>')
+    for value in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g}</text>')
+    parts.append(f'<text x="{left}" y="{height - 8}">0 s</text><text x="{width - right}" y="{height - 8}" text-anchor="end">{span:.2f} s</text>')
+    for value, label in lines:
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#c62828" stroke-dasharray="5,4"><title>{html.escape(label)} {value:g}</title></line>')
+        parts.append(f'<text x="{width - right - 4}" y="{y(value) - 3:.1f}" text-anchor="end">{html.escape(label)} {value:g}</text>')
+    if len(points) > 1:
+        path = " ".join(f"{x(f.time):.1f},{y(f.score):.1f}" for f in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#1565c0" stroke-width="1.5"/>')
+    for f in points:
+        parts.append(f'<circle cx="{x(f.time):.1f}" cy="{y(f.score):.1f}" r="3" fill="#1565c0"><title>frame {f.index}, {f.time:.3f} s: {f.score:.4f}</title></circle>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: list[Thumb]) -> str:
+    """One input: verdict, score, notes, timeline and thumbnails."""
+    label = result.verdict or "ERROR"
+    out = [f'<section class="input" data-verdict="{label}"><h2>{html.escape(result.path)}</h2>']
+    out.append(f'<p><span class="verdict" style="background:{COLORS[label]}">{label}</span>')
+    if result.score is not None:
+        out.append(f" score {result.score:.4g}, {result.flagged}/{len(result.frames)} frames flagged")
+    out.append("</p>")
+    if result.error:
+        out.append(f'<p class="error">{html.escape(result.error)}</p>')
+    if result.warning:
+        out.append(f'<p class="note">{html.escape(result.warning)}</p>')
+    if result.frames:
+        out.append(_timeline(result, lines))
+    if thumbs:
+        out.append("<div class=\"thumbs\">")
+        for thumb in thumbs:
+            data = base64.b64encode(thumb.jpeg).decode("ascii")
+            out.append(
+                f'<figure><img alt="frame {thumb.index}" src="data:image/jpeg;base64,{data}">'
+                f"<figcaption>frame {thumb.index} at {thumb.time:.3f} s: {thumb.score:.4g}</figcaption></figure>"
+            )
+        out.append("</div>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def to_html(results: Sequence[FileResult], settings: dict[str, Any], thumbnails: Thumbnails | None = None) -> str:
+    """The whole report as one HTML document."""
+    band = settings.get("uncertain")
+    lines = [(band[0], "UNCERTAIN from"), (band[1], "FAKE from")] if band else [(settings["threshold"], "threshold")]
+    counts = {label: sum((r.verdict or "ERROR") == label for r in results) for label in (FAKE, UNCERTAIN, REAL, "ERROR")}
+    summary = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
+    rows = "".join(
+        f"<tr><td>{html.escape(key)}</td><td>{html.escape(value if isinstance(value, str) else json.dumps(value))}</td></tr>"
+        for key, value in settings.items()
+    )
+    body = "".join(_section(r, lines, thumbnails.of(r.path) if thumbnails else []) for r in results)
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>streamdet report</title><style>{CSS}</style></head>'
+        f"<body><h1>streamdet {html.escape(__version__)} scan: {len(results)} inputs ({summary})</h1>"
+        f"{body}<h2>Settings</h2><table class=\"settings\">{rows}</table></body></html>\n"
+    )
