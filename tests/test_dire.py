@@ -10,6 +10,8 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.models import resnet50
 
+from streamdet import weights
+from streamdet.errors import WeightsError
 from streamdet.models.dire import DIREClassifier, load_dire_classifier
 
 from .checkpoints import random_dire_classifier, save_dire_classifier
@@ -55,3 +57,26 @@ def test_dire_classifier_resizes_like_the_reference():
         ours = classifier.prepare(torch.from_numpy(image).permute(2, 0, 1)[None])[0]
         assert ours.shape == (3, 224, 224)
         assert (ours - _reference_input(image)).abs().max() <= 1.01 / 255 / 0.224
+
+
+@pytest.mark.parametrize("name, file", [("dire-lsun-adm", "lsun_adm.pth"), ("dire-imagenet-adm", "imagenet_adm.pth"), ("dire-celebahq-sdv2", "celebahq_sdv2.pth")])
+def test_dire_checkpoints_are_manual_downloads(tmp_path, monkeypatch, name, file):
+    """Not cached: one line saying where to get the file and where to put it, and no download attempted; cached: used."""
+    monkeypatch.setenv("STREAMDET_HOME", str(tmp_path))
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a manual checkpoint must never be downloaded")
+
+    monkeypatch.setattr(weights.urllib.request, "urlretrieve", no_download)
+    where = tmp_path / "weights" / file
+    with pytest.raises(WeightsError) as caught:
+        weights.resolve(name)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{name}: checkpoint {file} is not cached")
+    assert "https://rec.ustc.edu.cn/share/" in message and f"put it at {where}" in message and "--dire" in message
+    with pytest.raises(WeightsError, match="cannot be downloaded automatically"):
+        weights.fetch_all([name])
+    where.parent.mkdir(parents=True)
+    save_dire_classifier(where, random_dire_classifier())
+    assert weights.resolve(name) == where
+    assert isinstance(load_dire_classifier(weights.resolve(name)), DIREClassifier)
