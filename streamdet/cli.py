@@ -42,6 +42,7 @@ PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16.")
 BACKEND = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
 ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt.")
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
+DIRE = typer.Option(None, "--dire", help="DIRE classifier checkpoint for --method dire: a file or a registered name.")
 
 
 INTERRUPTED = 130  # the shell's exit status for a command stopped by SIGINT (128 + 2)
@@ -128,11 +129,17 @@ def print_version(on: bool) -> None:
         raise typer.Exit(0)
 
 
-def load_detector(cfg: Config, adm: str | None, student: str | None, quiet: bool, backend: str, engines: Path, student_precision: str | None) -> Detector:
+def load_detector(
+    cfg: Config, adm: str | None, student: str | None, quiet: bool, backend: str, engines: Path, student_precision: str | None,
+    method: str | None = None, dire: str | None = None,
+) -> Detector:
     """The detector of scan and watch on its backend (download progress and the warm-up time on stderr unless quiet)."""
     from .detector import Detector
 
-    detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines, student_precision=student_precision)
+    detector = Detector.load(
+        cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines,
+        student_precision=student_precision, method=method, dire=dire,
+    )
     if detector.backend.warmup_s is not None and not quiet:
         err.print(f"streamdet: {backend} warm-up took {detector.backend.warmup_s:.1f} s", highlight=False)
     return detector
@@ -166,6 +173,8 @@ def scan(
     backend: str = BACKEND,
     engines: Path = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
+    method: Optional[str] = typer.Option(None, help="distildire (default), dire (slower; DDIM reconstruction error), or both (DistilDIRE's verdict, DIRE's beside it as a second opinion)."),
+    dire: Optional[str] = DIRE,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
@@ -190,7 +199,7 @@ def scan(
         cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
         try:
-            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, method, dire)
         except KeyboardInterrupt:
             fail("interrupted before scanning started; nothing written", INTERRUPTED)
         show = not quiet and err.is_terminal
@@ -225,6 +234,8 @@ def scan(
         "device": str(detector.device),
         "precision": detector.precision,
         "backend": detector.backend.name,
+        "method": detector.method,
+        "methods": list(detector.backends),
         "student_precision": detector.backend.student_precision,
         "warmup_s": detector.backend.warmup_s,
         "threshold": cfg.threshold,
@@ -259,6 +270,8 @@ def watch_command(
     backend: str = BACKEND,
     engines: Path = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
+    method: Optional[str] = typer.Option(None, help="distildire (default) or dire (DDIM reconstruction error: about 40 times the ADM work per frame)."),
+    dire: Optional[str] = DIRE,
     fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
     window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
     raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold)."),
@@ -281,13 +294,15 @@ def watch_command(
 
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch)
+        if method == "both":
+            fail("--method both: watch runs one method (distildire or dire); use scan --method both for a second opinion")
         raise_at = cfg.threshold if raise_at is None else raise_at
         clear_at = max(0.0, raise_at - 0.15) if clear_at is None else clear_at
         rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction)
         source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
         settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
         targets = parse_targets(urls, realtime)
-        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
+        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, method, dire)
         run_watch(detector, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
 
 

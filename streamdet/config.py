@@ -111,6 +111,7 @@ class WeightsConfig:
 
     adm: StrictStr = "adm-256-uncond"
     student: StrictStr = "distildire-imagenet"
+    dire: StrictStr = "dire-imagenet-adm"
 
     _errors = model_validator(mode="wrap")(_as_config_error)
 
@@ -147,7 +148,7 @@ class TrainConfig:
     jpeg_max_quality: Annotated[StrictInt, Field(ge=1, le=100)] = 99
     workers: Annotated[StrictInt, Field(ge=0)] = 4
     precision: Precision = "auto"
-    dire_steps: Positive = 20
+    dire_steps: Positive = 20  # DDIM steps of DIRE: for prepare and for `method: dire` alike
     teacher: StrictStr = ""
 
     _errors = model_validator(mode="wrap")(_as_config_error)
@@ -168,6 +169,7 @@ class Config:
     weights: WeightsConfig = dataclasses.field(default_factory=WeightsConfig)
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    method: Literal["distildire", "dire"] = "distildire"
     device: DeviceName = "auto"
     precision: Precision = "auto"
     batch: Positive = 16

@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class FrameScore:
-    """The score of one frame, by its index and presentation time in seconds (None where it was not finite)."""
+    """The score of one frame, by its index and presentation time in seconds (None where it was not finite);
+    with several methods, `score` is the primary one's and `scores` has each method's."""
 
     index: int
     time: float
     score: float | None
+    scores: dict[str, float | None] | None = None
 
 
 @dataclass
@@ -50,10 +52,16 @@ class FileResult:
     flagged: int = 0
     frames: list[FrameScore] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    methods: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with the fields in a stable order."""
-        return dataclasses.asdict(self)
+        """A JSON-ready dict with the fields in a stable order (`methods` and frame `scores` only when several methods ran)."""
+        out = dataclasses.asdict(self)
+        if self.methods is None:
+            del out["methods"]
+            for frame in out["frames"]:
+                del frame["scores"]
+        return out
 
 
 @dataclass
@@ -120,10 +128,11 @@ def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileRes
     if done.error:
         notes.append(f"decoding stopped early: {done.error}")
     result.warning = "; ".join(notes) or None
-    bad = [f for f in result.frames if not math.isfinite(f.score)]
+    bad = [f for f in result.frames if not all(math.isfinite(v) for v in (f.scores or {"": f.score}).values())]
     if bad:
         for frame in bad:
             frame.score = None
+            frame.scores = {m: v if math.isfinite(v) else None for m, v in frame.scores.items()} if frame.scores else None
         result.status = "error"
         result.error = (
             f"{result.path}: {len(bad)} of {len(result.frames)} frame scores are not finite (NaN or infinite), "
@@ -134,6 +143,12 @@ def _finish(state: _FileState, threshold: float, top_fraction: float) -> FileRes
     result.score = file_score(scores, top_fraction)
     result.verdict = verdict(result.score, threshold)
     result.flagged = flagged(scores, threshold)
+    if result.frames[0].scores is not None:
+        result.methods = {}
+        for method in result.frames[0].scores:
+            by_method = [f.scores[method] for f in result.frames]
+            score = file_score(by_method, top_fraction)
+            result.methods[method] = {"verdict": verdict(score, threshold), "score": score, "flagged": flagged(by_method, threshold)}
     return result
 
 
@@ -173,11 +188,12 @@ def scan(
 
     def run_batch() -> None:
         start = time.perf_counter()
-        scores = detector.score(detector.preprocess([f.image for f in pending])).tolist()
+        by_method = {m: s.tolist() for m, s in detector.scores(detector.preprocess([f.image for f in pending])).items()}
         share = (time.perf_counter() - start) / len(pending)
-        for frame, score in zip(pending, scores):
+        for row, frame in enumerate(pending):
             state = states[frame.source]
-            state.result.frames.append(FrameScore(frame.index, frame.time, score))
+            several = {m: s[row] for m, s in by_method.items()} if len(by_method) > 1 else None
+            state.result.frames.append(FrameScore(frame.index, frame.time, by_method[detector.method][row], several))
             state.model_s += share
         if on_frames is not None:
             on_frames(len(pending))

@@ -46,7 +46,8 @@ def frame_rows(results: Sequence[FileResult]) -> Iterable[dict[str, Any]]:
         if r.status == "error":
             yield {"path": r.path, "index": None, "time": None, "score": None, "status": "error", "error": r.error}
         for f in r.frames:
-            yield {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": "ok", "error": None}
+            extra = {f"score_{m}": v for m, v in f.scores.items()} if f.scores else {}
+            yield {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": "ok", "error": None, **extra}
 
 
 def to_jsonl(results: Sequence[FileResult]) -> str:
@@ -55,9 +56,10 @@ def to_jsonl(results: Sequence[FileResult]) -> str:
 
 
 def to_csv(results: Sequence[FileResult]) -> str:
-    """Per-frame rows as CSV with a header."""
+    """Per-frame rows as CSV with a header (and a `score_<method>` column per method when several ran)."""
+    methods = next((list(r.methods) for r in results if r.methods), [])
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FRAME_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[*FRAME_COLUMNS, *(f"score_{m}" for m in methods)], lineterminator="\n")
     writer.writeheader()
     writer.writerows(frame_rows(results))
     return buffer.getvalue()
@@ -79,7 +81,7 @@ def table(results: Sequence[FileResult], threshold: float) -> Table:
             f"{r.score:.3f}",
             f"{r.flagged}/{len(r.frames)}",
             f"{r.timings.get('total_s', 0.0):.1f}s",
-            r.warning or "",
+            "; ".join([*(f"{m} {v['score']:.3f} {v['verdict']}" for m, v in (r.methods or {}).items()), *([r.warning] if r.warning else [])]),
         )
     return out
 

@@ -232,7 +232,7 @@ def resolve(spec: str | Path, progress: Progress | None = None) -> Path:
     """Turn a registry name or a file path into a local file; an official file is downloaded if needed and verified."""
     spec_str = str(spec)
     if not spec_str:
-        raise WeightsError("no checkpoint given: this config names none, pass a file with --adm / --student")
+        raise WeightsError("no checkpoint given: this config names none, pass a file with --adm / --student / --dire")
     weight = REGISTRY.get(spec_str)
     if weight is None:
         path = Path(spec_str).expanduser()

@@ -3,18 +3,33 @@ its checkpoints in the registry, and `scan` / `eval` with `--method dire` and `b
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from torchvision import transforms
+from torchvision.transforms import v2  # noqa: F401  (transforms.v2)
 from torchvision.models import resnet50
+from typer.testing import CliRunner
 
 from streamdet import weights
-from streamdet.errors import WeightsError
+from streamdet.cli import app
+from streamdet.errors import ConfigError, WeightsError
+from streamdet.models.adm import load_adm
 from streamdet.models.dire import DIREClassifier, load_dire_classifier
 
 from .checkpoints import random_dire_classifier, save_dire_classifier
+from .media import make_video, write_image
+from .reference import guided_diffusion_dire
+
+runner = CliRunner()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -31,6 +46,18 @@ def _reference_input(image: np.ndarray) -> torch.Tensor:
     pipeline = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()])
     tensor = pipeline(Image.fromarray(image))
     return transforms.functional.normalize(tensor, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+
+
+def _reference_tensor_input(image: np.ndarray) -> torch.Tensor:
+    """The same steps with torchvision's tensor transforms on the uint8 image (its resize differs from PIL's by a level
+    here and there, see test_dire_classifier_resizes_like_the_reference)."""
+    pipeline = transforms.v2.Compose([
+        transforms.v2.Resize(256, antialias=True),
+        transforms.v2.CenterCrop(224),
+        transforms.v2.ToDtype(torch.float32, scale=True),
+        transforms.v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
+    return pipeline(torch.from_numpy(image).permute(2, 0, 1))
 
 
 @pytest.mark.parametrize("wrapped", [True, False])
@@ -80,3 +107,93 @@ def test_dire_checkpoints_are_manual_downloads(tmp_path, monkeypatch, name, file
     save_dire_classifier(where, random_dire_classifier())
     assert weights.resolve(name) == where
     assert isinstance(load_dire_classifier(weights.resolve(name)), DIREClassifier)
+
+
+# --- scan and watch with --method -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dire_config(tmp_path_factory, tiny_config) -> Path:
+    """The tiny config with 2 DDIM steps for DIRE (20 would cost minutes on a CPU), as a YAML file."""
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, dire_steps=2))
+    data = dataclasses.asdict(config)
+    data.pop("source")
+    path = tmp_path_factory.mktemp("config") / "dire.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifiers(ckpt_dir) -> dict[str, Path]:
+    """DIRE classifiers in the official format: a random one, one that calls everything fake (logit 6)."""
+    return {
+        "random": save_dire_classifier(ckpt_dir / "dire_random.pth", random_dire_classifier(seed=5)),
+        "fake": save_dire_classifier(ckpt_dir / "dire_fake.pth", random_dire_classifier(seed=6, bias=6.0), wrapped=False),
+    }
+
+
+def test_scan_method_dire_gives_the_reference_score(tmp_path, dire_config, tiny_config, tiny_adm_ckpt, classifiers):
+    """An image's score is the reference's: guided-diffusion's DDIM, the DIRE quantization, PIL preprocessing, torchvision ResNet-50."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    path = write_image(tmp_path / "frame.png", image)
+    result = runner.invoke(app, ["scan", str(path), "--config", str(dire_config), "--adm", str(tiny_adm_ckpt), "--method", "dire", "--dire", str(classifiers["random"]), "--json", "--quiet"])
+    assert result.exit_code in (0, 1), result.output
+    doc = json.loads(result.output)
+    assert doc["settings"]["method"] == "dire" and doc["settings"]["methods"] == ["dire"]
+    frame = doc["inputs"][0]["frames"][0]
+    assert "scores" not in frame and "methods" not in doc["inputs"][0]
+
+    unet = load_adm(tiny_config.adm, tiny_adm_ckpt)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 * 2 - 1
+    with torch.no_grad():
+        _, recon = guided_diffusion_dire(unet, 2, tiny_config.adm, x)
+        dire = (torch.abs(x - recon) * 255 / 2).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+        reference = resnet50(weights=None, num_classes=1).eval()
+        reference.load_state_dict(torch.load(classifiers["random"], weights_only=True)["model"])
+        expected = torch.sigmoid(reference(_reference_tensor_input(dire)[None])).item()
+    assert 0.02 < expected < 0.98, "the random classifier should not saturate, or the comparison says little"
+    assert frame["score"] == pytest.approx(expected, abs=1e-3)  # float32 rounding differs between a batch and one image
+
+
+def test_scan_method_both_reports_each_method(tmp_path, dire_config, tiny_adm_ckpt, real_student_ckpt, classifiers):
+    """`both`: DistilDIRE's verdict on top (here REAL: the student says sigmoid(-6)), DIRE's beside it (FAKE: sigmoid(6))."""
+    video = make_video(tmp_path / "clip.mp4", 12, (80, 64), 6)
+    out = tmp_path / "both.csv"
+    args = ["scan", str(video), "--config", str(dire_config), "--adm", str(tiny_adm_ckpt), "--student", str(real_student_ckpt), "--dire", str(classifiers["fake"]), "--method", "both", "--quiet"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["settings"]["methods"] == ["distildire", "dire"]
+    r = doc["inputs"][0]
+    assert r["verdict"] == "REAL" and r["score"] == pytest.approx(1 / (1 + math.exp(6)), rel=1e-3)
+    assert r["methods"]["distildire"]["verdict"] == "REAL" and r["methods"]["dire"]["verdict"] == "FAKE"
+    assert r["methods"]["dire"]["score"] == pytest.approx(1 / (1 + math.exp(-6)), rel=1e-3) and r["methods"]["dire"]["flagged"] == 4
+    assert len(r["frames"]) == 4 and all(f["scores"]["distildire"] == f["score"] for f in r["frames"])
+    assert all(f["scores"]["dire"] > 0.99 for f in r["frames"])
+    assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 4 and all(float(row["score_dire"]) > 0.99 and float(row["score_distildire"]) < 0.01 for row in rows)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--method", "dire", "--backend", "onnxruntime"], "the dire method runs on --backend torch or compile, not onnxruntime"),
+        (["--method", "sideways"], "sideways: unknown method (choose distildire, dire, both)"),
+        (["--method", "dire", "--dire", "missing.pth"], "missing.pth: no such checkpoint file or registered name"),
+    ],
+)
+def test_scan_method_errors_are_one_line(tmp_path, dire_config, tiny_adm_ckpt, classifiers, extra, message):
+    image = write_image(tmp_path / "a.png", np.zeros((64, 64, 3), np.uint8))
+    args = ["scan", str(image), "--config", str(dire_config), "--adm", str(tiny_adm_ckpt), "--dire", str(classifiers["fake"]), "--quiet", *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.output and result.output.strip().count("\n") == 0, result.output
+
+
+def test_method_setting_is_validated(tiny_config):
+    assert dataclasses.replace(tiny_config, method="dire").method == "dire"
+    with pytest.raises(ConfigError, match="^invalid setting: method: expected one of 'distildire' or 'dire', got str 'both'$"):
+        dataclasses.replace(tiny_config, method="both")
+    result = runner.invoke(app, ["watch", "x.mp4", "--config", "tiny", "--method", "both", "--realtime", "--quiet"])
+    assert result.exit_code == 2 and "--method both: watch runs one method" in result.output

@@ -35,6 +35,7 @@ from streamdet.video import Sampling, iter_frames
 
 from .checkpoints import random_adm, random_student, save_adm, save_student
 from .media import make_video, write_image
+from .reference import guided_diffusion_dire
 from .trainingdata import make_image_dataset, save_teacher, texture
 
 STREAMDET = str(Path(sys.executable).parent / "streamdet")
@@ -205,18 +206,6 @@ def _ddim_by_hand(unet: torch.nn.Module, steps: int, cfg, x: torch.Tensor) -> to
     return z.float()
 
 
-def _guided_diffusion_dire(unet: torch.nn.Module, steps: int, cfg, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The DIRE reference's (latent, reconstruction): its `ddim_reverse_sample_loop` (guided-diffusion's `ddim_reverse_sample`
-    at t = 0, 1, …, which is all that loop does; the pip guided-diffusion lacks the loop) then guided-diffusion's `ddim_sample_loop`."""
-    d = build_diffusion(cfg, f"ddim{steps}")
-    latent = x
-    for step in range(d.num_timesteps):
-        t = torch.full((len(x),), step, dtype=torch.long)
-        latent = d.ddim_reverse_sample(unet, latent, t, clip_denoised=True, eta=0.0)["sample"]
-    recon = d.ddim_sample_loop(unet, tuple(x.shape), noise=latent, clip_denoised=True, eta=0.0)
-    return latent, recon
-
-
 def test_dire_is_ddim20_inversion_and_reconstruction(tiny_config):
     cfg = dataclasses.replace(tiny_config.adm, image_size=32)
     unet = random_adm(cfg)
@@ -226,7 +215,7 @@ def test_dire_is_ddim20_inversion_and_reconstruction(tiny_config):
     x = (torch.rand(2, 3, 32, 32) * 2 - 1).clamp(-0.98, 0.98)
     with torch.no_grad():
         latent, recon = dire.invert(x), dire.reconstruct(x)
-        gd_latent, gd_recon = _guided_diffusion_dire(unet, 20, cfg, x)
+        gd_latent, gd_recon = guided_diffusion_dire(unet, 20, cfg, x)
         by_hand = _ddim_by_hand(unet, 20, cfg, x)
         image = dire(x)
     # guided-diffusion's own loops with the same float32 coefficients; the timestep embedding computed once (at batch 1)

@@ -91,9 +91,8 @@ def quantize(difference: torch.Tensor) -> torch.Tensor:
 
 
 class DIREClassifier(nn.Module):
-    """DIRE's detector: torchvision's ResNet-50 with one logit, reading the DIRE image (uint8) resized so its short
-    side is 256 (rounded back to 8 bits, as an image file would be), centre-cropped to 224, scaled to [0, 1] and
-    normalised with ImageNet's mean and std."""
+    """DIRE's detector: torchvision's ResNet-50 with one logit, reading the 8-bit DIRE image resized so its short
+    side is 256, centre-cropped to 224, scaled to [0, 1] and normalised with ImageNet's mean and std."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -102,11 +101,12 @@ class DIREClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def prepare(self, dire: torch.Tensor) -> torch.Tensor:
-        """uint8 DIRE images (N×3×H×W) → the normalised N×3×224×224 float32 input of the network."""
-        x = dire.float()
+        """DIRE images (N×3×H×W, uint8 or 0..255 float) → the normalised N×3×224×224 float32 input of the network;
+        resized as 8-bit images by torchvision (which rounds as PIL does)."""
+        x = dire.round().clamp(0, 255).to(torch.uint8) if dire.is_floating_point() else dire
         if min(x.shape[-2:]) != CLASSIFIER_RESIZE:
-            x = TF.resize(x, [CLASSIFIER_RESIZE], antialias=True).round().clamp(0, 255)
-        x = TF.center_crop(x, [CLASSIFIER_CROP, CLASSIFIER_CROP]) / 255
+            x = TF.resize(x, [CLASSIFIER_RESIZE], antialias=True)
+        x = TF.center_crop(x, [CLASSIFIER_CROP, CLASSIFIER_CROP]).float() / 255
         return (x - self.mean) / self.std
 
     def forward(self, dire: torch.Tensor) -> torch.Tensor:
