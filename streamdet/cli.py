@@ -471,8 +471,10 @@ def train_command(
 @app.command("eval")
 def eval_command(
     dataset: Path = typer.Argument(..., help="Frame dataset (real/ and fake/<generator>/)."),
-    student: str = typer.Option(..., help="Student checkpoint: a file (e.g. a run's best.pth) or a registered name."),
+    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file (e.g. a run's best.pth) or a registered name (default: the config's)."),
     config: Optional[str] = CONFIG,
+    method: str = typer.Option("distildire", help="distildire, or dire: the DIRE classifier (--dire) reads each image's DIRE (cached by prepare, else computed)."),
+    dire: Optional[str] = DIRE,
     adm: Optional[str] = typer.Option(None, help="ADM checkpoint, needed only for images without a cached eps and for backends other than torch."),
     cache: Optional[Path] = typer.Option(None, help="Cache folder (default: DATASET/cache)."),
     split: str = typer.Option("all", help="all, train or val: the manifest's split, else the one train draws (train.val_fraction, train.seed)."),
@@ -495,11 +497,11 @@ def eval_command(
 
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
-        bar, update = count_progress("computing eps", quiet)
+        bar, update = count_progress("computing DIRE" if method == "dire" else "computing eps", quiet)
         with bar:
             result = evaluate(
-                dataset, cfg, student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
-                backend=backend, engines=engines, student_precision=student_precision,
+                dataset, cfg, student or cfg.weights.student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
+                backend=backend, engines=engines, student_precision=student_precision, method=method, dire=dire,
             )
     if json_:
         text = json.dumps(result.to_dict(), indent=2) + "\n"

@@ -27,6 +27,7 @@ from streamdet.models.dire import DIREClassifier, load_dire_classifier
 
 from .checkpoints import random_dire_classifier, save_dire_classifier
 from .media import make_video, write_image
+from .trainingdata import make_image_dataset
 from .reference import guided_diffusion_dire
 
 runner = CliRunner()
@@ -197,3 +198,31 @@ def test_method_setting_is_validated(tiny_config):
         dataclasses.replace(tiny_config, method="both")
     result = runner.invoke(app, ["watch", "x.mp4", "--config", "tiny", "--method", "both", "--realtime", "--quiet"])
     assert result.exit_code == 2 and "--method both: watch runs one method" in result.output
+
+
+# --- eval --method dire ---------------------------------------------------------------------------------------------
+
+
+def test_eval_method_dire_scores_each_cached_dire_like_the_reference(tmp_path, dire_config, tiny_adm_ckpt, classifiers):
+    """Missing DIREs are computed (and cached as prepare caches them); each image's score is the reference classifier's
+    reading of its DIRE PNG through PIL; the per-generator table has each generator; a second run reads the cache."""
+    root = make_image_dataset(tmp_path / "ds", 2, {"gan": 2, "sd": 1})
+    args = ["eval", str(root), "--config", str(dire_config), "--adm", str(tiny_adm_ckpt), "--method", "dire", "--dire", str(classifiers["random"]), "--quiet"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["method"] == "dire" and doc["student"] == str(classifiers["random"])
+    assert set(doc["images"]["generators"]) == {"gan", "sd"} and doc["images"]["all"]["n_real"] == 2 and doc["images"]["all"]["n_fake"] == 3
+    reference = resnet50(weights=None, num_classes=1).eval()
+    reference.load_state_dict(torch.load(classifiers["random"], weights_only=True)["model"])
+    pngs = sorted((root / "cache" / "dire").rglob("*.png"))
+    assert len(pngs) == 5
+    stamps = [p.stat().st_mtime_ns for p in pngs]
+    with torch.no_grad():
+        for scored in doc["scores"]:
+            dire = np.asarray(Image.open(root / "cache" / "dire" / f"{scored['name']}.png").convert("RGB"))
+            expected = torch.sigmoid(reference(_reference_input(dire)[None])).item()
+            assert scored["score"] == pytest.approx(expected, abs=0.02)  # PIL's upsampling differs by a level here and there
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and "streamdet eval: dire" in table.output and "gan" in table.output and "sd" in table.output
+    assert [p.stat().st_mtime_ns for p in pngs] == stamps, "the cached DIREs are read, not made again"
