@@ -94,7 +94,9 @@ class Detector:
         method = method or config.method
         if method not in CHOICES:
             raise ConfigError(f"{method}: unknown method (choose {', '.join(CHOICES)})")
-        device_ = pick_device(config.device)
+        if method != "distildire" and backend not in ("torch", "compile"):
+            raise BackendError(f"the dire method runs on --backend torch or compile, not {backend} (DIRE is not exported)")
+        where = pick_device(config.device)
         chunks = AdaptiveBatch(config.batch)
         specs = (adm or config.weights.adm, student or config.weights.student)
         loaded: dict[str, nn.Module] = {}
@@ -110,14 +112,12 @@ class Detector:
 
         backends: dict[str, Backend] = {}
         if method in ("distildire", "both"):
-            backends["distildire"] = make_backend(backend, config, device_, chunks, models, specs, engines, student_precision)
+            backends["distildire"] = make_backend(backend, config, where, chunks, models, specs, engines, student_precision)
         if method in ("dire", "both"):
-            if backend not in ("torch", "compile"):
-                raise BackendError(f"the dire method runs on --backend torch or compile, not {backend} (DIRE is not exported)")
-            run_precision, _ = precisions(backend, config, device_, student_precision)
+            run_precision, _ = precisions(backend, config, where, student_precision)
             classifier = load_dire_classifier(resolve(dire or config.weights.dire, progress("DIRE classifier") if progress else None))
             reconstruction = DIRE(unet(), config.adm, config.train.dire_steps)
-            backends["dire"] = DIREBackend(reconstruction, classifier, device_, run_precision, config.channels_last, compile=backend == "compile")
+            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")
         primary = "distildire" if method == "both" else method
         extra = {m: b for m, b in backends.items() if m != primary}
         return cls(backends[primary], config, chunks, primary, extra)
