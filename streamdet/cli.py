@@ -532,7 +532,7 @@ def cached_state(weight: weights.WeightFile) -> str:
     """'no', or the state of the cached copy: verified, no published checksum, or why it cannot be used."""
     path = weights.cached_path(weight)
     if not path.is_file():
-        return "no"
+        return "no (manual download: see README)" if weight.manual else "no"
     try:
         return f"yes ({weights.verify(weight, path)})"
     except StreamdetError as exc:
