@@ -522,7 +522,7 @@ def weights_list() -> None:
     """The registered checkpoints, whether each is cached, and where."""
     out = Table(title=f"checkpoints (cache: {weights.home() / 'weights'})", title_justify="left")
     for column in ("name", "kind", "size", "cached", "description"):
-        out.add_column(column)
+        out.add_column(column, no_wrap=column == "name")
     for w in weights.REGISTRY.values():
         out.add_row(w.name, w.kind, f"{w.size_mb} MB", cached_state(w), w.description)
     Console().print(out)
@@ -532,7 +532,7 @@ def cached_state(weight: weights.WeightFile) -> str:
     """'no', or the state of the cached copy: verified, no published checksum, or why it cannot be used."""
     path = weights.cached_path(weight)
     if not path.is_file():
-        return "no (manual download: see README)" if weight.manual else "no"
+        return "no (manual)" if weight.manual else "no"
     try:
         return f"yes ({weights.verify(weight, path)})"
     except StreamdetError as exc:

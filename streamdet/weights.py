@@ -45,6 +45,7 @@ class WeightFile:
 
 
 # The DIRE authors share their classifiers through file-sharing pages (password "dire"), not direct URLs.
+# Their size is not published: 283 MB is that of a ResNet-50 saved with its Adam state, as the trainer saves it.
 DIRE_SHARE = "https://rec.ustc.edu.cn/share/ec980150-4615-11ee-be0a-eb822f25e070 (password: dire; also BaiduDrive, see github.com/ZhendongWang6/DIRE)"
 
 # Checksums: neither OpenAI nor the DistilDIRE authors publish one beside the file. The ADM value is the one
@@ -82,7 +83,7 @@ REGISTRY: dict[str, WeightFile] = {
                 "dire",
                 DIRE_SHARE,
                 283,
-                f"DIRE classifier trained on {what} (manual download: see README)",
+                f"DIRE classifier trained on {what}",
                 manual=True,
                 file=f"{name.replace('-', '_')}.pth",
             )
