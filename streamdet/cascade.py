@@ -31,6 +31,10 @@ class Cascade:
         self.device = detector.device
         self.image_size = detector.image_size
         self.batch = detector.batch
+        self.method = detector.method
+        self.backends = {detector.method: detector.backend}  # one method: frames the lite model keeps have no other score
+        self.faces = detector.faces
+        self.preprocess_crops = detector.preprocess_crops
         self.triage = triage
         self.lite = lite.to(self.device).eval().requires_grad_(False)
         self.lite_precision = pick_precision("auto", self.device)

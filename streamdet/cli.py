@@ -46,6 +46,7 @@ ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for o
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
 CASCADE = typer.Option(None, "--cascade", help="Lite detector checkpoint (from `streamdet distill-lite`): it scores every frame; only frames at or above --triage go through the ADM and the student.")
 TRIAGE = typer.Option(0.2, "--triage", min=0.0, max=1.0, help="With --cascade: the lite P(fake) at which a frame is escalated to the full pipeline.")
+DIRE = typer.Option(None, "--dire", help="DIRE classifier checkpoint for --method dire: a file or a registered name.")
 
 
 INTERRUPTED = 130  # the shell's exit status for a command stopped by SIGINT (128 + 2)
@@ -147,13 +148,16 @@ def print_version(on: bool) -> None:
 
 def load_detector(
     cfg: Config, adm: str | None, student: str | None, quiet: bool, backend: str, engines: Path, student_precision: str | None,
-    cascade: Path | None = None, triage: float = 0.2,
+    cascade: Path | None = None, triage: float = 0.2, method: str | None = None, dire: str | None = None,
 ) -> Detector | Cascade:
-    """The detector of scan and watch on its backend, behind the lite triage with `cascade` (download progress and the warm-up time on stderr unless quiet)."""
+    """The detector of scan and watch on its backend and method(s), behind the lite triage with `cascade` (download progress and the warm-up time on stderr unless quiet)."""
     from .cascade import Cascade
     from .detector import Detector
 
-    detector = Detector.load(cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines, student_precision=student_precision)
+    detector = Detector.load(
+        cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines,
+        student_precision=student_precision, method=method, dire=dire,
+    )
     if detector.backend.warmup_s is not None and not quiet:
         err.print(f"streamdet: {backend} warm-up took {detector.backend.warmup_s:.1f} s", highlight=False)
     return detector if cascade is None else Cascade.load(detector, cascade, triage)
@@ -189,6 +193,8 @@ def scan(
     student_precision: Optional[str] = STUDENT_PRECISION,
     cascade: Optional[Path] = CASCADE,
     triage: float = TRIAGE,
+    method: Optional[str] = typer.Option(None, help="distildire (default), dire (slower; DDIM reconstruction error), or both (DistilDIRE's verdict, DIRE's beside it as a second opinion)."),
+    dire: Optional[str] = DIRE,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
@@ -221,7 +227,7 @@ def scan(
         sampling = Sampling(**dataclasses.asdict(cfg.sampling))
         resolve_decoder(decoder, pick_device(cfg.device))
         try:
-            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage)
+            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage, method, dire)
         except KeyboardInterrupt:
             fail("interrupted before scanning started; nothing written", INTERRUPTED)
         show = not quiet and err.is_terminal
@@ -260,6 +266,8 @@ def scan(
         "device": str(detector.device),
         "precision": detector.precision,
         "backend": detector.backend.name,
+        "method": detector.method,
+        "methods": list(detector.backends),
         "student_precision": detector.backend.student_precision,
         "warmup_s": detector.backend.warmup_s,
         "threshold": cfg.threshold,
@@ -414,6 +422,8 @@ def watch_command(
     student_precision: Optional[str] = STUDENT_PRECISION,
     cascade: Optional[Path] = CASCADE,
     triage: float = TRIAGE,
+    method: Optional[str] = typer.Option(None, help="distildire (default) or dire (DDIM reconstruction error: about 40 times the ADM work per frame)."),
+    dire: Optional[str] = DIRE,
     fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
     window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
     raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold; HIGH with --uncertain)."),
@@ -437,6 +447,8 @@ def watch_command(
 
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, uncertain=band_option(uncertain))
+        if method == "both":
+            fail("--method both: watch runs one method (distildire or dire); use scan --method both for a second opinion")
         band = None if cfg.uncertain is None else tuple(cfg.uncertain)
         raise_at = (cfg.threshold if band is None else band[1]) if raise_at is None else raise_at
         if clear_at is None:
@@ -445,7 +457,7 @@ def watch_command(
         source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
         settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
         targets = parse_targets(urls, realtime)
-        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage)
+        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage, method, dire)
         run_watch(detector, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
 
 
@@ -615,8 +627,10 @@ def train_command(
 @app.command("eval")
 def eval_command(
     dataset: Path = typer.Argument(..., help="Frame dataset (real/ and fake/<generator>/)."),
-    student: str = typer.Option(..., help="Student checkpoint: a file (e.g. a run's best.pth) or a registered name."),
+    student: Optional[str] = typer.Option(None, help="Student checkpoint: a file (e.g. a run's best.pth) or a registered name (default: the config's)."),
     config: Optional[str] = CONFIG,
+    method: str = typer.Option("distildire", help="distildire, or dire: the DIRE classifier (--dire) reads each image's DIRE (cached by prepare, else computed)."),
+    dire: Optional[str] = DIRE,
     adm: Optional[str] = typer.Option(None, help="ADM checkpoint, needed only for images without a cached eps and for backends other than torch."),
     cache: Optional[Path] = typer.Option(None, help="Cache folder (default: DATASET/cache)."),
     split: str = typer.Option("all", help="all, train or val: the manifest's split, else the one train draws (train.val_fraction, train.seed)."),
@@ -644,6 +658,8 @@ def eval_command(
 
     with user_errors():
         cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
+        if degrade and method != "distildire":
+            fail(f"--degrade evaluates the distildire method, not {method}")
         if plot is not None and not degrade:
             fail(f"{plot}: --plot draws the --degrade results; give at least one --degrade SPEC")
         if degrade:
@@ -654,17 +670,17 @@ def eval_command(
             bar, update = count_progress("degradations", quiet)
             with bar:
                 result = robustness(
-                    dataset, cfg, student, degrade, adm=adm, split=split, backend=backend, engines=engines,
+                    dataset, cfg, student or cfg.weights.student, degrade, adm=adm, split=split, backend=backend, engines=engines,
                     student_precision=student_precision, progress=update,
                 )
             if plot is not None:
                 plot_robustness(result, plot)
         else:
-            bar, update = count_progress("computing eps", quiet)
+            bar, update = count_progress("computing DIRE" if method == "dire" else "computing eps", quiet)
             with bar:
                 result = evaluate(
-                    dataset, cfg, student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
-                    backend=backend, engines=engines, student_precision=student_precision,
+                    dataset, cfg, student or cfg.weights.student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
+                    backend=backend, engines=engines, student_precision=student_precision, method=method, dire=dire,
                 )
     show = render_robustness if degrade else render
     if json_:
@@ -718,7 +734,7 @@ def weights_list() -> None:
     """The registered checkpoints, whether each is cached, and where."""
     out = Table(title=f"checkpoints (cache: {weights.home() / 'weights'})", title_justify="left")
     for column in ("name", "kind", "size", "cached", "description"):
-        out.add_column(column)
+        out.add_column(column, no_wrap=column == "name")
     for w in weights.REGISTRY.values():
         out.add_row(w.name, w.kind, f"{w.size_mb} MB", cached_state(w), w.description)
     Console().print(out)
@@ -728,7 +744,7 @@ def cached_state(weight: weights.WeightFile) -> str:
     """'no', or the state of the cached copy: verified, no published checksum, or why it cannot be used."""
     path = weights.cached_path(weight)
     if not path.is_file():
-        return "no"
+        return "no (manual)" if weight.manual else "no"
     try:
         return f"yes ({weights.verify(weight, path)})"
     except StreamdetError as exc:

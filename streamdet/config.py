@@ -113,6 +113,7 @@ class WeightsConfig:
 
     adm: StrictStr = "adm-256-uncond"
     student: StrictStr = "distildire-imagenet"
+    dire: StrictStr = "dire-imagenet-adm"
 
     _errors = model_validator(mode="wrap")(_as_config_error)
 
@@ -181,7 +182,7 @@ class TrainConfig:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     workers: Annotated[StrictInt, Field(ge=0)] = 4
     precision: Precision = "auto"
-    dire_steps: Positive = 20
+    dire_steps: Positive = 20  # DDIM steps of DIRE: for prepare and for `method: dire` alike
     teacher: StrictStr = ""
 
     _errors = model_validator(mode="wrap")(_as_config_error)
@@ -202,6 +203,7 @@ class Config:
     weights: WeightsConfig = dataclasses.field(default_factory=WeightsConfig)
     sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    method: Literal["distildire", "dire"] = "distildire"
     device: DeviceName = "auto"
     precision: NoisePrecision = "auto"
     batch: Positive = 16

@@ -1,9 +1,9 @@
-"""`Detector`: preprocess → backend (first-step noise → student), batched, on one device."""
+"""`Detector`: preprocess → backend (first-step noise → student, or DIRE → its classifier), batched, on one device."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -12,23 +12,44 @@ from torch import nn
 from .config import Config, load_config, with_overrides
 from .crops import Box, FaceFinder, crop_boxes
 from .device import pick_device
-from .models.noise import FirstStepNoise, load_noise_model
+from .errors import BackendError, ConfigError
+from .models.adm import load_adm
+from .models.dire import DIRE, load_dire_classifier
+from .models.noise import FirstStepNoise
 from .models.student import Student, load_student
 from .preprocess import preprocess, preprocess_boxes
 from .runtime import AdaptiveBatch, Backend, make_backend
 from .runtime.artifacts import DEFAULT_ENGINES
+from .runtime.dire import DIREBackend
 from .runtime.eager import TorchBackend
 from .runtime.factory import precisions
 from .upload import FrameUploader, PendingScores
 from .weights import Progress, resolve
 
+METHODS = ("distildire", "dire")
+CHOICES = (*METHODS, "both")
+
 
 class Detector:
-    """Scores frames with DistilDIRE: P(fake) from a student reading the frame and its first-step noise."""
+    """Scores frames with one method, or several side by side: P(fake) per frame from DistilDIRE (a student reading
+    the frame and its first-step noise) and/or DIRE (a classifier reading the DDIM reconstruction error).
 
-    def __init__(self, backend: Backend, config: Config, batch: AdaptiveBatch | None = None) -> None:
+    `method` names the primary method (its scores are `score`'s); `extra` backends are further methods that
+    `scores` runs on the same frames, for a second opinion.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: Config,
+        batch: AdaptiveBatch | None = None,
+        method: str = "distildire",
+        extra: Mapping[str, Backend] | None = None,
+    ) -> None:
         self.config = config
         self.backend = backend
+        self.method = method
+        self.backends = {method: backend, **(extra or {})}
         self.device = backend.device
         self.image_size = config.adm.image_size
         self.batch = batch or AdaptiveBatch(config.batch)
@@ -60,26 +81,50 @@ class Detector:
         backend: str = "torch",
         engines: str | Path = DEFAULT_ENGINES,
         student_precision: str | None = None,
+        method: str | None = None,
+        dire: str | Path | None = None,
     ) -> "Detector":
         """Build from a config (object, name or path) and checkpoints (registry names or files).
 
         `backend` runs the models: torch (eager) or compile build them from the checkpoints (downloaded if
         needed); onnxruntime or tensorrt run the files exported into `engines` (`student_precision` int8
         picks the quantized student) and only check them against the checkpoints, never loading these.
+        `method` (default: the config's) is distildire, dire (the ADM and the `dire` classifier checkpoint, on torch
+        or compile), or both (DistilDIRE primary, DIRE beside it; one ADM serves both).
         """
         if not isinstance(config, Config):
             config = load_config(config)
         config = with_overrides(config, device=device, precision=precision, batch=batch)
+        method = method or config.method
+        if method not in CHOICES:
+            raise ConfigError(f"{method}: unknown method (choose {', '.join(CHOICES)})")
+        if method != "distildire" and backend not in ("torch", "compile"):
+            raise BackendError(f"the dire method runs on --backend torch or compile, not {backend} (DIRE is not exported)")
+        where = pick_device(config.device)
+        chunks = AdaptiveBatch(config.batch)
         specs = (adm or config.weights.adm, student or config.weights.student)
+        loaded: dict[str, nn.Module] = {}
+
+        def unet() -> nn.Module:
+            if "unet" not in loaded:
+                loaded["unet"] = load_adm(config.adm, resolve(specs[0], progress("ADM") if progress else None))
+            return loaded["unet"]
 
         def models() -> tuple[nn.Module, nn.Module]:
-            adm_path = resolve(specs[0], progress("ADM") if progress else None)
-            student_path = resolve(specs[1], progress("student") if progress else None)
-            return load_noise_model(config.adm, adm_path), load_student(student_path)
+            noise_model = FirstStepNoise(unet(), config.adm)
+            return noise_model, load_student(resolve(specs[1], progress("student") if progress else None))
 
-        chunks = AdaptiveBatch(config.batch)
-        runner = make_backend(backend, config, pick_device(config.device), chunks, models, specs, engines, student_precision)
-        return cls(runner, config, chunks)
+        backends: dict[str, Backend] = {}
+        if method in ("distildire", "both"):
+            backends["distildire"] = make_backend(backend, config, where, chunks, models, specs, engines, student_precision)
+        if method in ("dire", "both"):
+            run_precision, _ = precisions(backend, config, where, student_precision)
+            classifier = load_dire_classifier(resolve(dire or config.weights.dire, progress("DIRE classifier") if progress else None))
+            reconstruction = DIRE(unet(), config.adm, config.train.dire_steps)
+            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")
+        primary = "distildire" if method == "both" else method
+        extra = {m: b for m, b in backends.items() if m != primary}
+        return cls(backends[primary], config, chunks, primary, extra)
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""
@@ -94,22 +139,32 @@ class Detector:
     def _noise(self, x: torch.Tensor) -> torch.Tensor:
         return self.backend.noise(x)
 
-    @torch.inference_mode()
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backend.logits(x, self.backend.noise(x))
-
     def noise(self, x: torch.Tensor) -> torch.Tensor:
-        """First-step eps for preprocessed frames: same shape as `x`, float32, on the device."""
+        """The primary method's evidence for preprocessed frames, float32 on the device, same shape as `x`:
+        first-step eps (DistilDIRE) or the quantized DIRE image, 0..255 (DIRE)."""
         return self.batch.run(self._noise, x)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Student logits (N,) for preprocessed frames."""
-        return self.batch.run(self._logits, x)
+    def logits(self, x: torch.Tensor, method: str | None = None) -> torch.Tensor:
+        """Logits (N,) of `method` (default: the primary one) for preprocessed frames."""
+        backend = self.backends[method or self.method]
+
+        @torch.inference_mode()
+        def run(chunk: torch.Tensor) -> torch.Tensor:
+            return backend.logits(chunk, backend.noise(chunk))
+
+        return self.batch.run(run, x)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """P(fake) per preprocessed frame, (N,) float32 on the CPU."""
+        """P(fake) per preprocessed frame by the primary method, (N,) float32 on the CPU."""
         return torch.sigmoid(self.logits(x)).cpu()
 
     def score_async(self, x: torch.Tensor) -> PendingScores:
         """P(fake) per preprocessed frame, queued on the device: the host reads them with `.result()` when it needs them."""
-        return PendingScores(torch.sigmoid(self.logits(x)))
+        primary = torch.sigmoid(self.logits(x))
+        if len(self.backends) == 1:
+            return PendingScores(primary)
+        return PendingScores(primary, methods={m: primary if m == self.method else torch.sigmoid(self.logits(x, m)) for m in self.backends})
+
+    def scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """P(fake) per preprocessed frame by every method of this detector, the primary one first."""
+        return {method: torch.sigmoid(self.logits(x, method)).cpu() for method in self.backends}

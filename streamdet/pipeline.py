@@ -39,7 +39,8 @@ class FrameScore:
 
     `scored_by` is the cascade's model for it (lite or full), None without a cascade. With crops other than the
     center rule, `crop` is the box (x, y, w, h) that gave the frame its score (the highest) and `crops` every crop
-    scored: its kind (cover, face, or center where no face was found), box and score.
+    scored: its kind (cover, face, or center where no face was found), box and score. With several methods,
+    `score` is the primary one's and `scores` has each method's.
     """
 
     index: int
@@ -48,6 +49,7 @@ class FrameScore:
     scored_by: str | None = None
     crop: list[int] | None = None
     crops: list[dict[str, Any]] | None = None
+    scores: dict[str, float | None] | None = None
 
 
 @dataclass
@@ -64,15 +66,20 @@ class FileResult:
     flagged: int = 0
     frames: list[FrameScore] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    methods: dict[str, dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with the fields in a stable order (frames' crop and cascade fields only where used)."""
+        """A JSON-ready dict with the fields in a stable order (the frames' crop, cascade and per-method fields, and
+        `methods`, only where used)."""
         out = dataclasses.asdict(self)
+        if self.methods is None:
+            del out["methods"]
         for frame in out["frames"]:
             if frame["crops"] is None:
                 del frame["crop"], frame["crops"]
-            if frame["scored_by"] is None:
-                del frame["scored_by"]
+            for key in ("scored_by", "scores"):
+                if frame[key] is None:
+                    del frame[key]
         return out
 
 
@@ -129,20 +136,31 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
     put_unless_stopped(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
 
 
-def _frame_scores(frames: list[Frame], values: list[float], layout: list | None, scored_by: list[str] | None = None) -> list[FrameScore]:
-    """Each frame's score: its one value, or with crops the highest of its crops' values (non-finite if any is)."""
+def _frame_scores(
+    frames: list[Frame], values: list[float], layout: list | None, scored_by: list[str] | None = None, by_method: dict[str, list[float]] | None = None
+) -> list[FrameScore]:
+    """Each frame's score: its one value, or with crops the highest of its crops' values (non-finite if any is);
+    with several methods (`by_method`), each method's score the same way."""
     by = scored_by or [None] * len(frames)
-    if layout is None:
-        return [FrameScore(frame.index, frame.time, score, scored_by=b) for frame, score, b in zip(frames, values, by)]
-    out = []
+    spans = []
     position = 0
-    for frame, (kind, boxes), b in zip(frames, layout, by):
-        scores = values[position : position + len(boxes)]
+    for kind, boxes in layout or [(None, [None])] * len(frames):
+        spans.append((kind, boxes, position))
         position += len(boxes)
-        best = max(range(len(scores)), key=scores.__getitem__)
-        score = scores[best] if all(math.isfinite(v) for v in scores) else math.nan
+
+    def best(scores: list[float]) -> float:
+        return max(scores) if all(math.isfinite(v) for v in scores) else math.nan
+
+    out = []
+    for frame, (kind, boxes, start), b in zip(frames, spans, by):
+        scores = values[start : start + len(boxes)]
+        several = {m: best(v[start : start + len(boxes)]) for m, v in by_method.items()} if by_method else None
+        if layout is None:
+            out.append(FrameScore(frame.index, frame.time, scores[0], scored_by=b, scores=several))
+            continue
+        top = max(range(len(scores)), key=scores.__getitem__)
         crops = [{"kind": kind, "box": list(box), "score": value} for box, value in zip(boxes, scores)]
-        out.append(FrameScore(frame.index, frame.time, score, scored_by=b, crop=list(boxes[best]), crops=crops))
+        out.append(FrameScore(frame.index, frame.time, best(scores), scored_by=b, crop=list(boxes[top]), crops=crops, scores=several))
     return out
 
 
@@ -174,12 +192,13 @@ def conclude(
     if error:
         notes.append(f"decoding stopped early: {error}")
     result.warning = "; ".join(notes) or None
-    bad = [f for f in result.frames if not math.isfinite(f.score)]
+    bad = [f for f in result.frames if not all(math.isfinite(v) for v in (f.scores or {"": f.score}).values())]
     if bad:
         for frame in bad:
             frame.score = None
             for crop in frame.crops or []:
                 crop["score"] = crop["score"] if math.isfinite(crop["score"]) else None
+            frame.scores = {m: v if math.isfinite(v) else None for m, v in frame.scores.items()} if frame.scores else None
         result.status = "error"
         result.error = (
             f"{result.path}: {len(bad)} of {len(result.frames)} frame scores are not finite (NaN or infinite), "
@@ -190,6 +209,12 @@ def conclude(
     result.score = file_score(scores, top_fraction)
     result.verdict = verdict(result.score, threshold, band)
     result.flagged = flagged(scores, threshold, band)
+    if result.frames[0].scores is not None:
+        result.methods = {}
+        for method in result.frames[0].scores:
+            by_method = [f.scores[method] for f in result.frames]
+            score = file_score(by_method, top_fraction)
+            result.methods[method] = {"verdict": verdict(score, threshold, band), "score": score, "flagged": flagged(by_method, threshold, band)}
     return result
 
 
@@ -263,7 +288,7 @@ def scan(
         frames, scores, started, layout = in_flight.pop(0)
         values = scores.result()
         share = (time.perf_counter() - started) / len(frames)
-        for frame, scored in zip(frames, _frame_scores(frames, values, layout, scores.scored_by)):
+        for frame, scored in zip(frames, _frame_scores(frames, values, layout, scores.scored_by, scores.by_method())):
             state = states[frame.source]
             state.result.frames.append(scored)
             state.model_s += share

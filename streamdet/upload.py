@@ -8,7 +8,7 @@ host waits only when it reads them. On the CPU both are plain, synchronous tenso
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -58,21 +58,34 @@ class FrameUploader:
 class PendingScores:
     """Scores on their way to the host: `result()` waits for them (only them) and returns floats.
 
-    `scored_by` names the model that scored each frame where a cascade mixes two (else None)."""
+    `scored_by` names the model that scored each frame where a cascade mixes two (else None); `methods` has
+    every method's scores where a detector runs several (else None), read with `by_method()`."""
 
-    def __init__(self, scores: torch.Tensor, scored_by: list[str] | None = None) -> None:
+    def __init__(self, scores: torch.Tensor, scored_by: list[str] | None = None, methods: Mapping[str, torch.Tensor] | None = None) -> None:
         self.scored_by = scored_by
         self.event = None
-        if scores.is_cuda:
-            self.host = torch.empty(scores.shape, dtype=scores.dtype, pin_memory=True)
-            self.host.copy_(scores, non_blocking=True)
+        names = list(methods or {})
+        stacked = torch.stack([scores, *(methods[m] for m in names)])
+        if stacked.is_cuda:
+            self.host = torch.empty(stacked.shape, dtype=stacked.dtype, pin_memory=True)
+            self.host.copy_(stacked, non_blocking=True)
             self.event = torch.cuda.Event()
             self.event.record()
         else:
-            self.host = scores
+            self.host = stacked
+        self.names = names
 
-    def result(self) -> list[float]:
-        """The scores as floats, once they have arrived."""
+    def _rows(self) -> list[list[float]]:
         if self.event is not None:
             self.event.synchronize()
         return self.host.tolist()
+
+    def result(self) -> list[float]:
+        """The scores as floats, once they have arrived."""
+        return self._rows()[0]
+
+    def by_method(self) -> dict[str, list[float]] | None:
+        """Each method's scores as floats (None where only one method ran)."""
+        if not self.names:
+            return None
+        return dict(zip(self.names, self._rows()[1:]))

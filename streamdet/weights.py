@@ -23,7 +23,11 @@ log = logging.getLogger("streamdet")
 
 @dataclass(frozen=True)
 class WeightFile:
-    """One published checkpoint: its registry name, URL, what it holds and, where known, its sha256 and exact size."""
+    """One published checkpoint: its registry name, URL, what it holds and, where known, its sha256 and exact size.
+
+    A `manual` one is published through a file-sharing page (`url`) that cannot be downloaded from: the user fetches
+    `file` from there and puts it in the cache (or passes it as a file); streamdet never tries to download it.
+    """
 
     name: str
     kind: str
@@ -32,11 +36,17 @@ class WeightFile:
     description: str
     sha256: str | None = None
     bytes: int | None = None
+    manual: bool = False
+    file: str | None = None
 
     @property
     def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        return self.file or self.url.rsplit("/", 1)[-1]
 
+
+# The DIRE authors share their classifiers through file-sharing pages (password "dire"), not direct URLs.
+# Their size is not published: 283 MB is that of a ResNet-50 saved with its Adam state, as the trainer saves it.
+DIRE_SHARE = "https://rec.ustc.edu.cn/share/ec980150-4615-11ee-be0a-eb822f25e070 (password: dire; also BaiduDrive, see github.com/ZhendongWang6/DIRE)"
 
 # Checksums: neither OpenAI nor the DistilDIRE authors publish one beside the file. The ADM value is the one
 # Disco Diffusion's model table checks this exact URL against; the ImageNet student's is the digest a DiffDetect
@@ -66,6 +76,22 @@ REGISTRY: dict[str, WeightFile] = {
             "https://huggingface.co/yevvonlim/distildire/resolve/main/celebahq-distil-dire-34e.pth",
             283,
             "DistilDIRE student trained on CelebA-HQ faces",
+        ),
+        *(
+            WeightFile(
+                f"dire-{name}",
+                "dire",
+                DIRE_SHARE,
+                283,
+                f"DIRE classifier trained on {what}",
+                manual=True,
+                file=f"{name.replace('-', '_')}.pth",
+            )
+            for name, what in (
+                ("lsun-adm", "LSUN-Bedroom vs ADM"),
+                ("imagenet-adm", "ImageNet vs ADM"),
+                ("celebahq-sdv2", "CelebA-HQ vs Stable Diffusion v2"),
+            )
         ),
     )
 }
@@ -140,6 +166,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def _fix(weight: WeightFile) -> str:
+    if weight.manual:
+        return f"delete it and get {weight.filename} again from {weight.url}, or pass your own file with --{weight.kind}"
     return f"delete it and run `streamdet weights download {weight.name}`, or pass your own file with --{weight.kind}"
 
 
@@ -205,7 +233,7 @@ def resolve(spec: str | Path, progress: Progress | None = None) -> Path:
     """Turn a registry name or a file path into a local file; an official file is downloaded if needed and verified."""
     spec_str = str(spec)
     if not spec_str:
-        raise WeightsError("no checkpoint given: this config names none, pass a file with --adm / --student")
+        raise WeightsError("no checkpoint given: this config names none, pass a file with --adm / --student / --dire")
     weight = REGISTRY.get(spec_str)
     if weight is None:
         path = Path(spec_str).expanduser()
@@ -219,6 +247,11 @@ def resolve(spec: str | Path, progress: Progress | None = None) -> Path:
     if path.is_file():
         verify(weight, path)
         return path
+    if weight.manual:
+        raise WeightsError(
+            f"{weight.name}: checkpoint {weight.filename} is not cached and cannot be downloaded automatically; "
+            f"get it from {weight.url} and put it at {path}, or pass the file with --{weight.kind}"
+        )
     if offline():
         raise WeightsError(_missing_message(weight, "STREAMDET_OFFLINE is set"))
     try:
@@ -284,12 +317,12 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], path: 
 
 
 def fetch_all(names: list[str], progress_factory: Callable[[WeightFile], Progress] | None = None) -> list[Path]:
-    """Download the named official files (all when `names` is empty) into the cache."""
+    """Download the named official files (all that can be downloaded when `names` is empty) into the cache."""
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise WeightsError(f"{unknown[0]}: not a registered checkpoint (registered: {', '.join(REGISTRY)})")
     paths = []
-    for name in names or list(REGISTRY):
+    for name in names or [w.name for w in REGISTRY.values() if not w.manual]:
         weight = REGISTRY[name]
         progress = progress_factory(weight) if progress_factory else None
         paths.append(resolve(name, progress))

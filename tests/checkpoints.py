@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torchvision.models import resnet50
 
 from streamdet.config import ADMConfig
 from streamdet.models.adm import build_adm
@@ -56,4 +57,28 @@ def save_student(path: Path, student: Student, ddp_prefix: bool = True) -> Path:
     prefix = "module." if ddp_prefix else ""
     state = {prefix + k: v for k, v in student.state_dict().items()}
     torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "epoch": 11}, path)
+    return path
+
+
+def random_dire_classifier(seed: int = 0, bias: float | None = None) -> torch.nn.Module:
+    """A torchvision ResNet-50 with one output, as the DIRE reference builds its classifier, with random BN statistics;
+    with `bias`, it ignores its input and always gives logit `bias`."""
+    torch.manual_seed(seed)
+    net = resnet50(weights=None, num_classes=1)
+    with torch.no_grad():
+        for name, buf in net.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.1)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+        if bias is not None:
+            net.fc.weight.zero_()
+            net.fc.bias.fill_(bias)
+    return net.eval()
+
+
+def save_dire_classifier(path: Path, net: torch.nn.Module, wrapped: bool = True) -> Path:
+    """Save as the DIRE reference's trainer does (`{"model": state_dict, "optimizer": ..., "total_steps": ...}`), or bare."""
+    state = net.state_dict()
+    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "total_steps": 1000} if wrapped else state, path)
     return path

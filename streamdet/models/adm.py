@@ -17,7 +17,7 @@ with warnings.catch_warnings():
     from guided_diffusion import gaussian_diffusion, script_util
     from guided_diffusion.nn import timestep_embedding
 
-__all__ = ["build_adm", "build_diffusion", "load_adm", "model_flags", "alpha_bar_0", "timestep_embedding"]
+__all__ = ["build_adm", "build_diffusion", "load_adm", "model_flags", "alpha_bar_0", "timestep_embedding", "predict_eps"]
 
 _DIFFUSION_FLAGS = ("diffusion_steps", "noise_schedule")
 
@@ -54,3 +54,28 @@ def alpha_bar_0(cfg: ADMConfig) -> float:
     """The cumulative alpha of the first step of the schedule (1 - 1e-4 for the linear schedule)."""
     betas = gaussian_diffusion.get_named_beta_schedule(cfg.noise_schedule, cfg.diffusion_steps)
     return float(1.0 - betas[0])
+
+
+def predict_eps(unet: torch.nn.Module, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    """The UNet's eps prediction (its first 3 output channels) for a timestep embedding computed beforehand.
+
+    The same blocks as `UNetModel.forward`, minus the sinusoid and `time_embed`: a caller that runs one timestep
+    many times computes its embedding once, so a forward does no host work and compiles as one graph.
+    """
+    emb = embedding.expand(x.shape[0], -1)
+    skips = []
+    h = x.type(unet.dtype)
+    for block in unet.input_blocks:
+        h = block(h, emb)
+        skips.append(h)
+    h = unet.middle_block(h, emb)
+    for block in unet.output_blocks:
+        h = block(torch.cat([h, skips.pop()], dim=1), emb)
+    return unet.out(h.type(x.dtype))[:, :3]
+
+
+def time_embedding(unet: torch.nn.Module, timestep: int) -> torch.Tensor:
+    """`unet.time_embed` of one timestep (1×D), as UNetModel.forward computes it, on the UNet's device."""
+    with torch.no_grad():
+        t = torch.full((1,), float(timestep), device=next(unet.parameters()).device)
+        return unet.time_embed(timestep_embedding(t, unet.model_channels)).detach()

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..config import ADMConfig
 from ..errors import ConfigError
-from .adm import alpha_bar_0, load_adm, timestep_embedding
+from .adm import alpha_bar_0, load_adm, predict_eps, time_embedding
 
 
 class FirstStepNoise(nn.Module):
@@ -31,24 +31,11 @@ class FirstStepNoise(nn.Module):
         abar = alpha_bar_0(cfg)
         self.a = math.sqrt(1.0 / abar)
         self.b = math.sqrt(1.0 / abar - 1.0)
-        with torch.no_grad():
-            t0 = torch.zeros(1, device=next(unet.parameters()).device)
-            embedding = unet.time_embed(timestep_embedding(t0, unet.model_channels)).detach()
-        self.register_buffer("embedding", embedding, persistent=False)
+        self.register_buffer("embedding", time_embedding(unet, 0), persistent=False)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The UNet's eps prediction ε̂ at t = 0 (its first 3 output channels), as UNetModel.forward computes it."""
-        unet = self.unet
-        emb = self.embedding.expand(x.shape[0], -1)
-        skips = []
-        h = x.type(unet.dtype)
-        for block in unet.input_blocks:
-            h = block(h, emb)
-            skips.append(h)
-        h = unet.middle_block(h, emb)
-        for block in unet.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        return unet.out(h.type(x.dtype))[:, :3]
+        return predict_eps(self.unet, x, self.embedding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         predicted = self.predict(x).float()

@@ -53,7 +53,7 @@ def frame_rows(results: Sequence[FileResult], settings: dict[str, Any] | None = 
     scores, is never `ok`); an input without frames that could not be read gets one row with its error.
 
     With a band in `settings`, each row has the frame's own verdict; with crops, the box that gave its score;
-    with a cascade, the model that scored it.
+    with a cascade, the model that scored it; with several methods, `score_<method>` for each.
     """
     settings = settings or {}
     band = settings.get("uncertain")
@@ -71,6 +71,7 @@ def frame_rows(results: Sequence[FileResult], settings: dict[str, Any] | None = 
                 row["crop"] = None if f.crop is None else " ".join(str(v) for v in f.crop)
             if cascade:
                 row["scored_by"] = f.scored_by
+            row.update({f"score_{m}": v for m, v in f.scores.items()} if f.scores else {})
             yield row
 
 
@@ -84,6 +85,7 @@ def to_csv(results: Sequence[FileResult], settings: dict[str, Any] | None = None
     settings = settings or {}
     columns = FRAME_COLUMNS + (("verdict",) if settings.get("uncertain") else ()) + (("crop",) if settings.get("crops", "center") != "center" else ())
     columns += ("scored_by",) if "cascade" in settings else ()
+    columns += tuple(f"score_{m}" for m in next((list(r.methods) for r in results if r.methods), []))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -111,7 +113,7 @@ def table(results: Sequence[FileResult], threshold: float, band: Sequence[float]
             f"{r.score:.3f}",
             f"{r.flagged}/{len(r.frames)}",
             f"{r.timings.get('total_s', 0.0):.1f}s",
-            r.warning or "",
+            "; ".join([*(f"{m} {v['score']:.3f} {v['verdict']}" for m, v in (r.methods or {}).items()), *([r.warning] if r.warning else [])]),
         )
     return out
 

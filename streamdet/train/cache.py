@@ -90,12 +90,15 @@ class Cache:
 
     def load_dire(self, item: Item) -> torch.Tensor:
         """A stored DIRE as the teacher reads it: 3×S×S float32, png / 255 · 2 − 1."""
+        return self.load_dire_uint8(item).float() / 255 * 2 - 1
+
+    def load_dire_uint8(self, item: Item) -> torch.Tensor:
+        """A stored DIRE as its 8-bit RGB pixels, 3×S×S uint8 (what the DIRE classifier reads)."""
         path = self.dire_path(item)
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise DatasetError(f"{path}: cannot read DIRE cache; run `streamdet prepare` again")
-        rgb = torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
-        return rgb.float() / 255 * 2 - 1
+        return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
 
     def read_meta(self) -> dict[str, Any] | None:
         """What the caches were made with, or None before the first `prepare`."""

@@ -22,9 +22,10 @@ import torch
 from ..aggregate import file_score
 from ..config import Config
 from ..detector import Detector
-from ..device import pick_device, pick_precision
+from ..device import autocast, pick_device, pick_precision
 from ..errors import BackendError, DatasetError
 from ..runtime.artifacts import DEFAULT_ENGINES
+from ..models.dire import load_dire_classifier
 from ..models.student import Student, load_student
 from ..weights import resolve
 from .cache import Cache
@@ -101,6 +102,7 @@ class EvalReport:
     backend: str = "torch"
     student_precision: str = "fp32"
     changes: dict[str, Change] = field(default_factory=dict)
+    method: str = "distildire"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of `eval --json`."""
@@ -109,6 +111,7 @@ class EvalReport:
             change = {"reference": {"backend": "torch", "student_precision": "fp32"}, "images": None, "videos": None, **{level: c.to_dict() for level, c in self.changes.items()}}
         return {
             "dataset": self.dataset,
+            "method": self.method,
             "student": self.student,
             "backend": self.backend,
             "student_precision": self.student_precision,
@@ -200,6 +203,29 @@ def per_video(items: Sequence[Item], scores: Sequence[float], top_fraction: floa
     ]
 
 
+def dire_scores(root: Path, items: Sequence[Item], config: Config, classifier: str | Path, adm: str | Path | None, cache_dir: str | Path | None, progress: Callable[[int, int], None] | None, on_error: Callable[[str], None] | None) -> tuple[list[Item], list[float], Path]:
+    """P(fake) by the DIRE classifier for each image's DIRE: the PNG `prepare` cached (made here first where missing, or
+    made with other settings), read back as 8 bits. Returns the items that have a DIRE, their scores, the classifier file."""
+    cache = Cache(root, cache_dir)
+    meta = cache.read_meta() or {}
+    if meta.get("dire_steps") != config.train.dire_steps or any(not cache.dire_path(i).is_file() for i in items):
+        prepare(root, config, adm=adm, cache_dir=cache_dir, dire=True, progress=progress, on_error=on_error)
+    items = [i for i in items if cache.dire_path(i).is_file()]
+    if not items:
+        raise DatasetError(f"{root}: no image has a DIRE to evaluate")
+    path = resolve(classifier)
+    device = pick_device(config.device)
+    precision = pick_precision(config.precision, device)
+    model = load_dire_classifier(path).to(device)
+    scores: list[float] = []
+    with torch.inference_mode():
+        for start in range(0, len(items), config.batch):
+            batch = torch.stack([cache.load_dire_uint8(i) for i in items[start : start + config.batch]]).to(device)
+            with autocast(device, precision):
+                scores += torch.sigmoid(model(batch).float()).cpu().tolist()
+    return items, scores, path
+
+
 def evaluate(
     dataset: str | Path,
     config: Config,
@@ -212,8 +238,13 @@ def evaluate(
     backend: str = "torch",
     engines: str | Path = DEFAULT_ENGINES,
     student_precision: str | None = None,
+    method: str = "distildire",
+    dire: str | Path | None = None,
 ) -> EvalReport:
     """Score every image of `dataset` (or one split) with a student checkpoint and tabulate the results.
+
+    With `method` dire, the DIRE classifier (`dire`, default the config's) scores each image's DIRE instead
+    (`dire_scores`), in eager PyTorch at the config's precision, and `student` is not used.
 
     The split is the manifest's, else the one `train` draws with the config's `train.val_fraction` and
     `train.seed`. Images without a cached eps get one first (`prepare` without DIRE, which needs the ADM).
@@ -231,6 +262,15 @@ def evaluate(
         items = dict(zip(("train", "val"), train_val(items, config.train.val_fraction, config.train.seed)))[split]
     if not items:
         raise DatasetError(f"{root}: no images in split {split!r}")
+    if method == "dire":
+        if backend != "torch":
+            raise BackendError(f"eval --method dire runs the DIRE classifier in eager PyTorch, not on --backend {backend}")
+        items, scores, classifier = dire_scores(root, items, config, dire or config.weights.dire, adm, cache_dir, progress, on_error)
+        units = _units(items, scores, config.top_fraction)
+        tables = {level: tabulate(scored, config.threshold) for level, scored in units.items()}
+        return EvalReport(str(root), str(classifier), config.threshold, tables["images"], tables.get("videos"), units["images"], student_precision=pick_precision(config.precision, pick_device(config.device)), method="dire")
+    if method != "distildire":
+        raise DatasetError(f"{method}: unknown method for eval (choose distildire or dire)")
     if any(not cache.eps_path(i).is_file() for i in items):
         prepare(root, config, adm=adm, cache_dir=cache_dir, dire=False, progress=progress, on_error=on_error)
     items = with_caches(items, cache, False, "evaluation")

@@ -2,7 +2,8 @@
 
 Resumable: an image whose files exist is skipped, and every file is written atomically, so an
 interrupted run leaves only complete files and a rerun does the rest. eps comes from exactly the
-inference code (`preprocess` + `load_noise_model`); DIRE uses guided-diffusion's DDIM on the same UNet.
+inference code (`preprocess` + `load_noise_model`), and DIRE from exactly the code of `--method dire`
+(`models.dire`, guided-diffusion's DDIM) on the same UNet.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from ..config import Config
 from ..device import autocast, pick_device, pick_precision
 from ..errors import MediaError
+from ..models.dire import DIRE
 from ..models.noise import load_noise_model
 from ..preprocess import preprocess
 from ..weights import file_sha256, resolve
@@ -28,7 +30,6 @@ from .augment import check_ranges
 from .cache import Cache
 from .copies import copies_meta, make_copies, missing
 from .dataset import Item, load_items, read_rgb
-from .dire import DIRE
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("streamdet")
@@ -128,7 +129,7 @@ def prepare(
         return report
     total = len(jobs) + sum(len(clip) for _, clip in copy_jobs)
     noise = load_noise_model(config.adm, adm_path).to(device).eval().requires_grad_(False)
-    dire_model = DIRE(noise.unet, config.adm, config.train.dire_steps)
+    dire_model = DIRE(noise.unet, config.adm, config.train.dire_steps).to(device)
     done = 0
     for batch_jobs, images, errors in _read_batches(root, jobs, config.batch):
         for message in errors:

@@ -25,7 +25,7 @@ def table(report: EvalReport) -> RichTable:
         rows.append(("videos", report.videos))
     generators = sorted({g for _, t in rows for g in t.generators})
     counts = [f"{t.pooled.n_real} real and {t.pooled.n_fake} fake {name}" for name, t in rows]
-    out = RichTable(title=f"streamdet eval (threshold {report.threshold})", title_justify="left", caption=", ".join(counts), caption_justify="left")
+    out = RichTable(title=f"streamdet eval: {report.method} (threshold {report.threshold})", title_justify="left", caption=", ".join(counts), caption_justify="left")
     out.add_column("")
     for g in generators + ["Avg"]:
         out.add_column(f"{g}\nAcc", justify="right")
