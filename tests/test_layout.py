@@ -21,7 +21,7 @@ LAYERS = [
     {"video"},
     {"runtime"},
     {"upload", "preprocess", "aggregate", "detector"},
-    {"pipeline", "live", "train", "export", "cluster"},
+    {"pipeline", "live", "train", "export", "cluster", "compress"},
     {"cli", "report", "__main__", "streamdet"},
 ]
 
