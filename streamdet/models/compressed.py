@@ -126,7 +126,9 @@ class LSQ(nn.Module):
         return (x / self._shaped(x)).clamp(self.lo, self.hi).round()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = 1.0 / math.sqrt(x.numel() / self.step.numel() * self.hi)
+        if not torch.is_grad_enabled():  # inference: the exact codes, no straight-through arithmetic (bit-identical to stored codes)
+            return self.codes(x) * self._shaped(x)
+        scale = 1.0 / math.sqrt(x[0].numel() * self.hi)  # LSQ's g = 1/√(N·Q_P), N: values per step (per sample)
         step = _grad_scale(self._shaped(x), scale)
         return _round_pass((x / step).clamp(self.lo, self.hi)) * step
 
