@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from streamdet.cli import app
 from streamdet.compress import svd
+from streamdet.errors import WeightsError
 from streamdet.models.compressed import pack_bits, unpack_bits
 from streamdet.models.student import load_student
 from streamdet.preprocess import preprocess
@@ -159,3 +160,15 @@ def test_bad_settings_and_impossible_combinations_are_one_line_errors(compressed
     assert bits.exit_code == 2 and "--bits 5" in bits.output and len(bits.output.strip().splitlines()) == 1
     again = runner.invoke(app, ["compress", "svd", str(compressed["quantize"]), "--dataset", str(dataset), "--energy", "0.9", "--config", "tiny", "-q"])
     assert again.exit_code == 2 and "already quantized" in again.output
+
+
+def test_a_compression_block_that_does_not_fit_is_a_one_line_error(compressed, tmp_path):
+    checkpoint = torch.load(compressed["prune"], map_location="cpu", weights_only=True)
+    newer = {**checkpoint, "compression": {**checkpoint["compression"], "format": 99}}
+    torch.save(newer, tmp_path / "newer.pth")
+    with pytest.raises(WeightsError, match=r"newer\.pth: unknown compression block"):
+        load_student(tmp_path / "newer.pth")
+    channels = {**checkpoint["compression"]["channels"], "student_backbone.conv1": [7, 6]}
+    torch.save({**checkpoint, "compression": {**checkpoint["compression"], "channels": channels}}, tmp_path / "wrong.pth")
+    with pytest.raises(WeightsError, match=r"wrong\.pth: does not fit the compressed student \(prune\): student_backbone\.conv1\.weight has shape"):
+        load_student(tmp_path / "wrong.pth")
