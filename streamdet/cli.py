@@ -520,7 +520,7 @@ def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], 
         bar, update = count_progress("fine-tuning", quiet)
         with bar:
             result = compress(method, student, dataset, cfg, target, Settings(**settings), cache_dir=cache, on_step=lambda n, _loss: update(n, int(settings["steps"])))
-    table = Table(title=f"{result.out}: {method} ({cfg.adm.image_size}² input; Acc/AP on {result.step['val_images']} images)", title_justify="left")
+    table = Table(title=f"{result.out}: {method} ({cfg.adm.image_size}² input; Acc/AP on {result.step['val_images']} {result.step['evaluated_on']} images)", title_justify="left")
     for column in ("student", "params", "nonzero", "stored MB", "GFLOPs", "GBOPs", "Acc", "AP"):
         table.add_column(column, justify="right" if column != "student" else "left")
     for name, side in (("original", result.original), ("compressed", result.compressed)):

@@ -98,7 +98,7 @@ def _refuse(method: str, meta: dict[str, Any], path: Path) -> None:
     if meta.get("sparse"):
         raise ConfigError(f"{path}: is magnitude-pruned (sparse storage); {method} starts from a dense student")
     if meta.get("ranks") and method in ("prune", "svd"):
-        raise ConfigError(f"{path}: is already SVD-factorised; {method} first, then svd")
+        raise ConfigError(f"{path}: is already SVD-factorised; prune before svd, and factorise once ({method} the student it came from)")
 
 
 def compress(
@@ -161,6 +161,7 @@ def compress(
     step["finetune"] = {"steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": "BCE(labels) + BCE(original student's P)", "images": len(train_set)}
     step["source"] = {"path": str(path), "sha256": file_sha256(path)}
     step["val_images"] = len(val_set)
+    step["evaluated_on"] = "val" if val_items else "train (the dataset has no val split)"
     meta["steps"].append(step)
 
     state = compressed.encode_state(model, meta)
