@@ -48,17 +48,19 @@ VARIANTS: list[tuple[str, str | None, str, Settings]] = [
 STAGES = {"prune 50% FLOPs": ("prune", Settings(ratio=0.5, target="flops"))}
 
 
-def latency_ms(model: torch.nn.Module, repeats: int) -> float:
-    """Median CPU time of one 256×256 frame through the student."""
+def latencies_ms(models: list[torch.nn.Module], repeats: int) -> list[float]:
+    """Median CPU time of one 256×256 frame through each student, measured round-robin so load changes hit all alike."""
     x = torch.rand(1, 3, FULL, FULL) * 2 - 1
-    times = []
+    times: list[list[float]] = [[] for _ in models]
     with torch.no_grad():
-        model(x, x)
-        for _ in range(repeats):
-            start = time.perf_counter()
+        for model in models:
             model(x, x)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for _ in range(repeats):
+            for model, own in zip(models, times):
+                start = time.perf_counter()
+                model(x, x)
+                own.append(time.perf_counter() - start)
+    return [1000 * statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -67,7 +69,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8, help="training epochs of the uncompressed student")
     parser.add_argument("--steps", type=int, default=20, help="fine-tune steps per variant")
     parser.add_argument("--lr", type=float, default=1e-5)
-    parser.add_argument("--repeats", type=int, default=5, help="latency repeats")
+    parser.add_argument("--repeats", type=int, default=7, help="latency rounds")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,28 +84,26 @@ def main() -> None:
         original = train(data, config, tmp / "run").best
         reference = load_student(original)
         ref_cost = cost(reference, FULL)
-        rows = []
         staged = {}
         for name, (method, settings) in STAGES.items():
             staged[name] = compress(method, original, data, config, tmp / f"{name}.pth", dataclasses.replace(settings, steps=args.steps, lr=args.lr)).out
-        first = None
+        results = []
         for name, start, method, settings in VARIANTS:
             result = compress(method, staged[start] if start else original, data, config, tmp / f"{name}.pth", dataclasses.replace(settings, steps=args.steps, lr=args.lr))
-            first = first or result
-            model = load_student(result.out)
-            c = cost(model, FULL)
-            rows.append((name, c, result.out.stat().st_size, latency_ms(model, args.repeats), result.compressed.metrics, result.max_abs_dp))
-        ref_bytes = first.original.stored_bytes
-        ref_metrics = first.original.metrics
-        ref_row = ("uncompressed student", ref_cost, ref_bytes, latency_ms(reference, args.repeats), ref_metrics, 0.0)
+            results.append((name, result, load_student(result.out)))
+        ms = latencies_ms([reference] + [model for _, _, model in results], args.repeats)
+        ref_bytes, ref_metrics = results[0][1].original.stored_bytes, results[0][1].original.metrics
+        rows = [("uncompressed student", ref_cost, ref_bytes, ms[0], ref_metrics, 0.0)]
+        for (name, result, model), latency in zip(results, ms[1:]):
+            rows.append((name, cost(model, FULL), result.out.stat().st_size, latency, result.compressed.metrics, result.max_abs_dp))
         print(f"bench_compress: tiny config (eps from a random 64×64 ADM), {2 * args.images} images, val {ref_metrics.n_real + ref_metrics.n_fake}, "
-              f"fine-tune {args.steps} steps (batch 8, lr {args.lr}), torch threads {args.threads}, load average before {load:.1f}")
+              f"fine-tune {args.steps} steps (batch 8, lr {args.lr}), torch threads {args.threads}, load average before {load:.1f}, after {os.getloadavg()[0]:.1f}")
         print()
         print("| variant | params | nonzero | stored MB | GFLOPs | GBOPs | FLOPs | storage | CPU ms/frame | Acc | AP | ΔAP | max abs ΔP |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for name, c, size, ms, m, dp in [ref_row, *rows]:
+        for name, c, size, latency, m, dp in rows:
             print(f"| {name} | {c.params / 1e6:.2f} M | {c.nonzero / 1e6:.2f} M | {size / 1e6:.1f} | {c.gflops:.2f} | {c.gbops:.0f} | {c.gflops / ref_cost.gflops:.0%} | "
-                  f"1/{ref_bytes / size:.1f} | {ms:.0f} | {m.acc:.3f} | {m.ap:.3f} | {100 * (m.ap - ref_metrics.ap):+.1f} | {dp:.3f} |")
+                  f"1/{ref_bytes / size:.1f} | {latency:.0f} | {m.acc:.3f} | {m.ap:.3f} | {100 * (m.ap - ref_metrics.ap):+.1f} | {dp:.3f} |")
 
 
 if __name__ == "__main__":
