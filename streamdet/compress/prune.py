@@ -16,8 +16,10 @@ ROUNDS = 40  # iterative pruning rounds; each prunes a further share of channels
 
 def prune_channels(student: nn.Module, image_size: int, ratio: float, target: str = "flops") -> dict[str, Any]:
     """Remove channels (global group-L2 importance, residual groups kept consistent) until `target` is at most `ratio` of now."""
-    import torch_pruning as tp
-
+    try:
+        import torch_pruning as tp
+    except ImportError:
+        raise ConfigError("structured pruning needs torch-pruning: pip install 'streamdet[compress]' (or use --sparsity)") from None
     if target not in TARGETS:
         raise ConfigError(f"prune target {target!r}: must be one of {', '.join(TARGETS)}")
     if not 0.0 < ratio < 1.0:
