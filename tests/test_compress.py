@@ -172,3 +172,15 @@ def test_a_compression_block_that_does_not_fit_is_a_one_line_error(compressed, t
     torch.save({**checkpoint, "compression": {**checkpoint["compression"], "channels": channels}}, tmp_path / "wrong.pth")
     with pytest.raises(WeightsError, match=r"wrong\.pth: does not fit the compressed student \(prune\): student_backbone\.conv1\.weight has shape"):
         load_student(tmp_path / "wrong.pth")
+
+
+def test_export_accepts_a_compressed_student(compressed, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the onnx extra)")
+    result = CliRunner().invoke(app, ["export", "--model", "student", "--config", "tiny", "--student", str(compressed["prune"]), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (onnx,) = tmp_path.glob("student-*.onnx")
+    x, eps = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 3, 64, 64)
+    got = ort.InferenceSession(str(onnx)).run(None, {"x": x.numpy(), "eps": eps.numpy()})[0]
+    with torch.no_grad():
+        expected = load_student(compressed["prune"])(x, eps).numpy()
+    assert got.shape == expected.shape and abs(got - expected).max() < 1e-3 * max(1.0, abs(expected).max())
