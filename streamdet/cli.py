@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find diffusion- and GAN-made frames in videos and streams.")
 weights_app = typer.Typer(no_args_is_help=True, help="The official checkpoints: list, download, locate.")
 app.add_typer(weights_app, name="weights")
+compress_app = typer.Typer(no_args_is_help=True, help="Smaller students: prune, svd or quantize one, then fine-tune it against the original.")
+app.add_typer(compress_app, name="compress")
 err = Console(stderr=True)
 
 
@@ -727,6 +729,90 @@ def distill_lite_command(
         f"{'held-out' if result.val_frames else 'training'} frames mean |P_lite - P_full| {result.mean_abs_dp:.3f}, "
         f"same side of the threshold {result.agreement:.1%}"
     )
+
+
+# `streamdet compress …`: options shared by its three commands.
+COMPRESS_DATASET = typer.Option(..., "--dataset", "-d", help="Prepared frame dataset (eps cached): fine-tune on its train split, compare on its val split.")
+COMPRESS_OUT = typer.Option(None, "--out", "-o", help="Compressed checkpoint to write (default: STUDENT-METHOD.pth in the current folder).")
+COMPRESS_STEPS = typer.Option(50, min=0, help="Fine-tune steps (distillation from the original student + labels).")
+COMPRESS_BATCH = typer.Option(8, min=1, help="Images per fine-tune step.")
+COMPRESS_LR = typer.Option(1e-5, min=0.0, help="Adam learning rate of the fine-tune.")
+
+
+def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], config: Optional[str], cache: Optional[Path], quiet: bool, **settings: object) -> None:
+    """Run one compression and print the before/after table."""
+    from .compress import Settings, compress
+
+    with user_errors():
+        cfg = load_config(config)
+        target = out or Path(f"{Path(student).stem}-{method}.pth")
+        bar, update = count_progress("fine-tuning", quiet)
+        with bar:
+            result = compress(method, student, dataset, cfg, target, Settings(**settings), cache_dir=cache, on_step=lambda n, _loss: update(n, int(settings["steps"])))
+    table = Table(title=f"{result.out}: {method} ({cfg.adm.image_size}² input; Acc/AP on {result.step['val_images']} {result.step['evaluated_on']} images)", title_justify="left")
+    for column in ("student", "params", "nonzero", "stored MB", "GFLOPs", "GBOPs", "Acc", "AP"):
+        table.add_column(column, justify="right" if column != "student" else "left")
+    for name, side in (("original", result.original), ("compressed", result.compressed)):
+        c, m = side.cost, side.metrics
+        ap = "n/a" if m.ap != m.ap else f"{m.ap:.3f}"
+        table.add_row(name, f"{c.params:,}", f"{c.nonzero:,}", f"{side.stored_bytes / 1e6:.1f}", f"{c.gflops:.3f}", f"{c.gbops:.1f}", f"{m.acc:.3f}", ap)
+    Console().print(table)
+    typer.echo(f"max |ΔP| against the original: {result.max_abs_dp:.4f}")
+
+
+@compress_app.command("prune")
+def compress_prune(
+    student: str = typer.Argument(..., help="Student checkpoint: a file or a registered name."),
+    dataset: Path = COMPRESS_DATASET,
+    out: Optional[Path] = COMPRESS_OUT,
+    ratio: float = typer.Option(0.25, min=0.0, max=1.0, help="Share of --target to keep (structured pruning)."),
+    target: str = typer.Option("flops", help="flops or params: what --ratio counts."),
+    sparsity: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Unstructured instead: zero this share of weights by global magnitude (sparse storage)."),
+    steps: int = COMPRESS_STEPS,
+    batch: int = COMPRESS_BATCH,
+    lr: float = COMPRESS_LR,
+    config: Optional[str] = CONFIG,
+    cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Remove whole channels (global importance, torch-pruning) to a FLOP or parameter ratio, or single weights by magnitude."""
+    run_compress("prune", student, dataset, out, config, cache, quiet, ratio=ratio, target=target, sparsity=sparsity, steps=steps, batch=batch, lr=lr)
+
+
+@compress_app.command("svd")
+def compress_svd(
+    student: str = typer.Argument(..., help="Student checkpoint (a pruned one too): a file or a registered name."),
+    dataset: Path = COMPRESS_DATASET,
+    out: Optional[Path] = COMPRESS_OUT,
+    energy: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Rank per layer: keep this share of Σσ²."),
+    flops: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Or: the highest energy whose FLOPs are at most this share of now."),
+    steps: int = COMPRESS_STEPS,
+    batch: int = COMPRESS_BATCH,
+    lr: float = COMPRESS_LR,
+    config: Optional[str] = CONFIG,
+    cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Factorise the Linear and the convolutions (1×1 by SVD, k×k by spatial SVD) where that saves FLOPs."""
+    run_compress("svd", student, dataset, out, config, cache, quiet, energy=energy, flops=flops, steps=steps, batch=batch, lr=lr)
+
+
+@compress_app.command("quantize")
+def compress_quantize(
+    student: str = typer.Argument(..., help="Student checkpoint (a pruned or factorised one too): a file or a registered name."),
+    dataset: Path = COMPRESS_DATASET,
+    out: Optional[Path] = COMPRESS_OUT,
+    bits: int = typer.Option(4, help="Weight and activation bits: 8, 4, 3 or 2."),
+    edge_bits: int = typer.Option(8, help="Bits of the first and the last layer."),
+    steps: int = COMPRESS_STEPS,
+    batch: int = COMPRESS_BATCH,
+    lr: float = COMPRESS_LR,
+    config: Optional[str] = CONFIG,
+    cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Quantization-aware training with learned step sizes (LSQ), distilled from the full-precision student."""
+    run_compress("quantize", student, dataset, out, config, cache, quiet, bits=bits, edge_bits=edge_bits, steps=steps, batch=batch, lr=lr)
 
 
 @weights_app.command("list")

@@ -21,7 +21,7 @@ LAYERS = [
     {"video"},
     {"runtime"},
     {"upload", "crops", "preprocess", "aggregate", "detector", "cascade"},
-    {"pipeline", "live", "train", "export", "cluster", "calibrate"},
+    {"pipeline", "live", "train", "export", "cluster", "calibrate", "compress"},
     {"cli", "report", "__main__", "streamdet"},
 ]
 

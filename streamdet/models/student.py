@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from torchvision.models import ResNet50_Weights, resnet50
 
 from ..errors import WeightsError
 from ..weights import load_checkpoint, load_into, offline, state_dict_of
+from . import compressed
 
 BODY_LAYERS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 FEATURES = 2048
@@ -44,11 +46,21 @@ class Student(nn.Module):
 
 
 def load_student(path: str | Path) -> Student:
-    """A student from a DistilDIRE checkpoint (`{"model": state_dict, ...}`, optionally `module.`-prefixed)."""
-    state = state_dict_of(load_checkpoint(path), path)
-    student = Student().eval()
-    load_into(student, state, path, "DistilDIRE student (6-channel ResNet-50)")
-    return student
+    """A student from a DistilDIRE checkpoint (`{"model": state_dict, ...}`, optionally `module.`-prefixed).
+
+    A `streamdet compress` checkpoint also holds a `compression` block: the architecture is rebuilt from it first.
+    """
+    checkpoint = load_checkpoint(path)
+    state = state_dict_of(checkpoint, path)
+    student = Student()
+    meta = checkpoint.get(compressed.KEY) if isinstance(checkpoint, Mapping) else None
+    what = "DistilDIRE student (6-channel ResNet-50)"
+    if meta is not None:
+        compressed.rebuild(student, meta, path)
+        state = compressed.decode_state(student, state, meta, path)
+        what = f"compressed student ({', '.join(step.get('method', '?') for step in meta.get('steps', []))})"
+    load_into(student, state, path, what)
+    return student.eval()
 
 
 def _teacher_state(path: str | Path | None) -> tuple[dict[str, torch.Tensor], str]:

@@ -1,0 +1,69 @@
+"""The short distillation fine-tune after compression: the compressed student learns the original's P(fake) and the labels."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..errors import StreamdetError
+from ..train.samples import Samples
+
+
+def distill(
+    student: nn.Module,
+    reference: nn.Module,
+    samples: Samples,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    after_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """`steps` Adam steps of BCE(logit, label) + BCE(logit, P of the reference); BatchNorm statistics stay frozen.
+
+    `after_step(step, loss)` runs after each step (magnitude pruning re-applies its masks there).
+    """
+    if steps == 0:
+        return []
+    student.eval()
+    reference.eval()
+    optimiser = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
+    loader = DataLoader(samples, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(seed), drop_last=len(samples) > batch)
+    losses: list[float] = []
+    while len(losses) < steps:
+        for sample in loader:
+            x, eps, y = sample["x"], sample["eps"], sample["label"].float()
+            with torch.no_grad():
+                target = torch.sigmoid(reference(x, eps))
+            logits = student(x, eps)
+            loss = F.binary_cross_entropy_with_logits(logits, y) + F.binary_cross_entropy_with_logits(logits, target)
+            if not math.isfinite(loss.item()):
+                raise StreamdetError(f"fine-tune step {len(losses) + 1}: loss is {loss.item()} (lower --lr)")
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+            if after_step is not None:
+                after_step(len(losses), losses[-1])
+            if len(losses) == steps:
+                break
+    return losses
+
+
+@torch.no_grad()
+def scores(model: nn.Module, samples: Samples, batch: int) -> tuple[list[int], list[float]]:
+    """Labels and P(fake) of every sample, in order."""
+    model.eval()
+    labels: list[int] = []
+    probs: list[float] = []
+    for sample in DataLoader(samples, batch_size=batch):
+        labels += [int(v) for v in sample["label"]]
+        probs += torch.sigmoid(model(sample["x"], sample["eps"])).tolist()
+    if any(not math.isfinite(p) for p in probs):
+        raise StreamdetError("compressed student gives non-finite scores; lower --lr or compress less")
+    return labels, probs

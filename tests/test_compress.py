@@ -1,0 +1,186 @@
+"""Compressed students (`streamdet compress`): pruning, SVD and LSQ quantization on the tiny config, through the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from streamdet.cli import app
+from streamdet.compress import svd
+from streamdet.errors import WeightsError
+from streamdet.models.compressed import pack_bits, unpack_bits
+from streamdet.models.student import load_student
+from streamdet.preprocess import preprocess
+from streamdet.train import load_items, prepare
+from streamdet.train.cache import Cache
+from streamdet.train.dataset import read_rgb
+
+from .checkpoints import random_student, save_student
+from .trainingdata import make_image_dataset
+
+VARIANTS = {
+    "prune": ["prune", "--target", "params", "--ratio", "0.5"],
+    "sparse": ["prune", "--sparsity", "0.5"],
+    "svd": ["svd", "--flops", "0.9"],
+    "quantize": ["quantize", "--bits", "8"],
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: CI's cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, tiny_config, tiny_adm_ckpt) -> Path:
+    """12 images (fakes carry a colour cast and a checkerboard), eps prepared."""
+    root = make_image_dataset(tmp_path_factory.mktemp("compress-data"), 6, {"gan": 6})
+    assert prepare(root, tiny_config, adm=tiny_adm_ckpt, dire=False).eps == 12
+    return root
+
+
+def _inputs(root: Path, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    items, cache = load_items(root), Cache(root)
+    x = torch.cat([preprocess(read_rgb(root / i.path), size) for i in items])
+    return x, torch.stack([cache.load_eps(i) for i in items]), torch.tensor([float(i.label) for i in items])
+
+
+@pytest.fixture(scope="module")
+def original(dataset, tiny_config, ckpt_dir) -> Path:
+    """A random ResNet-50 body with a head fitted on the images (a linear probe): a student that detects the fakes."""
+    student = random_student(seed=4)
+    x, eps, y = _inputs(dataset, tiny_config.adm.image_size)
+    with torch.no_grad():
+        pooled = student.student_head[:2](student.student_backbone(torch.cat([x, eps], 1)))
+    mean, std = pooled.mean(0), pooled.std(0) + 1e-6
+    probe = torch.nn.Linear(pooled.shape[1], 1)
+    optimiser = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe((pooled - mean) / std).squeeze(1), y) + 1e-2 * probe.weight.square().sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    head = student.student_head[2]
+    with torch.no_grad():
+        head.weight.copy_(probe.weight / std)
+        head.bias.copy_(probe.bias - (probe.weight / std * mean).sum())
+    return save_student(ckpt_dir / "probe-student.pth", student)
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory, dataset, original) -> dict[str, Path]:
+    """Each variant written by `streamdet compress … --steps 2` (a handful of fine-tune steps)."""
+    out = tmp_path_factory.mktemp("compressed")
+    paths = {}
+    for name, args in VARIANTS.items():
+        path = out / f"{name}.pth"
+        result = CliRunner().invoke(app, ["compress", *args, str(original), "--dataset", str(dataset), "--out", str(path), "--config", "tiny", "--steps", "2", "--batch", "4", "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert "max |ΔP|" in result.stdout and "compressed" in result.stdout
+        paths[name] = path
+    return paths
+
+
+def test_low_rank_pairs_at_full_rank_are_the_layer_and_codes_pack_losslessly():
+    student = random_student(seed=5)
+    x, eps = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 3, 64, 64)
+    # a strided 3×3 (spatial SVD), a strided 1×1 and the Linear (plain SVD), each at full rank
+    full = {"student_backbone.layer2.0.conv2": min(128 * 3, 128 * 3), "student_backbone.layer2.0.downsample.0": 256, "student_head.2": 1}
+    with torch.no_grad():
+        expected = student(x, eps)
+        svd.factorise(student, full)
+        got = student(x, eps)
+    assert all(isinstance(student.get_submodule(n), torch.nn.Sequential) for n in full)
+    assert torch.allclose(got, expected, atol=1e-3 * expected.abs().max().item())
+    for bits in (2, 3, 4, 8):
+        values = torch.randint(0, 2**bits, (1001,))
+        packed = pack_bits(values, bits)
+        assert packed.numel() == -(-1001 * bits // 8)
+        assert torch.equal(unpack_bits(packed, bits, 1001), values)
+
+
+def test_checkpoints_say_what_was_done_and_are_smaller(compressed, original):
+    plain = torch.load(original, weights_only=True)["model"]
+    dense_bytes = sum(v.numel() * v.element_size() for v in plain.values())
+    reference = load_student(original)
+    for name, path in compressed.items():
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        (step,) = checkpoint["compression"]["steps"]
+        assert step["method"] == VARIANTS[name][0] and step["finetune"]["steps"] == 2, step
+        model = load_student(path)
+        stored = sum(v.numel() * v.element_size() for v in checkpoint["model"].values())
+        params = sum(p.numel() for p in model.parameters())
+        if name == "prune":
+            assert params <= 0.5 * sum(p.numel() for p in reference.parameters())
+            assert model.student_backbone.layer4[0].conv1.out_channels < 512
+        if name == "sparse":
+            weights = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+            zero = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+            assert 0.49 < zero < 0.51
+        if name == "svd":
+            ranks = checkpoint["compression"]["ranks"]
+            assert ranks and all(isinstance(model.get_submodule(n), torch.nn.Sequential) for n in ranks)
+        expected_ratio = {"prune": 0.55, "sparse": 0.6, "svd": 1.0, "quantize": 0.3}[name]
+        assert stored <= expected_ratio * dense_bytes, (name, stored, dense_bytes)
+
+
+def _scan(image: Path, student: Path, adm: Path) -> float:
+    result = CliRunner().invoke(app, ["scan", str(image), "--config", "tiny", "--adm", str(adm), "--student", str(student), "--json", "--quiet"])
+    (scanned,) = json.loads(result.stdout)["inputs"]
+    assert scanned["status"] == "ok", result.output
+    return scanned["score"]
+
+
+def test_scan_and_eval_accept_compressed_students_and_mild_ones_stay_close(compressed, original, dataset, tiny_adm_ckpt):
+    image = dataset / "fake" / "gan" / "f000.png"
+    reference = _scan(image, original, tiny_adm_ckpt)
+    scores = {name: _scan(image, path, tiny_adm_ckpt) for name, path in compressed.items()}
+    assert all(0.0 <= s <= 1.0 for s in scores.values()), scores
+    assert abs(scores["quantize"] - reference) < 0.05, (reference, scores)
+
+    table = CliRunner().invoke(app, ["eval", str(dataset), "--student", str(compressed["quantize"]), "--config", "tiny", "--json", "--quiet"])
+    assert table.exit_code == 0, table.output
+    full = CliRunner().invoke(app, ["eval", str(dataset), "--student", str(original), "--config", "tiny", "--json", "--quiet"])
+    ap = lambda r: json.loads(r.stdout)["images"]["all"]["ap"]  # noqa: E731
+    assert ap(full) > 0.9 and abs(ap(table) - ap(full)) <= 0.1, (ap(full), ap(table))
+
+
+def test_bad_settings_and_impossible_combinations_are_one_line_errors(compressed, dataset):
+    runner = CliRunner()
+    bits = runner.invoke(app, ["compress", "quantize", str(compressed["svd"]), "--dataset", str(dataset), "--bits", "5", "--config", "tiny", "-q"])
+    assert bits.exit_code == 2 and "--bits 5" in bits.output and len(bits.output.strip().splitlines()) == 1
+    again = runner.invoke(app, ["compress", "svd", str(compressed["quantize"]), "--dataset", str(dataset), "--energy", "0.9", "--config", "tiny", "-q"])
+    assert again.exit_code == 2 and "already quantized" in again.output
+
+
+def test_a_compression_block_that_does_not_fit_is_a_one_line_error(compressed, tmp_path):
+    checkpoint = torch.load(compressed["prune"], map_location="cpu", weights_only=True)
+    newer = {**checkpoint, "compression": {**checkpoint["compression"], "format": 99}}
+    torch.save(newer, tmp_path / "newer.pth")
+    with pytest.raises(WeightsError, match=r"newer\.pth: unknown compression block"):
+        load_student(tmp_path / "newer.pth")
+    channels = {**checkpoint["compression"]["channels"], "student_backbone.conv1": [7, 6]}
+    torch.save({**checkpoint, "compression": {**checkpoint["compression"], "channels": channels}}, tmp_path / "wrong.pth")
+    with pytest.raises(WeightsError, match=r"wrong\.pth: does not fit the compressed student \(prune\): student_backbone\.conv1\.weight has shape"):
+        load_student(tmp_path / "wrong.pth")
+
+
+def test_export_accepts_a_compressed_student(compressed, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the onnx extra)")
+    result = CliRunner().invoke(app, ["export", "--model", "student", "--config", "tiny", "--student", str(compressed["prune"]), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (onnx,) = tmp_path.glob("student-*.onnx")
+    x, eps = torch.rand(2, 3, 64, 64) * 2 - 1, torch.randn(2, 3, 64, 64)
+    got = ort.InferenceSession(str(onnx)).run(None, {"x": x.numpy(), "eps": eps.numpy()})[0]
+    with torch.no_grad():
+        expected = load_student(compressed["prune"])(x, eps).numpy()
+    assert got.shape == expected.shape and abs(got - expected).max() < 1e-3 * max(1.0, abs(expected).max())
