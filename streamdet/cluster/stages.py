@@ -63,7 +63,7 @@ def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling) -> Iterator[
         pending: list[Frame] = []
         count, error = 0, None
         try:
-            for frame in iter_frames(path, sampling, stats, 1):
+            for frame in iter_frames(path, sampling, stats, 1, cores=1):  # a decode task holds one CPU
                 pending.append(frame)
                 count += 1
                 if len(pending) >= CHUNK:
