@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
-from ..device import autocast
+from .eager import OnDevice
 
 
-class DIREBackend:
+class DIREBackend(OnDevice):
     """Runs DIRE on `device` at `precision` (autocast around the UNet and the classifier; the DDIM arithmetic in fp32).
 
     The Backend interface with DIRE's evidence in place of eps: `noise(x)` gives the quantized DIRE images
@@ -18,14 +16,11 @@ class DIREBackend:
     step (called 2 × steps times per batch) and the classifier go through torch.compile at a fixed shape.
     """
 
-    student_precision: str
     warmup_s: float | None = None
 
     def __init__(self, dire: nn.Module, classifier: nn.Module, device: torch.device, precision: str, channels_last: bool = True, compile: bool = False) -> None:
+        super().__init__(device, precision, channels_last)
         self.name = "compile" if compile else "torch"
-        self.device = device
-        self.precision = self.student_precision = precision
-        self.channels_last = channels_last and device.type == "cuda"
         self.dire = dire.to(device).eval().requires_grad_(False)
         self.classifier = classifier.to(device).eval().requires_grad_(False)
         if self.channels_last:
@@ -34,15 +29,6 @@ class DIREBackend:
         if compile:
             self.dire.predict = torch.compile(self.dire.predict, dynamic=False)
             self.classifier = torch.compile(self.classifier, dynamic=False)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision at the backend's precision; nothing for fp32."""
-        return autocast(self.device, self.precision)
-
-    def layout(self, x: torch.Tensor) -> torch.Tensor:
-        """`x` on the device, channels-last where the models are."""
-        x = x.to(self.device)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """The quantized DIRE images of `x` (0..255, float32)."""

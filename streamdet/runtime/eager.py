@@ -10,21 +10,13 @@ from torch import nn
 from ..device import autocast
 
 
-class TorchBackend:
-    """Runs the noise model and the student as they are, on `device`, at `precision`."""
+class OnDevice:
+    """Where eager PyTorch models run: the device, the precision (autocast) and the memory layout (channels-last on GPUs)."""
 
-    name = "torch"
-    warmup_s: float | None = None
-
-    def __init__(self, noise_model: nn.Module, student: nn.Module, device: torch.device, precision: str, channels_last: bool = True) -> None:
+    def __init__(self, device: torch.device, precision: str, channels_last: bool = True) -> None:
         self.device = device
         self.precision = self.student_precision = precision
         self.channels_last = channels_last and device.type == "cuda"
-        self.noise_model = noise_model.to(device).eval().requires_grad_(False)
-        self.student = student.to(device).eval().requires_grad_(False)
-        if self.channels_last:
-            self.noise_model.to(memory_format=torch.channels_last)
-            self.student.to(memory_format=torch.channels_last)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision at the backend's precision; nothing for fp32."""
@@ -34,6 +26,21 @@ class TorchBackend:
         """`x` on the device, channels-last where the models are."""
         x = x.to(self.device)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class TorchBackend(OnDevice):
+    """Runs the noise model and the student as they are, on `device`, at `precision`."""
+
+    name = "torch"
+    warmup_s: float | None = None
+
+    def __init__(self, noise_model: nn.Module, student: nn.Module, device: torch.device, precision: str, channels_last: bool = True) -> None:
+        super().__init__(device, precision, channels_last)
+        self.noise_model = noise_model.to(device).eval().requires_grad_(False)
+        self.student = student.to(device).eval().requires_grad_(False)
+        if self.channels_last:
+            self.noise_model.to(memory_format=torch.channels_last)
+            self.student.to(memory_format=torch.channels_last)
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """eps from the noise model; the eps arithmetic itself runs in fp32 (see FirstStepNoise)."""
