@@ -23,7 +23,7 @@ from streamdet.errors import BackendError, ExportError
 from streamdet.export.exporter import export_models
 from streamdet.export.metadata import BatchRange
 from streamdet.models.noise import load_noise_model
-from streamdet.runtime.artifacts import Identity, artifact_path, check_metadata, config_fingerprint, metadata_path, mismatch, rebuild_command
+from streamdet.runtime.artifacts import Identity, artifact_path, check_metadata, check_precision, config_fingerprint, metadata_path, mismatch, rebuild_command
 from streamdet.runtime.compiled import CompileBackend
 from streamdet.train.comparison import TOLERANCE, compare_scores, score_folder
 from streamdet.models.student import load_student
@@ -341,8 +341,10 @@ def test_rebuild_command_names_what_differs_from_the_defaults():
 def test_export_refuses_what_a_runtime_cannot_run(tiny, tiny_adm_ckpt, student_ckpt, tmp_path):
     with pytest.raises(ExportError, match="bf16 is not available"):
         export_models(tiny, "onnx", "bf16", BATCHES, tmp_path, adm=tiny_adm_ckpt, student=student_ckpt)
-    with pytest.raises(ExportError, match="int8 is not available"):
-        export_models(tiny, "onnx", "int8", BATCHES, tmp_path, adm=tiny_adm_ckpt, student=student_ckpt, models=["noise"])
+    with pytest.raises(ExportError, match="fp8 is not available"):  # fp8 is TensorRT's, for the noise model only
+        export_models(tiny, "onnx", "fp8", BATCHES, tmp_path, adm=tiny_adm_ckpt, student=student_ckpt, models=["noise"])
+    with pytest.raises(ExportError, match="fp8 is not available"):
+        check_precision("tensorrt", "student", "fp8")
     with pytest.raises(ExportError, match="--calibrate"):
         export_models(tiny, "onnx", "int8", BATCHES, tmp_path, student=student_ckpt)
     with pytest.raises(ExportError, match="1 <= min <= opt <= max"):
