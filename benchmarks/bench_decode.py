@@ -133,7 +133,7 @@ def _chunk_in_process(args: tuple[str, str, int, int]) -> int:
         plan = decode._plan(video, MODES[mode], stats)
     chunks = split(plan.parts, parts, decode.MAX_TARGETS_PER_CHUNK)
     mine = [chunk for i, chunk in enumerate(chunks) if i % parts == part]
-    return sum(sum(1 for _ in decode._chunk_decoder(path, runs(chunk), plan, 1, stats)()) for chunk in mine)
+    return sum(sum(1 for _ in decode._chunk_decoder(path, runs(chunk), plan, 1, stats, False)()) for chunk in mine)
 
 
 def processes(pool: multiprocessing.pool.Pool, path: Path, mode: str, workers: int) -> int:
