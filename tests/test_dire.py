@@ -33,13 +33,7 @@ from .reference import guided_diffusion_dire
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: the CPU cores of CI are shared, and oversubscribed OpenMP threads run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _reference_input(image: np.ndarray) -> torch.Tensor:

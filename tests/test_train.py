@@ -42,13 +42,7 @@ STREAMDET = str(Path(sys.executable).parent / "streamdet")
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: the CPU cores of CI are shared, and oversubscribed OpenMP threads run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def configured(base: Config, teacher: Path, **train) -> Config:
