@@ -28,16 +28,21 @@ def save_adm(path: Path, cfg: ADMConfig, seed: int = 0) -> Path:
     return path
 
 
+def random_bn_statistics(module: torch.nn.Module) -> None:
+    """Give every BatchNorm non-trivial running statistics, so eval-mode outputs depend on them."""
+    for name, buf in module.named_buffers():
+        if name.endswith("running_mean"):
+            buf.normal_(0, 0.1)
+        elif name.endswith("running_var"):
+            buf.uniform_(0.5, 1.5)
+
+
 def random_student(seed: int = 0, bias: float | None = None) -> Student:
     """A random student; with `bias`, its head ignores the input and always gives logit `bias`."""
     torch.manual_seed(seed)
     student = Student()
     with torch.no_grad():
-        for name, buf in student.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
+        random_bn_statistics(student)
         head = student.student_head[2]
         if bias is not None:
             head.weight.zero_()
@@ -66,11 +71,7 @@ def random_dire_classifier(seed: int = 0, bias: float | None = None) -> torch.nn
     torch.manual_seed(seed)
     net = resnet50(weights=None, num_classes=1)
     with torch.no_grad():
-        for name, buf in net.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
+        random_bn_statistics(net)
         if bias is not None:
             net.fc.weight.zero_()
             net.fc.bias.fill_(bias)

@@ -18,7 +18,7 @@ from streamdet.models.noise import FirstStepNoise
 from streamdet.models.student import BODY_LAYERS, load_student
 from streamdet.preprocess import preprocess
 
-from .checkpoints import random_adm
+from .checkpoints import random_adm, random_bn_statistics
 
 OFFICIAL_FLAGS = dict(
     image_size=256,
@@ -112,11 +112,7 @@ def _distildire_torchvision_student() -> torch.nn.Module:
     net = resnet50(weights=None, num_classes=1)
     net.conv1 = torch.nn.Conv2d(6, 64, kernel_size=7, stride=2, padding=3, bias=False)
     with torch.no_grad():
-        for name, buf in net.named_buffers():
-            if name.endswith("running_mean"):
-                buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
-                buf.uniform_(0.5, 1.5)
+        random_bn_statistics(net)
     return net.eval()
 
 
