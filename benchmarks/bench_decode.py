@@ -7,6 +7,8 @@ the floor (decoding only the reference frames from each GOP's key frame to its l
 pins the process to one CPU (FFmpeg then uses one decoder thread); "N workers" pins it to N CPUs.
 A second table shows the CPU time the device-side conversion saves: the same sampling decoded to rgb24
 on the CPU and left as YUV planes for the device (``iter_frames(..., planes=True)``, what a CUDA scan does).
+Like the CLI, the script first calls ``reuse_frame_buffers`` (glibc keeps freed frame buffers for reuse);
+``--system-malloc`` measures with glibc's defaults instead.
 
     python benchmarks/bench_decode.py                      # 1080p, 10 s files, 2 workers
     python benchmarks/bench_decode.py --seconds 40 --uhd   # the issue's 40 s files, plus 2160p
@@ -27,6 +29,7 @@ import av
 import cv2
 import numpy as np
 
+from streamdet.allocator import reuse_frame_buffers
 from streamdet.video import DecodeStats, Sampling, iter_frames
 from streamdet.video import decode
 from streamdet.video.plan import read_index, runs, segments, split, targets
@@ -123,9 +126,11 @@ def floor(path: Path, sampling: Sampling) -> int:
     return decoded
 
 
-def _chunk_in_process(args: tuple[str, str, int, int]) -> int:
+def _chunk_in_process(args: tuple[str, str, int, int, bool]) -> int:
     """One worker process: decode its share (``part`` of ``parts``) of a file's GOP chunks, return the frame count."""
-    path, mode, part, parts = args
+    path, mode, part, parts, tuned = args
+    if tuned:
+        reuse_frame_buffers()
     pinned_cpu = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, [pinned_cpu[part % len(pinned_cpu)]])
     stats = DecodeStats()
@@ -138,7 +143,7 @@ def _chunk_in_process(args: tuple[str, str, int, int]) -> int:
 
 def processes(pool: multiprocessing.pool.Pool, path: Path, mode: str, workers: int) -> int:
     """The same GOP-parallel decode in worker processes instead of threads (frames not sent back: a lower bound)."""
-    return sum(pool.map(_chunk_in_process, [(str(path), mode, part, workers) for part in range(workers)]))
+    return sum(pool.map(_chunk_in_process, [(str(path), mode, part, workers, TUNED[0]) for part in range(workers)]))
 
 
 def rows(path: Path, workers: int, repeat: int, pool: multiprocessing.pool.Pool) -> Iterator[list[str]]:
@@ -191,6 +196,7 @@ def conversion_rows(path: Path, repeat: int) -> Iterator[list[str]]:
 
 
 AVAILABLE: set[int] = set()
+TUNED = [False]  # whether the allocator was tuned, for the worker processes
 
 
 def main() -> None:
@@ -202,9 +208,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="Workers for the parallel columns (default: all available cores).")
     parser.add_argument("--repeat", type=int, default=2, help="Runs per figure; the best is kept (default 2).")
     parser.add_argument("--tables", default="decode,conversion", help="Tables to print: decode, conversion (default both).")
+    parser.add_argument("--system-malloc", action="store_true", help="Leave glibc's malloc thresholds at their defaults.")
     parser.add_argument("--media", type=Path, default=Path("/tmp/streamdet-bench-decode"), help="Where generated files are kept between runs.")
     args = parser.parse_args()
     AVAILABLE.update(os.sched_getaffinity(0))
+    TUNED[0] = not args.system_malloc and reuse_frame_buffers()
     workers = args.workers or len(AVAILABLE)
     args.media.mkdir(parents=True, exist_ok=True)
     sizes = [(1920, 1080)] + ([(3840, 2160)] if args.uhd else [])
@@ -215,7 +223,7 @@ def main() -> None:
         for gop in args.gops.split(",")
     ]
     print(f"bench_decode: {len(AVAILABLE)} cores available, {workers} workers, {args.seconds:g} s files at 30 fps, "
-          f"best of {args.repeat}, load average before {os.getloadavg()[0]:.1f}\n")
+          f"best of {args.repeat}, frame buffers reused: {TUNED[0]}, load average before {os.getloadavg()[0]:.1f}\n")
     tables = args.tables.split(",")
     if "decode" in tables:
         decode_table(files, workers, args.repeat)

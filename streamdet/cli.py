@@ -19,6 +19,7 @@ from rich.table import Table
 
 from . import report, weights
 from .aggregate import parse_band
+from .allocator import reuse_frame_buffers
 from .config import Config, SamplingConfig, load_config, with_overrides
 from .errors import StreamdetError
 from .files import write_text
@@ -171,6 +172,7 @@ def main(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version, help="Print the version and exit."),
 ) -> None:
     logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+    reuse_frame_buffers()
     if not verbose:
         quiet_libraries()
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "streamdet"
 
 # DESIGN.md's package map, bottom to top; a unit is a top-level module or a subpackage.
 LAYERS = [
-    {"errors", "files", "device", "version"},
+    {"errors", "files", "device", "version", "allocator"},
     {"config", "weights"},
     {"models"},
     {"video"},

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..allocator import reuse_frame_buffers
 from ..config import Config
 from ..detector import Detector
 from ..errors import StreamdetError, WeightsError
@@ -56,6 +57,7 @@ def _rows(frames: list[Frame], done: dict[str, Any] | None = None) -> dict[str, 
 
 def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling) -> Iterator[dict[str, np.ndarray]]:
     """Decode each input of the batch exactly as the local scan does, in chunks of frames, then its `done` row."""
+    reuse_frame_buffers()  # this runs in a Ray worker process, not in the CLI's
     for path in batch["path"]:
         path = str(path)
         start = time.perf_counter()
