@@ -58,6 +58,8 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
     outputs no frame for them. A read error ends the index there and is flagged.
     """
     start = stream.start_time or 0
+    # pts × time_base in integers: Python's int / int rounds as float(Fraction) does, at a tenth of its cost
+    num, den = stream.time_base.numerator, stream.time_base.denominator
     packets: list[Packet] = []
     seen: set[int] = set()
     read_error = False
@@ -76,9 +78,9 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
         if packet.pts is None or packet.pts in seen:
             return None
         seen.add(packet.pts)
-        time = float((packet.pts - start) * stream.time_base)
+        time = (packet.pts - start) * num / den
         packets.append(Packet(len(packets), packet.pts, time, bool(packet.is_keyframe)))
-        end = max(end, float((packet.pts + (packet.duration or 0) - start) * stream.time_base))
+        end = max(end, (packet.pts + (packet.duration or 0) - start) * num / den)
     if not packets or not packets[0].key:
         return None
     return PacketIndex(packets, end, read_error)
