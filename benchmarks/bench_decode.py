@@ -134,11 +134,11 @@ def _chunk_in_process(args: tuple[str, str, int, int, bool]) -> int:
     pinned_cpu = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, [pinned_cpu[part % len(pinned_cpu)]])
     stats = DecodeStats()
-    with decode._Video(path) as video:
-        plan = decode._plan(video, MODES[mode], stats)
+    with decode.VideoFile(path) as video:
+        plan = decode.plan_file(video, MODES[mode], stats)
     chunks = split(plan.parts, parts, decode.MAX_TARGETS_PER_CHUNK)
     mine = [chunk for i, chunk in enumerate(chunks) if i % parts == part]
-    return sum(sum(1 for _ in decode._chunk_decoder(path, runs(chunk), plan, 1, stats, False)()) for chunk in mine)
+    return sum(sum(1 for _ in decode.chunk_decoder(path, runs(chunk), plan, 1, stats, False)()) for chunk in mine)
 
 
 def processes(pool: multiprocessing.pool.Pool, path: Path, mode: str, workers: int) -> int:

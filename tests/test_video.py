@@ -185,14 +185,14 @@ def test_uniform_mode_decodes_each_gop_once_up_to_its_target(gop10: Path, monkey
     """Targets 12, 37, 62, 87 need only GOPs 10, 30, 60 and 80, from the key frame to the target (plus the
     B-frame reorder depth of x264, 3 frames): each packet sent to the decoder once."""
     sent: list[int] = []
-    real = decode._Video.decode_packet
+    real = decode.VideoFile.decode_packet
 
-    def spy(video: decode._Video, packet: av.Packet | None) -> list:
+    def spy(video: decode.VideoFile, packet: av.Packet | None) -> list:
         if packet is not None:
             sent.append(packet.pts)
         return real(video, packet)
 
-    monkeypatch.setattr(decode._Video, "decode_packet", spy)
+    monkeypatch.setattr(decode.VideoFile, "decode_packet", spy)
     with av.open(str(gop10)) as container:
         time_base = container.streams.video[0].time_base
     stats = DecodeStats()

@@ -75,12 +75,12 @@ def probe(path: str | Path) -> VideoInfo:
     if media_kind(path) == "image":
         image = read_image(path)
         return VideoInfo(path, image.shape[1], image.shape[0], 0.0, 1, None, 0, Path(path).suffix[1:].lower(), "rgb24")
-    with _Video(path) as video:
+    with VideoFile(path) as video:
         first = next(video.decode(), None)
         if first is None:
             raise video.nothing_decoded()
         matrix = display_matrix(first)
-        width, height = (first.height, first.width) if _transposes(matrix) else (first.width, first.height)
+        width, height = (first.height, first.width) if transposes(matrix) else (first.width, first.height)
         return VideoInfo(
             path=path,
             width=width,
@@ -118,8 +118,8 @@ def iter_frames(
         yield Frame(source=path, index=0, time=0.0, image=read_image(path))
         return
     budget = cores or workers_available()
-    with _Video(path, budget if cores else 0) as video:
-        plan = None if is_url(path) else _plan(video, sampling, stats)
+    with VideoFile(path, budget if cores else 0) as video:
+        plan = None if is_url(path) else plan_file(video, sampling, stats)
         if plan is None:
             yield from _linear(video, sampling, stats, planes)
             return
@@ -130,7 +130,7 @@ def iter_frames(
             decoders = [lambda: _decode_chunk(video.rewound(), runs(plan.parts), plan, stats, planes)]
         else:
             threads = max(1, budget // workers)
-            decoders = [_chunk_decoder(path, runs(chunk), plan, threads, stats, planes) for chunk in chunks]
+            decoders = [chunk_decoder(path, runs(chunk), plan, threads, stats, planes) for chunk in chunks]
         for frame in ordered(decoders, min(workers, len(decoders))):
             stats.sampled += 1
             yield frame
@@ -139,7 +139,7 @@ def iter_frames(
 
 
 @dataclass(frozen=True)
-class _FilePlan:
+class FilePlan:
     """The sampled frames of a file, the segments that decode them, and where each frame and packet sits."""
 
     chosen: list[tuple[int, float, Packet]]
@@ -148,7 +148,7 @@ class _FilePlan:
     number_of: dict[int, int]
 
 
-def _plan(video: _Video, sampling: Sampling, stats: DecodeStats) -> _FilePlan | None:
+def plan_file(video: VideoFile, sampling: Sampling, stats: DecodeStats) -> FilePlan | None:
     """Index the packets and choose the targets; None (and the file reopened) where it has no usable timestamps."""
     index = read_index(video.container, video.stream)
     if index is None:
@@ -159,7 +159,7 @@ def _plan(video: _Video, sampling: Sampling, stats: DecodeStats) -> _FilePlan | 
         duration = video.require_duration()
     stats.note_end(index.end, duration, video.fps, index.read_error)
     chosen = targets(index, sampling, duration)
-    return _FilePlan(
+    return FilePlan(
         chosen=chosen,
         parts=segments(index, chosen),
         where={packet.pts: (position, time) for position, time, packet in chosen},
@@ -167,20 +167,20 @@ def _plan(video: _Video, sampling: Sampling, stats: DecodeStats) -> _FilePlan | 
     )
 
 
-def _chunk_decoder(
-    path: str, parts: list[Segment], plan: _FilePlan, threads: int, stats: DecodeStats, planes: bool
+def chunk_decoder(
+    path: str, parts: list[Segment], plan: FilePlan, threads: int, stats: DecodeStats, planes: bool
 ) -> Callable[[], Iterator[Frame]]:
     """A function decoding one chunk of runs in its own container, for ``ordered``."""
 
     def run() -> Iterator[Frame]:
-        with _Video(path, threads) as video:
+        with VideoFile(path, threads) as video:
             yield from _decode_chunk(video, parts, plan, stats, planes)
 
     return run
 
 
 def _decode_chunk(
-    video: _Video, parts: list[Segment], plan: _FilePlan, stats: DecodeStats, planes: bool = False
+    video: VideoFile, parts: list[Segment], plan: FilePlan, stats: DecodeStats, planes: bool = False
 ) -> Iterator[Frame]:
     """Decode each run from its key frame to its last target, converting only the targets.
 
@@ -219,7 +219,7 @@ def _decode_chunk(
         stats.add(video.corrupt, video.decoded, sum(len(part.wanted) for part in parts) - len(found))
 
 
-def _linear(video: _Video, sampling: Sampling, stats: DecodeStats, planes: bool = False) -> Iterator[Frame]:
+def _linear(video: VideoFile, sampling: Sampling, stats: DecodeStats, planes: bool = False) -> Iterator[Frame]:
     """Decode from the start and select as frames come (streams, files without timestamps)."""
     total = video.frame_count
     if sampling.mode == "keyframes":
@@ -236,7 +236,7 @@ def _linear(video: _Video, sampling: Sampling, stats: DecodeStats, planes: bool 
         raise video.nothing_decoded()
 
 
-class _Video:
+class VideoFile:
     """An open video stream that decodes packet by packet, skipping corrupt ones, with errors as ``MediaError``."""
 
     def __init__(self, path: str, threads: int = 0) -> None:
@@ -259,7 +259,7 @@ class _Video:
         self.container.close()
         self._open()
 
-    def __enter__(self) -> _Video:
+    def __enter__(self) -> VideoFile:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -308,7 +308,7 @@ class _Video:
         """
         return bool(set(self.container.format.name.split(",")) & SEEKABLE_FORMATS)
 
-    def rewound(self) -> _Video:
+    def rewound(self) -> VideoFile:
         """This video, moved back to its first packet (reusing the open file saves probing it again)."""
         try:
             if not self.seeks_exactly:
@@ -531,7 +531,7 @@ def upright_steps(matrix: Sequence[int] | None) -> tuple[bool, bool, bool]:
     if matrix is None:
         return False, False, False
     a, b, _, c, d = matrix[:5]
-    if _transposes(matrix):
+    if transposes(matrix):
         return True, c > 0, b > 0
     return False, d < 0, a < 0
 
@@ -548,7 +548,7 @@ def orient(image: np.ndarray, matrix: Sequence[int] | None) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _transposes(matrix: Sequence[int] | None) -> bool:
+def transposes(matrix: Sequence[int] | None) -> bool:
     """Whether a display matrix swaps width and height (a rotation by ±90°)."""
     return matrix is not None and abs(matrix[0]) + abs(matrix[4]) < abs(matrix[1]) + abs(matrix[3])
 
@@ -604,7 +604,7 @@ def read_image(path: str) -> np.ndarray:
         image = None
     if image is not None:
         return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    with _Video(path) as video:
+    with VideoFile(path) as video:
         frame = next(video.decode(), None)
         if frame is None:
             raise MediaError(f"{path}: not a readable image")

@@ -1,7 +1,7 @@
 """NVIDIA hardware decoding (NVDEC) through torchcodec: the sampled frames decoded straight into GPU memory.
 
 Frame identity follows the CPU decoder exactly: targets come from the same packet index and sampling plan
-(``decode._plan``), are fetched by presentation-order index, and every frame torchcodec returns is checked
+(``decode.plan_file``), are fetched by presentation-order index, and every frame torchcodec returns is checked
 against its target's timestamp, so an exact frame is never swapped for a neighbour. Not yet run on a GPU.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from streamdet.errors import BackendError, MediaError
-from streamdet.video.decode import _plan, _transposes, _Video, display_matrix
+from streamdet.video.decode import VideoFile, display_matrix, plan_file, transposes
 from streamdet.video.frame import Frame
 from streamdet.video.sampling import Sampling
 from streamdet.video.sources import is_url, media_kind
@@ -84,15 +84,15 @@ def iter_frames_nvdec(
     if is_url(path) or media_kind(path) == "image":
         problem = "NVDEC decodes video files only (streams and images use the CPU decoder)"
     else:
-        with _Video(path) as video:
+        with VideoFile(path) as video:
             first = next(video.decode(), None)
             if first is None:
                 raise video.nothing_decoded()
             matrix = display_matrix(first)
             problem = file_problem(video.stream.codec_context.name, matrix)
-            size = (first.width, first.height) if _transposes(matrix) else (first.height, first.width)
+            size = (first.width, first.height) if transposes(matrix) else (first.height, first.width)
             if problem is None:
-                plan = _plan(video.rewound(), sampling, stats)
+                plan = plan_file(video.rewound(), sampling, stats)
                 problem = None if plan is not None else "it has no packet timestamps to find exact frames by"
             time_base = float(video.stream.time_base)
     if problem is None:
