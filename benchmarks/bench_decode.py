@@ -8,6 +8,8 @@ for key-frame modes, only the key frames themselves), itself as a ratio to plain
 pins the process to one CPU (FFmpeg then uses one decoder thread); "N workers" pins it to N CPUs.
 A second table shows the CPU time the device-side conversion saves: the same sampling decoded to rgb24
 on the CPU and left as YUV planes for the device (``iter_frames(..., planes=True)``, what a CUDA scan does).
+On the plain PyAV row, the processes column is N independent plain decodes at once, one per CPU, and their
+throughput over one alone: what this machine's cores give decoding, the ceiling for any N-worker figure.
 Like the CLI, the script first calls ``reuse_frame_buffers`` (glibc keeps freed frame buffers for reuse);
 ``--system-malloc`` measures with glibc's defaults instead.
 
@@ -141,6 +143,16 @@ def _chunk_in_process(args: tuple[str, str, int, int, bool]) -> int:
     return sum(sum(1 for _ in decode.chunk_decoder(path, runs(chunk), plan, 1, stats, False)()) for chunk in mine)
 
 
+def _plain_in_process(args: tuple[str, int, bool]) -> int:
+    """One of N independent plain decodes of a file, pinned to its own CPU (together: the machine's ceiling)."""
+    path, part, tuned = args
+    if tuned:
+        reuse_frame_buffers()
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, [cpus[part % len(cpus)]])
+    return plain(Path(path))
+
+
 def processes(pool: multiprocessing.pool.Pool, path: Path, mode: str, workers: int) -> int:
     """The same GOP-parallel decode in worker processes instead of threads (frames not sent back: a lower bound)."""
     return sum(pool.map(_chunk_in_process, [(str(path), mode, part, workers, TUNED[0]) for part in range(workers)]))
@@ -153,7 +165,10 @@ def rows(path: Path, workers: int, repeat: int, pool: multiprocessing.pool.Pool)
     plain_s, total = timed(lambda: plain(path), repeat)
     pinned(workers)
     plain_n_s, _ = timed(lambda: plain(path), repeat)
-    yield [path.name, "plain PyAV + rgb24", str(total), "1.00", f"{total / plain_s:.1f}", "1.00", "", "", f"{total / plain_n_s:.1f}", f"{plain_s / plain_n_s:.2f}", ""]
+    jobs = [(str(path), part, TUNED[0]) for part in range(workers)]
+    ceiling_s, frames = timed(lambda: sum(pool.map(_plain_in_process, jobs)), repeat)
+    yield [path.name, "plain PyAV + rgb24", str(total), "1.00", f"{total / plain_s:.1f}", "1.00", "", "", f"{total / plain_n_s:.1f}",
+           f"{plain_s / plain_n_s:.2f}", f"{frames / ceiling_s:.1f} ({frames / ceiling_s / (total / plain_s):.2f}×)"]
     for mode, sampling in MODES.items():
         pinned(1)
         stats = DecodeStats()
