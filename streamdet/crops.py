@@ -13,10 +13,16 @@ from __future__ import annotations
 import math
 import threading
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from .errors import ConfigError
+from .video.frame import YuvImage
+
+if TYPE_CHECKING:
+    import torch
 
 Box = tuple[int, int, int, int]
 MODES = ("center", "cover", "faces")
@@ -79,15 +85,27 @@ class FaceFinder:
         return sorted((tuple(int(v) for v in f) for f in found), key=lambda b: (b[0], b[1]))
 
 
-def crop_boxes(image: np.ndarray, mode: str, finder: FaceFinder | None = None) -> tuple[str, list[Box]]:
+def upright_size(image: np.ndarray | YuvImage | torch.Tensor) -> tuple[int, int]:
+    """(height, width) of a frame as it is scored: an H×W×3 array, a ``YuvImage`` after its turn, or a 3×H×W tensor."""
+    if isinstance(image, YuvImage):
+        return (image.width, image.height) if image.turn[0] else (image.height, image.width)
+    if isinstance(image, np.ndarray):
+        return image.shape[0], image.shape[1]
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
+def crop_boxes(image: np.ndarray | YuvImage | torch.Tensor, mode: str, finder: FaceFinder | None = None) -> tuple[str, list[Box]]:
     """What kind of crops one frame gets in `mode` (center, cover or face) and their boxes.
 
-    A frame in which no face is found is scored by the center rule, and says so (kind `center`).
+    A frame in which no face is found is scored by the center rule, and says so (kind `center`). Faces are
+    found in RGB on the CPU, so `faces` takes H×W×3 arrays only; the other modes take any frame `preprocess` does.
     """
-    height, width = image.shape[:2]
+    height, width = upright_size(image)
     if mode == "cover":
         return "cover", cover_boxes(height, width)
     if mode == "faces":
+        if not isinstance(image, np.ndarray):
+            raise ValueError("crops faces: faces are found in RGB frames on the CPU; decode with planes off and the CPU decoder")
         boxes = [square_around(face, height, width) for face in (finder or FaceFinder()).faces(image)]
         return ("face", boxes) if boxes else ("center", [center_box(height, width)])
     if mode == "center":

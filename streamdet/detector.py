@@ -24,6 +24,7 @@ from .runtime.dire import DIREBackend
 from .runtime.eager import TorchBackend
 from .runtime.factory import precisions
 from .upload import FrameUploader, PendingScores
+from .video.frame import YuvImage
 from .weights import Progress, resolve
 
 METHODS = ("distildire", "dire")
@@ -130,10 +131,10 @@ class Detector:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""
         return preprocess(frames, self.image_size, self.device, self.uploader)
 
-    def preprocess_crops(self, frames: Sequence[np.ndarray], mode: str) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
+    def preprocess_crops(self, frames: Sequence[np.ndarray | YuvImage | torch.Tensor], mode: str) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
         """The crops of each frame in `mode` (cover, faces; see `streamdet.crops`) as one batch, and each frame's (kind, boxes)."""
         layout = [crop_boxes(frame, mode, self.faces) for frame in frames]
-        return preprocess_boxes(frames, [boxes for _, boxes in layout], self.image_size, self.device), layout
+        return preprocess_boxes(frames, [boxes for _, boxes in layout], self.image_size, self.device, self.uploader), layout
 
     @torch.inference_mode()
     def _noise(self, x: torch.Tensor) -> torch.Tensor:

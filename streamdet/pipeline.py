@@ -242,14 +242,17 @@ def scan(
     (default: the config's `uncertain`) adds the UNCERTAIN verdict; `on_scored` sees each frame with its score.
     """
     config = detector.config
-    planes = detector.device.type == "cuda" if planes is None else planes
-    nvdec = decoder if resolve_decoder(decoder, detector.device) == "nvdec" else None
     crops = crops or config.crops
-    band = config.uncertain if band is None else band
     if crops not in MODES:
         raise ConfigError(f"crops {crops!r}: expected one of {', '.join(MODES)}")
-    if crops == "faces":
+    if crops == "faces":  # faces are found in RGB frames on the CPU
         detector.faces.check()
+        if planes or decoder == "nvdec":
+            raise ConfigError("--crops faces finds faces in RGB frames on the CPU: it cannot take YUV planes or --decoder nvdec (use cpu or auto)")
+        planes, decoder = False, "cpu"
+    planes = detector.device.type == "cuda" if planes is None else planes
+    nvdec = decoder if resolve_decoder(decoder, detector.device) == "nvdec" else None
+    band = config.uncertain if band is None else band
     sampling = sampling or Sampling(**dataclasses.asdict(config.sampling))
     threshold = config.threshold if threshold is None else threshold
     top_fraction = config.top_fraction if top_fraction is None else top_fraction

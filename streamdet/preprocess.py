@@ -72,6 +72,28 @@ def _rgb(tensor: torch.Tensor, group: np.ndarray | YuvImage | torch.Tensor) -> t
     return tensor.permute(0, 3, 1, 2).float()
 
 
+def _on_device(
+    frames: np.ndarray | Sequence[np.ndarray | YuvImage | torch.Tensor], device: torch.device, uploader: FrameUploader | None
+) -> list[torch.Tensor]:
+    """Frames as upright N×3×H×W float RGB on the device, values 0..255, one tensor per array or picture given."""
+    if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        frames = frames[None]
+    groups = [frames] if isinstance(frames, np.ndarray) else [f if isinstance(f, (YuvImage, torch.Tensor)) else f[None] for f in frames]
+    for group in groups:
+        if isinstance(group, (YuvImage, torch.Tensor)):
+            continue
+        if group.dtype != np.uint8 or group.ndim != 4 or group.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 RGB N×H×W×3, got {group.dtype} {tuple(group.shape)}")
+    arrays = [group.i420 if isinstance(group, YuvImage) else group for group in groups]
+    host = [array for array in arrays if isinstance(array, np.ndarray)]
+    if uploader is not None and host:
+        sent = iter(uploader.upload(host))
+    else:
+        sent = iter([torch.from_numpy(np.ascontiguousarray(array)).to(device) for array in host])
+    tensors = [next(sent) if isinstance(array, np.ndarray) else array.to(device) for array in arrays]
+    return [_rgb(t, group) for t, group in zip(tensors, groups)]
+
+
 def preprocess(
     frames: np.ndarray | Sequence[np.ndarray | YuvImage | torch.Tensor],
     size: int,
@@ -85,41 +107,30 @@ def preprocess(
     With an `uploader`, the frames reach the device through its reusable pinned buffers (see `streamdet.upload`).
     """
     device = torch.device(device)
-    if isinstance(frames, np.ndarray) and frames.ndim == 3:
-        frames = frames[None]
-    groups = [frames] if isinstance(frames, np.ndarray) else [f if isinstance(f, (YuvImage, torch.Tensor)) else f[None] for f in frames]
-    for group in groups:
-        if isinstance(group, (YuvImage, torch.Tensor)):
-            continue
-        if group.dtype != np.uint8 or group.ndim != 4 or group.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 RGB N×H×W×3, got {group.dtype} {tuple(group.shape)}")
-    if not groups:
+    images = _on_device(frames, device, uploader)
+    if not images:
         return torch.empty(0, 3, size, size, device=device)
-    arrays = [group.i420 if isinstance(group, YuvImage) else group for group in groups]
-    host = [array for array in arrays if isinstance(array, np.ndarray)]
-    if uploader is not None and host:
-        sent = iter(uploader.upload(host))
-    else:
-        sent = iter([torch.from_numpy(np.ascontiguousarray(array)).to(device) for array in host])
-    tensors = [next(sent) if isinstance(array, np.ndarray) else array.to(device) for array in arrays]
-    out = [resize_center_crop(_rgb(t, group), size) / 255 * 2 - 1 for t, group in zip(tensors, groups)]
-    return torch.cat(out).contiguous()
+    return torch.cat([resize_center_crop(image, size) / 255 * 2 - 1 for image in images]).contiguous()
 
 
 def preprocess_boxes(
-    frames: Sequence[np.ndarray], boxes: Sequence[Sequence[tuple[int, int, int, int]]], size: int, device: torch.device | str = "cpu"
+    frames: Sequence[np.ndarray | YuvImage | torch.Tensor],
+    boxes: Sequence[Sequence[tuple[int, int, int, int]]],
+    size: int,
+    device: torch.device | str = "cpu",
+    uploader: FrameUploader | None = None,
 ) -> torch.Tensor:
-    """Square regions `(x, y, w, h)` of each H×W×3 uint8 frame, each resized to size×size: Σ boxes × 3 × size × size in [-1, 1].
+    """Square regions `(x, y, w, h)` of each frame (as `preprocess` takes them), each resized to size×size: Σ boxes × 3 × size × size in [-1, 1].
 
     The crop modes of `streamdet.crops` (cover, faces) come through here; the center rule keeps `preprocess`.
     """
-    out = []
-    for frame, frame_boxes in zip(frames, boxes, strict=True):
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
-            raise ValueError(f"frames must be uint8 RGB H×W×3, got {frame.dtype} {tuple(frame.shape)}")
-        image = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None].float()
-        for x, y, w, h in frame_boxes:
-            out.append(resize_center_crop(image[..., y : y + h, x : x + w], size) / 255 * 2 - 1)
+    device = torch.device(device)
+    images = _on_device(list(frames), device, uploader)
+    out = [
+        resize_center_crop(image[..., y : y + h, x : x + w], size) / 255 * 2 - 1
+        for image, frame_boxes in zip(images, boxes, strict=True)
+        for x, y, w, h in frame_boxes
+    ]
     if not out:
-        return torch.empty(0, 3, size, size, device=torch.device(device))
+        return torch.empty(0, 3, size, size, device=device)
     return torch.cat(out).contiguous()
