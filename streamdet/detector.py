@@ -131,9 +131,14 @@ class Detector:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""
         return preprocess(frames, self.image_size, self.device, self.uploader)
 
-    def preprocess_crops(self, frames: Sequence[np.ndarray | YuvImage | torch.Tensor], mode: str) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
-        """The crops of each frame in `mode` (cover, faces; see `streamdet.crops`) as one batch, and each frame's (kind, boxes)."""
-        layout = [crop_boxes(frame, mode, self.faces) for frame in frames]
+    def preprocess_crops(
+        self, frames: Sequence[np.ndarray | YuvImage | torch.Tensor], mode: str, layout: Sequence[tuple[str, list[Box]]] | None = None
+    ) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
+        """The crops of each frame in `mode` (cover, faces; see `streamdet.crops`) as one batch, and each frame's (kind, boxes).
+
+        `layout` gives each frame's (kind, boxes) where they were found already (a scan finds them in its decode threads).
+        """
+        layout = [crop_boxes(frame, mode, self.faces) for frame in frames] if layout is None else list(layout)
         return preprocess_boxes(frames, [boxes for _, boxes in layout], self.image_size, self.device, self.uploader), layout
 
     @torch.inference_mode()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .aggregate import file_score, flagged, verdict
-from .crops import MODES
+from .crops import MODES, FaceFinder, crop_boxes
 from .errors import ConfigError, StreamdetError
 from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
@@ -110,6 +110,8 @@ class _Decoding:
     planes: bool = False
     nvdec: str | None = None  # None, "nvdec" (every file, or an error) or "auto" (each file that NVDEC decodes)
     device: Any = None
+    crops: str = "center"  # other modes get their boxes in the decode threads, off the loop that feeds the device
+    faces: FaceFinder | None = None
 
 
 def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -> Iterator[Frame]:
@@ -121,13 +123,14 @@ def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -
 
 
 def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, how: _Decoding) -> None:
-    """Decode one input onto the queue, then its end marker with any error and what the decoder lost."""
+    """Decode one input onto the queue as (frame, its crop layout or None), then its end marker with any error and what the decoder lost."""
     start = time.perf_counter()
     error = None
     stats = DecodeStats()
     try:
         for frame in _frames(path, sampling, stats, how):
-            if not put_unless_stopped(q, frame, stop):
+            layout = None if how.crops == "center" else crop_boxes(frame.image, how.crops, how.faces)
+            if not put_unless_stopped(q, (frame, layout), stop):
                 return
     except StreamdetError as exc:
         error = str(exc)
@@ -274,15 +277,17 @@ def scan(
     q: queue.Queue = queue.Queue(maxsize=max(2, batch_size))
     stop = threading.Event()
     pending: list[Frame] = []
+    layouts: list[tuple[str, list]] = []
     in_flight: list[tuple[list[Frame], PendingScores, float, list | None]] = []
 
     def run_batch() -> None:
         """Send the pending frames to the device, then read back the batch sent before (computed meanwhile)."""
         started = time.perf_counter()
         images = [f.image for f in pending]
-        x, layout = (detector.preprocess(images), None) if crops == "center" else detector.preprocess_crops(images, crops)
+        x, layout = (detector.preprocess(images), None) if crops == "center" else detector.preprocess_crops(images, crops, layouts)
         in_flight.append((list(pending), detector.score_async(x), started, layout))
         pending.clear()
+        layouts.clear()
         if len(in_flight) > 1:
             collect()
 
@@ -308,7 +313,7 @@ def scan(
 
     cores = workers_available()
     n_workers = workers or min(cores, max(1, len(media)))
-    how = _Decoding(max(1, cores // n_workers), planes, nvdec, detector.device)
+    how = _Decoding(max(1, cores // n_workers), planes, nvdec, detector.device, crops, detector.faces)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="streamdet-decode") as pool:
         try:
             for item in media:
@@ -327,8 +332,11 @@ def scan(
                     if not pending and not in_flight:
                         finish_ready()
                     continue
-                states[got.source].queued += 1
-                pending.append(got)
+                frame, layout = got
+                states[frame.source].queued += 1
+                pending.append(frame)
+                if layout is not None:
+                    layouts.append(layout)
                 if len(pending) >= batch_size:
                     run_batch()
         finally:
