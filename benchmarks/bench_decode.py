@@ -140,7 +140,8 @@ def _chunk_in_process(args: tuple[str, str, int, int, bool]) -> int:
         plan = decode.plan_file(video, MODES[mode], stats)
     chunks = split(plan.parts, parts, decode.MAX_TARGETS_PER_CHUNK)
     mine = [chunk for i, chunk in enumerate(chunks) if i % parts == part]
-    return sum(sum(1 for _ in decode.chunk_decoder(path, runs(chunk), plan, 1, stats, False)()) for chunk in mine)
+    with decode.OpenFiles(path, 1) as files:
+        return sum(sum(1 for _ in decode.chunk_decoder(files, runs(chunk), plan, stats, False)()) for chunk in mine)
 
 
 def _plain_in_process(args: tuple[str, int, bool]) -> int:

@@ -10,10 +10,12 @@ streams, live URLs) are decoded linearly; there, ``keyframes`` mode estimates th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,13 +129,11 @@ def iter_frames(
             raise MediaError(f"{path}: video stream has no frames")
         chunks = [chunk for chunk in split(plan.parts, workers, MAX_TARGETS_PER_CHUNK) if chunk]
         if workers <= 1 or len(chunks) <= 1:
-            decoders = [lambda: _decode_chunk(video.rewound(), runs(plan.parts), plan, stats, planes)]
+            yield from _counted(_decode_chunk(video.rewound(), runs(plan.parts), plan, stats, planes), stats)
         else:
-            threads = max(1, budget // workers)
-            decoders = [chunk_decoder(path, runs(chunk), plan, threads, stats, planes) for chunk in chunks]
-        for frame in ordered(decoders, min(workers, len(decoders))):
-            stats.sampled += 1
-            yield frame
+            with OpenFiles(path, max(1, budget // workers)) as files:
+                decoders = [chunk_decoder(files, runs(chunk), plan, stats, planes) for chunk in chunks]
+                yield from _counted(ordered(decoders, min(workers, len(decoders))), stats)
     if stats.sampled == 0:
         raise MediaError(f"{path}: no decodable video frames ({stats.corrupt} corrupt packets)")
 
@@ -167,13 +167,58 @@ def plan_file(video: VideoFile, sampling: Sampling, stats: DecodeStats) -> FileP
     )
 
 
+def _counted(frames: Iterator[Frame], stats: DecodeStats) -> Iterator[Frame]:
+    """Pass frames on, counting them as sampled."""
+    for frame in frames:
+        stats.sampled += 1
+        yield frame
+
+
+class OpenFiles:
+    """Open copies of one file for its parallel chunk decoders: a chunk borrows one and gives it back.
+
+    Opening a file probes it, which decodes its first frame (about as costly as any key frame), so each
+    worker thread opens the file once rather than each chunk.
+    """
+
+    def __init__(self, path: str, threads: int) -> None:
+        self.path = path
+        self.threads = threads
+        self._idle: list[VideoFile] = []
+        self._opened: list[VideoFile] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def borrowed(self) -> Iterator[VideoFile]:
+        """An idle open copy of the file (opened now if every copy is in use), its decoder reset."""
+        with self._lock:
+            video = self._idle.pop() if self._idle else None
+        if video is None:
+            video = VideoFile(self.path, self.threads)
+            with self._lock:
+                self._opened.append(video)
+        video.stream.codec_context.flush_buffers()
+        try:
+            yield video
+        finally:
+            with self._lock:
+                self._idle.append(video)
+
+    def __enter__(self) -> OpenFiles:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for video in self._opened:
+            video.__exit__(None, None, None)
+
+
 def chunk_decoder(
-    path: str, parts: list[Segment], plan: FilePlan, threads: int, stats: DecodeStats, planes: bool
+    files: OpenFiles, parts: list[Segment], plan: FilePlan, stats: DecodeStats, planes: bool
 ) -> Callable[[], Iterator[Frame]]:
-    """A function decoding one chunk of runs in its own container, for ``ordered``."""
+    """A function decoding one chunk of runs in a borrowed copy of the file, for ``ordered``."""
 
     def run() -> Iterator[Frame]:
-        with VideoFile(path, threads) as video:
+        with files.borrowed() as video:
             yield from _decode_chunk(video, parts, plan, stats, planes)
 
     return run
@@ -202,6 +247,7 @@ def _decode_chunk(
 
     path = video.path
     context = video.stream.codec_context
+    corrupt, decoded = video.corrupt, video.decoded  # a borrowed copy has counted its earlier chunks already
     packets = video.numbered(parts[0].first, plan.number_of)
     try:
         for part in parts:
@@ -216,7 +262,7 @@ def _decode_chunk(
             yield from keep(video.decode_packet(None), part.wanted)
             context.flush_buffers()
     finally:
-        stats.add(video.corrupt, video.decoded, sum(len(part.wanted) for part in parts) - len(found))
+        stats.add(video.corrupt - corrupt, video.decoded - decoded, sum(len(part.wanted) for part in parts) - len(found))
 
 
 def _linear(video: VideoFile, sampling: Sampling, stats: DecodeStats, planes: bool = False) -> Iterator[Frame]:
