@@ -131,7 +131,7 @@ def iter_frames(
         if workers <= 1 or len(chunks) <= 1:
             yield from _counted(_decode_chunk(video.rewound(), runs(plan.parts), plan, stats, planes), stats)
         else:
-            with OpenFiles(path, max(1, budget // workers)) as files:
+            with OpenFiles(path, max(1, budget // workers), video) as files:
                 decoders = [chunk_decoder(files, runs(chunk), plan, stats, planes) for chunk in chunks]
                 yield from _counted(ordered(decoders, min(workers, len(decoders))), stats)
     if stats.sampled == 0:
@@ -181,23 +181,28 @@ class OpenFiles:
     worker thread opens the file once rather than each chunk.
     """
 
-    def __init__(self, path: str, threads: int) -> None:
+    def __init__(self, path: str, threads: int, first: VideoFile | None = None) -> None:
+        """``first``, an open copy whose decoder has not started (the one the plan was read from), is lent too; it stays open."""
         self.path = path
         self.threads = threads
         self._idle: list[VideoFile] = []
         self._opened: list[VideoFile] = []
         self._lock = threading.Lock()
+        if first is not None and not first.stream.codec_context.is_open:
+            first.stream.codec_context.thread_count = threads
+            self._idle.append(first)
 
     @contextlib.contextmanager
     def borrowed(self) -> Iterator[VideoFile]:
-        """An idle open copy of the file (opened now if every copy is in use), its decoder reset."""
+        """An idle open copy of the file, back at its start (or one opened now if every copy is in use)."""
         with self._lock:
             video = self._idle.pop() if self._idle else None
         if video is None:
             video = VideoFile(self.path, self.threads)
             with self._lock:
                 self._opened.append(video)
-        video.stream.codec_context.flush_buffers()
+        else:
+            video.rewound()
         try:
             yield video
         finally:
