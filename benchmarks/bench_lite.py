@@ -145,7 +145,7 @@ def main() -> None:
         rel = float((eps_int8 - eps_fp32).norm() / eps_fp32.norm())
         dp = (p_int8 - p_full).abs()
 
-        cascades = {f"{triage:.2f}{suffix}": Cascade.load(full, path, triage) for triage in args.triage for suffix, path in lites.items()}
+        cascades = {f"{triage:g}{suffix}": Cascade.load(full, path, triage) for triage in args.triage for suffix, path in lites.items()}
         results = {name: c.score(x) for name, c in cascades.items()}  # scores once (also a warm-up); shares from these calls
         shares = {name: c.escalated / c.frames for name, c in cascades.items()}
         seconds = round_robin({"full": full.score, **{name: c.score for name, c in cascades.items()}}, x, args.rounds)
