@@ -742,18 +742,29 @@ COMPRESS_LR = typer.Option(1e-5, min=0.0, help="Adam learning rate of the fine-t
 
 
 def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], config: Optional[str], cache: Optional[Path], quiet: bool, **settings: object) -> None:
-    """Run one compression and print the before/after table."""
-    from .compress import Settings, compress
+    """Run one compression (of a student, or the lite detector's quantization) and print the before/after table."""
+    from .compress import Settings, compress, is_lite_checkpoint, quantize_lite
 
     with user_errors():
         cfg = load_config(config)
         target = out or Path(f"{Path(student).stem}-{method}.pth")
+        lite = is_lite_checkpoint(student)
+        if lite and method != "quantize":
+            fail(f"{student}: is a lite detector; of the compress methods only quantize applies to it")
         bar, update = count_progress("fine-tuning", quiet)
+
+        def on_step(n: int, _loss: float) -> None:
+            update(n, int(settings["steps"]))
+
         with bar:
-            result = compress(method, student, dataset, cfg, target, Settings(**settings), cache_dir=cache, on_step=lambda n, _loss: update(n, int(settings["steps"])))
-    table = Table(title=f"{result.out}: {method} ({cfg.adm.image_size}² input; Acc/AP on {result.step['val_images']} {result.step['evaluated_on']} images)", title_justify="left")
-    for column in ("student", "params", "nonzero", "stored MB", "GFLOPs", "GBOPs", "Acc", "AP"):
-        table.add_column(column, justify="right" if column != "student" else "left")
+            if lite:
+                result = quantize_lite(student, dataset, cfg, target, Settings(**settings), on_step=on_step)
+            else:
+                result = compress(method, student, dataset, cfg, target, Settings(**settings), cache_dir=cache, on_step=on_step)
+    model = "lite detector" if lite else "student"
+    table = Table(title=f"{result.out}: {method} of the {model} ({cfg.adm.image_size}² input; Acc/AP on {result.step['val_images']} {result.step['evaluated_on']} images)", title_justify="left")
+    for column in (model, "params", "nonzero", "stored MB", "GFLOPs", "GBOPs", "Acc", "AP"):
+        table.add_column(column, justify="right" if column != model else "left")
     for name, side in (("original", result.original), ("compressed", result.compressed)):
         c, m = side.cost, side.metrics
         ap = "n/a" if m.ap != m.ap else f"{m.ap:.3f}"
@@ -801,8 +812,8 @@ def compress_svd(
 
 @compress_app.command("quantize")
 def compress_quantize(
-    student: str = typer.Argument(..., help="Student checkpoint (a pruned or factorised one too): a file or a registered name."),
-    dataset: Path = COMPRESS_DATASET,
+    student: str = typer.Argument(..., help="Student checkpoint (a pruned or factorised one too): a file or a registered name; or a lite detector from distill-lite."),
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="Prepared frame dataset (eps cached) for a student; for a lite detector any folder distill-lite takes. Fine-tune on its train split, compare on its val split."),
     out: Optional[Path] = COMPRESS_OUT,
     bits: int = typer.Option(4, help="Weight and activation bits: 8, 4, 3 or 2."),
     edge_bits: int = typer.Option(8, help="Bits of the first and the last layer."),
@@ -813,7 +824,7 @@ def compress_quantize(
     cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Quantization-aware training with learned step sizes (LSQ), distilled from the full-precision student."""
+    """Quantization-aware training with learned step sizes (LSQ), distilled from the full-precision student (or lite detector, for --cascade)."""
     run_compress("quantize", student, dataset, out, config, cache, quiet, bits=bits, edge_bits=edge_bits, steps=steps, batch=batch, lr=lr)
 
 

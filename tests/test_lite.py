@@ -1,10 +1,13 @@
-"""The ADM-free lite detector (`distill-lite`) and the cascade (`scan --cascade`), with the tiny config on generated frames."""
+"""The ADM-free lite detector (`distill-lite`, `compress quantize` of it) and the cascade (`scan`/`watch --cascade`), with the
+tiny config on generated frames."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,9 +16,13 @@ from typer.testing import CliRunner
 from streamdet.cascade import FULL, LITE, Cascade
 from streamdet.cli import app
 from streamdet.detector import Detector
+from streamdet.models.compressed import QuantConv2d
 from streamdet.models.lite import LiteDetector, load_lite
+from streamdet.models.student import load_student
 from streamdet.train.dataset import load_items, read_rgb
+from streamdet.video.decode import to_rgb
 
+from .checkpoints import save_student
 from .media import make_video
 from .trainingdata import make_image_dataset
 
@@ -110,3 +117,109 @@ def test_cascade_refuses_a_file_that_is_not_a_lite_checkpoint(tmp_path, tiny_adm
     result = runner.invoke(app, ["scan", str(image), "-c", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt), "--cascade", str(student_ckpt), "-q"])
     assert result.exit_code == 2
     assert f"{student_ckpt}: not a lite detector checkpoint" in result.output
+
+
+# --- a teacher whose scores on these frames are not saturated, its lite detector, and that one quantized ---------------
+
+
+def _distill(dataset: Path, teacher: Path, adm: Path, out: Path) -> Path:
+    result = runner.invoke(
+        app,
+        ["distill-lite", str(dataset), "--teacher-student", str(teacher), "--adm", str(adm), "-c", "tiny", "--epochs", "8", "--batch", "8", "--lr", "0.001", "-o", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def centred_full(tmp_path_factory, tiny_config, tiny_adm_ckpt, student_ckpt, full, frames) -> tuple[Detector, Path]:
+    """`student_ckpt` with its head rescaled so that the full pipeline's logits on these frames have mean 0 and
+    std 1.5 (the random student saturates them near P = 0, where every lite score would be the same)."""
+    logits = full.logits(full.preprocess(frames))
+    scale = 1.5 / float(logits.std())
+    student = load_student(student_ckpt)
+    head = student.student_head[2]
+    with torch.no_grad():
+        head.weight.mul_(scale)
+        head.bias.sub_(float(logits.mean())).mul_(scale)
+    path = save_student(tmp_path_factory.mktemp("centred") / "student.pth", student)
+    return Detector.load(tiny_config, adm=tiny_adm_ckpt, student=path), path
+
+
+@pytest.fixture(scope="module")
+def centred_lite(tmp_path_factory, dataset, tiny_adm_ckpt, centred_full) -> Path:
+    return _distill(dataset, centred_full[1], tiny_adm_ckpt, tmp_path_factory.mktemp("centred-lite") / "lite.pth")
+
+
+@pytest.fixture(scope="module")
+def quantized_lite(tmp_path_factory, dataset, centred_lite) -> Path:
+    out = tmp_path_factory.mktemp("lite-q") / "lite-q4.pth"
+    result = runner.invoke(app, ["compress", "quantize", str(centred_lite), "--dataset", str(dataset), "-c", "tiny", "--bits", "4", "--steps", "10", "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "quantize of the lite detector" in text and "max |ΔP| against the original" in text
+    return out
+
+
+def test_quantized_lite_round_trips_through_the_cascade_close_to_the_full_precision_lite(quantized_lite, centred_lite, centred_full, frames):
+    raw = torch.load(quantized_lite, weights_only=True)
+    assert raw["lite"]["backbone"] == "resnet18" and raw["compression"]["steps"][0]["bits"] == 4
+    assert any(key.endswith(".weight_codes") for key in raw["model"]), "quantized weights are stored as packed codes"
+    loaded, meta = load_lite(quantized_lite)
+    inner = [m for m in loaded.modules() if isinstance(m, QuantConv2d) and m.w_quant.bits == 4]
+    assert len(inner) >= 15, "every inner convolution of the ResNet-18 is quantized to 4 bits"
+    for layer in inner:
+        steps = layer.w_quant.step.detach().view(-1, 1, 1, 1)
+        codes = layer.weight.detach() / steps
+        assert torch.allclose(codes, codes.round(), atol=1e-3) and codes.round().min() >= -8 and codes.round().max() <= 7
+
+    full, _ = centred_full
+    x = full.preprocess(frames)
+    original, _ = load_lite(centred_lite)
+    with torch.no_grad():
+        p_original = torch.sigmoid(original(x))
+    assert float(p_original.max() - p_original.min()) > 0.1, "the full-precision lite scores spread: the comparison means something"
+    pending = Cascade.load(full, quantized_lite, 1.0).score_async(x)  # triage 1: the lite model scores every frame
+    p_quantized = torch.tensor(pending.result())
+    assert pending.scored_by == [LITE] * len(frames)
+    difference = (p_quantized - p_original).abs()
+    assert float(difference.mean()) < 0.03 and float(difference.max()) < 0.08, difference
+
+
+def test_compress_refuses_to_prune_a_lite_detector(tmp_path, dataset, lite_ckpt):
+    result = runner.invoke(app, ["compress", "prune", str(lite_ckpt), "--dataset", str(dataset), "-c", "tiny", "-o", str(tmp_path / "x.pth"), "-q"])
+    assert result.exit_code == 2
+    assert "only quantize applies to it" in result.output and not (tmp_path / "x.pth").exists()
+
+
+def test_watch_with_cascade_marks_each_frame_event_with_the_model_its_lite_score_chose(tmp_path, frames, quantized_lite, centred_full, tiny_adm_ckpt):
+    """A --realtime file through `watch --cascade` (the quantized lite model): a frame whose lite P is below --triage is
+    scored by the lite model with that P, any other by the full pipeline with its P (both computed here directly)."""
+    full, teacher = centred_full
+    lite, _ = load_lite(quantized_lite)
+    shuffled = np.random.default_rng(0).permutation(len(frames))  # real and fake frames mixed irregularly: whichever frames watch picks, both kinds come
+    images = [cv2.resize(frames[i], (64, 64), interpolation=cv2.INTER_AREA) for i in shuffled]
+    clip = make_video(tmp_path / "clip.mp4", 2 * len(images), (64, 64), 8, pattern=lambda i, w, h: images[i % len(images)])
+    with av.open(str(clip)) as container:
+        decoded = [to_rgb(frame) for frame in container.decode(video=0)]
+    x = full.preprocess(decoded)
+    with torch.no_grad():  # one frame per call, as watch scores one stream: 4-bit codes make the last digits batch-dependent
+        p_lite = torch.cat([torch.sigmoid(lite(x[i : i + 1])) for i in range(len(x))])
+    p_full = torch.cat([full.score(x[i : i + 1]) for i in range(len(x))])
+    ranked = sorted(p_lite.tolist())
+    gap, triage = max((b - a, (a + b) / 2) for a, b in zip(ranked[4:-5], ranked[5:-4]))
+    assert gap > 0.002, f"no clear triage score between the clip's lite scores {ranked}"
+
+    events = tmp_path / "events.jsonl"
+    args = ["watch", str(clip), "--realtime", "--fps", "8", "--log-frames", "-q", "-c", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(teacher)]
+    result = runner.invoke(app, [*args, "--cascade", str(quantized_lite), "--triage", str(triage), "--events", str(events)])
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(line) for line in events.read_text().splitlines()]
+    scored = [e for e in logged if e["event"] == "frame"]
+    assert len(scored) >= 4
+    for event in scored:
+        i = event["index"]
+        expected = LITE if p_lite[i] < triage else FULL
+        assert event["scored_by"] == expected, (event, float(p_lite[i]), triage)
+        assert event["score"] == pytest.approx(float((p_lite if expected == LITE else p_full)[i]), abs=1e-4), (event, float(p_lite[i]), float(p_full[i]))
+    assert {e["scored_by"] for e in scored} == {LITE, FULL}

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..errors import StreamdetError
-from ..train.samples import Samples
+
+Samples = Dataset | Sequence[Mapping[str, Any]]  # a student's `train.samples.Samples`, a lite detector's list of dicts
+Inputs = Callable[[Mapping[str, Any]], tuple[torch.Tensor, ...]]
+
+
+def student_inputs(sample: Mapping[str, Any]) -> tuple[torch.Tensor, ...]:
+    """What a student reads from a batch: the frames and their eps."""
+    return sample["x"], sample["eps"]
 
 
 def distill(
@@ -23,10 +30,13 @@ def distill(
     lr: float,
     seed: int,
     after_step: Callable[[int, float], None] | None = None,
+    inputs: Inputs = student_inputs,
+    labels: bool = True,
 ) -> list[float]:
     """`steps` Adam steps of BCE(logit, label) + BCE(logit, P of the reference); BatchNorm statistics stay frozen.
 
-    `after_step(step, loss)` runs after each step (magnitude pruning re-applies its masks there).
+    `after_step(step, loss)` runs after each step (magnitude pruning re-applies its masks there); `inputs`
+    picks the model's arguments from a batch; without `labels` the loss is the reference's term alone.
     """
     if steps == 0:
         return []
@@ -37,11 +47,13 @@ def distill(
     losses: list[float] = []
     while len(losses) < steps:
         for sample in loader:
-            x, eps, y = sample["x"], sample["eps"], sample["label"].float()
+            args, y = inputs(sample), sample["label"].float()
             with torch.no_grad():
-                target = torch.sigmoid(reference(x, eps))
-            logits = student(x, eps)
-            loss = F.binary_cross_entropy_with_logits(logits, y) + F.binary_cross_entropy_with_logits(logits, target)
+                target = torch.sigmoid(reference(*args))
+            logits = student(*args)
+            loss = F.binary_cross_entropy_with_logits(logits, target)
+            if labels:
+                loss = F.binary_cross_entropy_with_logits(logits, y) + loss
             if not math.isfinite(loss.item()):
                 raise StreamdetError(f"fine-tune step {len(losses) + 1}: loss is {loss.item()} (lower --lr)")
             optimiser.zero_grad()
@@ -56,14 +68,14 @@ def distill(
 
 
 @torch.no_grad()
-def scores(model: nn.Module, samples: Samples, batch: int) -> tuple[list[int], list[float]]:
+def scores(model: nn.Module, samples: Samples, batch: int, inputs: Inputs = student_inputs) -> tuple[list[int], list[float]]:
     """Labels and P(fake) of every sample, in order."""
     model.eval()
     labels: list[int] = []
     probs: list[float] = []
     for sample in DataLoader(samples, batch_size=batch):
         labels += [int(v) for v in sample["label"]]
-        probs += torch.sigmoid(model(sample["x"], sample["eps"])).tolist()
+        probs += torch.sigmoid(model(*inputs(sample))).tolist()
     if any(not math.isfinite(p) for p in probs):
         raise StreamdetError("compressed student gives non-finite scores; lower --lr or compress less")
     return labels, probs

@@ -22,8 +22,9 @@ class Cost:
     gbops: float
 
 
-def layer_macs(model: nn.Module, image_size: int) -> dict[str, int]:
-    """Multiply-accumulates of every Conv2d and Linear for one 6×S×S input (measured with forward hooks)."""
+def layer_macs(model: nn.Module, image_size: int, inputs: int = 2) -> dict[str, int]:
+    """Multiply-accumulates of every Conv2d and Linear that runs for one input of `inputs` 3×S×S tensors (a
+    student reads two, frame and eps; the lite detector one), measured with forward hooks."""
     macs: dict[str, int] = {}
     hooks = []
     for name, m in model.named_modules():
@@ -39,16 +40,16 @@ def layer_macs(model: nn.Module, image_size: int) -> dict[str, int]:
     x = torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
     try:
         with torch.no_grad():
-            model(x, x)
+            model(*[x] * inputs)
     finally:
         for h in hooks:
             h.remove()
     return macs
 
 
-def cost(model: nn.Module, image_size: int) -> Cost:
+def cost(model: nn.Module, image_size: int, inputs: int = 2) -> Cost:
     """Parameters (all and nonzero), GFLOPs (2 per MAC) and GBOPs (MACs × weight bits × activation bits; 32×32 unquantized)."""
-    macs = layer_macs(model, image_size)
+    macs = layer_macs(model, image_size, inputs)
     bops = 0
     for name, n in macs.items():
         m = model.get_submodule(name)

@@ -13,8 +13,8 @@ from ..models.compressed import get_module, quantize_layers
 BITS = (2, 3, 4, 8)
 
 
-def plan(student: nn.Module, bits: int, edge_bits: int, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
-    """Bits per layer (`edge_bits` for the first and last) and, from one calibration batch, each layer's input and sign."""
+def plan(student: nn.Module, bits: int, edge_bits: int, batch: tuple[torch.Tensor, ...]) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
+    """Bits per layer that runs on `batch` (`edge_bits` for the first and last) and, from that one calibration batch, each layer's input and sign."""
     for value, what in ((bits, "--bits"), (edge_bits, "--edge-bits")):
         if value not in BITS:
             raise ConfigError(f"quantize {what} {value}: must be one of {', '.join(map(str, BITS))}")
@@ -27,6 +27,7 @@ def plan(student: nn.Module, bits: int, edge_bits: int, batch: tuple[torch.Tenso
     finally:
         for h in hooks:
             h.remove()
+    names = [n for n in names if n in inputs]  # the layers inference runs (not the lite detector's distillation adapter)
     edges = {names[0], names[-1]}
     layout = {n: {"w": edge_bits if n in edges else bits, "a": edge_bits if n in edges else bits, "a_signed": bool(inputs[n].min() < 0)} for n in names}
     return layout, inputs

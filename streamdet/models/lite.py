@@ -11,6 +11,7 @@ from torchvision.models import mobilenet_v3_small, resnet18, resnet34
 
 from ..errors import WeightsError
 from ..weights import load_checkpoint, load_into, state_dict_of
+from . import compressed
 from .student import FEATURES
 
 FORMAT = "streamdet-lite/1"
@@ -47,17 +48,37 @@ class LiteDetector(nn.Module):
         return self.head(self.body(x)).squeeze(1)
 
 
-def lite_checkpoint(model: LiteDetector, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """What `distill-lite` saves: `{"model": state_dict, "lite": metadata}` (tensors and plain values only)."""
-    return {"model": model.state_dict(), "lite": {"format": FORMAT, "backbone": model.backbone_name, **meta}}
+def lite_checkpoint(model: LiteDetector, meta: Mapping[str, Any], compression: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What `distill-lite` saves: `{"model": state_dict, "lite": metadata}` (tensors and plain values only); a quantized
+    one (`compress quantize`) also has the `compression` block, and its quantized weights are stored as packed codes."""
+    checkpoint = {"model": model.state_dict(), "lite": {"format": FORMAT, "backbone": model.backbone_name, **meta}}
+    if compression is not None:
+        checkpoint["model"] = compressed.encode_state(model, compression)
+        checkpoint[compressed.KEY] = dict(compression)
+    return checkpoint
+
+
+def lite_meta(obj: Any) -> dict[str, Any] | None:
+    """The `lite` block of a loaded checkpoint, None where it is not a lite detector's."""
+    meta = obj.get("lite") if isinstance(obj, Mapping) else None
+    return dict(meta) if isinstance(meta, Mapping) and meta.get("format") == FORMAT else None
 
 
 def load_lite(path: str | Path) -> tuple[LiteDetector, dict[str, Any]]:
-    """A lite detector and its metadata from a `distill-lite` checkpoint (read with weights_only=True)."""
+    """A lite detector and its metadata from a `distill-lite` checkpoint (read with weights_only=True); a quantized
+    one is rebuilt from its `compression` block first (the block is in the metadata under that key)."""
     obj = load_checkpoint(path)
-    meta = obj.get("lite") if isinstance(obj, Mapping) else None
-    if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
+    meta = lite_meta(obj)
+    if meta is None:
         raise WeightsError(f"{path}: not a lite detector checkpoint (no '{FORMAT}' block); make one with `streamdet distill-lite`")
     model = LiteDetector(str(meta.get("backbone")))
-    load_into(model, state_dict_of(obj, path), path, f"lite detector ({meta.get('backbone')})")
-    return model.eval(), dict(meta)
+    state = state_dict_of(obj, path)
+    what = f"lite detector ({meta.get('backbone')})"
+    block = obj.get(compressed.KEY)
+    if block is not None:
+        compressed.rebuild(model, block, path)
+        state = compressed.decode_state(model, state, block, path)
+        meta[compressed.KEY] = dict(block)
+        what = f"quantized {what}"
+    load_into(model, state, path, what)
+    return model.eval(), meta

@@ -54,7 +54,7 @@ class Targets:
     labels: torch.Tensor
 
 
-def _images(dataset: Path, config: Config, seed: int) -> tuple[list[tuple[np.ndarray, int]], list[tuple[np.ndarray, int]]]:
+def lite_frames(dataset: Path, config: Config, seed: int) -> tuple[list[tuple[np.ndarray, int]], list[tuple[np.ndarray, int]]]:
     """(train, val) frames with labels: a real/ fake/ dataset is split by video as `train` splits it; any
     other folder of images and videos gives unlabelled frames (−1) sampled as the config says, all for training."""
     if any((dataset / name).is_dir() for name in LABELS):
@@ -123,7 +123,7 @@ def distill_lite(
     train_cfg = config.train
     seed = train_cfg.seed
     model = LiteDetector(backbone)  # an unknown backbone fails here, before the ADM runs
-    train, val = _images(dataset, config, seed)
+    train, val = lite_frames(dataset, config, seed)
     if not train:
         raise DatasetError(f"{dataset}: no frame could be read to distill from")
     noise = load_noise_model(config.adm, resolve(adm or config.weights.adm))
