@@ -41,25 +41,9 @@ from streamdet.preprocess import preprocess  # noqa: E402
 from streamdet.train.dataset import load_items, read_rgb, train_val  # noqa: E402
 from streamdet.train.lite import distill_lite  # noqa: E402
 from tests.checkpoints import random_student, save_adm, save_student  # noqa: E402
-from tests.media import write_image  # noqa: E402
-from tests.trainingdata import fake_version, texture  # noqa: E402
+from tests.trainingdata import make_graded_dataset  # noqa: E402
 
 Score = Callable[[torch.Tensor], torch.Tensor]
-
-
-def graded_dataset(root: Path, n_real: int, n_fake: int, size: int, faint: float, seed: int) -> Path:
-    """`root/real/` textures and `root/fake/gen/` textures with the generator's traces blended in at a strength drawn from [faint, 1]."""
-    rng = np.random.default_rng(seed)
-    for folder in ("real", "fake/gen"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    for i in range(n_real):
-        write_image(root / "real" / f"r{i:03d}.png", texture(rng, size + 8 * (i % 3)))
-    for i in range(n_fake):
-        image = texture(rng, size + 8 * (i % 3)).astype(np.float32)
-        strength = rng.uniform(faint, 1.0)
-        blended = image + strength * (fake_version(image.astype(np.uint8)).astype(np.float32) - image)
-        write_image(root / "fake" / "gen" / f"f{i:03d}.png", np.clip(blended.round(), 0, 255).astype(np.uint8))
-    return root
 
 
 def separating_student(config: Config, adm: Path, x: torch.Tensor, labels: torch.Tensor, out: Path, steps: int = 400) -> Path:
@@ -116,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         n_fake = round(args.images * args.fake_share)
-        data = graded_dataset(root / "data", args.images - n_fake, n_fake, size, args.faint, seed=1)
+        data = make_graded_dataset(root / "data", args.images - n_fake, n_fake, size, args.faint, seed=1)
         adm = save_adm(root / "adm.pt", config.adm)
         train, val = train_val(load_items(data), config.train.val_fraction, config.train.seed)
         x_train = preprocess([read_rgb(data / item.path) for item in train], size)

@@ -83,3 +83,22 @@ def save_dire_classifier(path: Path, net: torch.nn.Module, wrapped: bool = True)
     state = net.state_dict()
     torch.save({"model": state, "optimizer": {"state": {}, "param_groups": []}, "total_steps": 1000} if wrapped else state, path)
     return path
+
+
+def fit_head(student: Student, x: torch.Tensor, eps: torch.Tensor, labels: torch.Tensor, steps: int = 200, decay: float = 1e-2) -> Student:
+    """Fit the student's linear head by logistic regression (L2 `decay`) on its pooled features of (x, eps): a cheap student that separates the classes."""
+    with torch.no_grad():
+        pooled = student.student_head[:2](student.student_backbone(torch.cat([x, eps], 1)))
+    mean, std = pooled.mean(0), pooled.std(0) + 1e-6
+    probe = torch.nn.Linear(pooled.shape[1], 1)
+    optimiser = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe((pooled - mean) / std).squeeze(1), labels.float()) + decay * probe.weight.square().sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    head = student.student_head[2]
+    with torch.no_grad():  # the probe on standardised features = the head on the raw ones
+        head.weight.copy_(probe.weight / std)
+        head.bias.copy_(probe.bias - (probe.weight / std * mean).sum())
+    return student

@@ -31,6 +31,21 @@ def fake_version(image: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def make_graded_dataset(root: Path, n_real: int, n_fake: int, size: int, faint: float, seed: int) -> Path:
+    """`root/real/` textures and `root/fake/gen/` textures with the generator's traces blended in at a strength drawn from [faint, 1]."""
+    rng = np.random.default_rng(seed)
+    for folder in ("real", "fake/gen"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i in range(n_real):
+        write_image(root / "real" / f"r{i:03d}.png", texture(rng, size + 8 * (i % 3)))
+    for i in range(n_fake):
+        image = texture(rng, size + 8 * (i % 3)).astype(np.float32)
+        strength = rng.uniform(faint, 1.0)
+        blended = image + strength * (fake_version(image.astype(np.uint8)).astype(np.float32) - image)
+        write_image(root / "fake" / "gen" / f"f{i:03d}.png", np.clip(blended.round(), 0, 255).astype(np.uint8))
+    return root
+
+
 def make_image_dataset(root: Path, n_real: int, fakes: dict[str, int], size: int = 64, seed: int = 0) -> Path:
     """`root/real/*.png` and `root/fake/<generator>/*.png` (sizes vary a little so preprocessing resizes)."""
     rng = np.random.default_rng(seed)

@@ -41,6 +41,7 @@ class Settings:
     steps: int = 50
     batch: int = 8
     lr: float = 1e-5
+    labels: bool = False
 
 
 @dataclass
@@ -61,6 +62,7 @@ class CompressResult:
     original: Side
     compressed: Side
     max_abs_dp: float
+    mean_abs_dp: float
     losses: list[float] = field(default_factory=list)
 
 
@@ -155,10 +157,10 @@ def compress(
         if on_step is not None:
             on_step(number, loss)
 
-    losses = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, after_step)
+    losses = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, after_step, labels=settings.labels)
     labels, before = scores(reference, val_set, settings.batch)
     _, after = scores(model, val_set, settings.batch)
-    step["finetune"] = {"steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": "BCE(labels) + BCE(original student's P)", "images": len(train_set)}
+    step["finetune"] = {"steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": "BCE(labels) + BCE(original student's P)" if settings.labels else "BCE(original student's P)", "images": len(train_set)}
     step["source"] = {"path": str(path), "sha256": file_sha256(path)}
     step["val_images"] = len(val_set)
     step["evaluated_on"] = "val" if val_items else "train (the dataset has no val split)"
@@ -174,5 +176,6 @@ def compress(
         original=Side(cost(reference, size), stored_bytes(reference_state), measure(labels, before, threshold)),
         compressed=Side(cost(model, size), out.stat().st_size, measure(labels, after, threshold)),
         max_abs_dp=max(abs(a - b) for a, b in zip(before, after)),
+        mean_abs_dp=sum(abs(a - b) for a, b in zip(before, after)) / len(before),
         losses=losses,
     )

@@ -94,5 +94,6 @@ def quantize_lite(
         original=_side(reference, size, stored_bytes(reference.state_dict()), labels, before, threshold),
         compressed=_side(model, size, out.stat().st_size, labels, after, threshold),
         max_abs_dp=max(abs(a - b) for a, b in zip(before, after)),
+        mean_abs_dp=sum(abs(a - b) for a, b in zip(before, after)) / len(before),
         losses=losses,
     )
