@@ -2,10 +2,9 @@
 
 Builds a generated, graded image dataset (fakes carry a colour cast and a checkerboard blended in at a random
 strength from `--faint` to 1, so some fakes are hard to tell from real frames), prepares eps with a random tiny
-ADM, makes the uncompressed student a random ResNet-50 body whose linear head is fitted by logistic regression on
-the train split's pooled features (a student that separates the classes without saturating: training the whole
-student on a CPU takes too long), then runs `compress` for each variant with the same short fine-tune and
-reports, per variant: parameters, stored size, GFLOPs and GBOPs per 256×256 frame, CPU latency per frame
+ADM, trains the uncompressed student with the library's own `train` (BCE only; a random body with a fitted linear
+head, as bench_lite uses, was tried: its signal lies in tiny feature differences that even 8-bit quantization
+wipes out), then runs `compress` for each variant with the same short fine-tune and reports, per variant: parameters, stored size, GFLOPs and GBOPs per 256×256 frame, CPU latency per frame
 (256×256, batch 1, one thread), Acc/AP on the dataset's val split against the uncompressed student, and max and
 mean |ΔP| against it there.
 
@@ -30,13 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from streamdet.compress import Settings, compress  # noqa: E402
 from streamdet.compress.measure import cost  # noqa: E402
-from streamdet.config import Config, load_config  # noqa: E402
+from streamdet.config import load_config  # noqa: E402
 from streamdet.models.student import load_student  # noqa: E402
-from streamdet.train import load_items, prepare  # noqa: E402
-from streamdet.train.cache import Cache  # noqa: E402
-from streamdet.train.dataset import train_val  # noqa: E402
-from streamdet.train.samples import Samples  # noqa: E402
-from tests.checkpoints import fit_head, random_student, save_adm, save_student  # noqa: E402
+from streamdet.train import prepare, train  # noqa: E402
+from tests.checkpoints import save_adm  # noqa: E402
 from tests.trainingdata import make_graded_dataset  # noqa: E402
 
 FULL = 256  # the official input size: cost and latency are reported there
@@ -69,19 +65,11 @@ def latencies_ms(models: list[torch.nn.Module], repeats: int) -> list[float]:
     return [1000 * statistics.median(t) for t in times]
 
 
-def fitted_student(data: Path, config: Config, decay: float, out: Path) -> Path:
-    """A random student with its head fitted (logistic regression) on the train split's (x, eps), saved to `out`."""
-    cache = Cache(data)
-    train_items, _ = train_val(load_items(data), config.train.val_fraction, config.train.seed)
-    batch = next(iter(torch.utils.data.DataLoader(Samples(data, train_items, cache, config.adm.image_size), batch_size=len(train_items))))
-    return save_student(out, fit_head(random_student(seed=0), batch["x"], batch["eps"], batch["label"], steps=400, decay=decay))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=64, help="real images (as many fakes); half of them are the val split")
     parser.add_argument("--faint", type=float, default=0.02, help="weakest strength of a fake's traces (1: all at full strength)")
-    parser.add_argument("--decay", type=float, default=1e-2, help="L2 penalty of the head's logistic regression")
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs of the uncompressed student")
     parser.add_argument("--steps", type=int, default=30, help="fine-tune steps per variant")
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--labels", action="store_true", help="fine-tune with BCE against the labels as well as the original's P")
@@ -91,14 +79,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     base = load_config("tiny")
-    config = dataclasses.replace(base, train=dataclasses.replace(base.train, workers=0, val_fraction=0.5))
+    config = dataclasses.replace(base, train=dataclasses.replace(base.train, kd=False, epochs=args.epochs, batch=8, lr=1e-3, workers=0, val_fraction=0.5, jpeg_prob=0.0))
     tune = {"steps": args.steps, "lr": args.lr, "labels": args.labels}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         adm = save_adm(tmp / "adm.pt", config.adm)
         data = make_graded_dataset(tmp / "data", args.images, args.images, config.adm.image_size, args.faint, seed=1)
         prepare(data, config, adm=adm, dire=False)
-        original = fitted_student(data, config, args.decay, tmp / "student.pth")
+        original = train(data, config, tmp / "run").best
         reference = load_student(original)
         ref_cost = cost(reference, FULL)
         staged = {}

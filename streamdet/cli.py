@@ -736,9 +736,10 @@ def distill_lite_command(
 # `streamdet compress …`: options shared by its three commands.
 COMPRESS_DATASET = typer.Option(..., "--dataset", "-d", help="Prepared frame dataset (eps cached): fine-tune on its train split, compare on its val split.")
 COMPRESS_OUT = typer.Option(None, "--out", "-o", help="Compressed checkpoint to write (default: STUDENT-METHOD.pth in the current folder).")
-COMPRESS_STEPS = typer.Option(50, min=0, help="Fine-tune steps (distillation from the original student + labels).")
+COMPRESS_STEPS = typer.Option(50, min=0, help="Fine-tune steps (distillation from the original student's P).")
 COMPRESS_BATCH = typer.Option(8, min=1, help="Images per fine-tune step.")
 COMPRESS_LR = typer.Option(1e-5, min=0.0, help="Adam learning rate of the fine-tune.")
+COMPRESS_LABELS = typer.Option(False, "--labels", help="Fine-tune with BCE against the labels too (the student then drifts from the original's scores).")
 
 
 def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], config: Optional[str], cache: Optional[Path], quiet: bool, **settings: object) -> None:
@@ -751,6 +752,8 @@ def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], 
         lite = is_lite_checkpoint(student)
         if lite and method != "quantize":
             fail(f"{student}: is a lite detector; of the compress methods only quantize applies to it")
+        if lite and settings["labels"]:
+            fail(f"{student}: is a lite detector; it is fine-tuned against the original lite P alone (drop --labels)")
         bar, update = count_progress("fine-tuning", quiet)
 
         def on_step(n: int, _loss: float) -> None:
@@ -784,12 +787,13 @@ def compress_prune(
     steps: int = COMPRESS_STEPS,
     batch: int = COMPRESS_BATCH,
     lr: float = COMPRESS_LR,
+    labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
     cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Remove whole channels (global importance, torch-pruning) to a FLOP or parameter ratio, or single weights by magnitude."""
-    run_compress("prune", student, dataset, out, config, cache, quiet, ratio=ratio, target=target, sparsity=sparsity, steps=steps, batch=batch, lr=lr)
+    run_compress("prune", student, dataset, out, config, cache, quiet, ratio=ratio, target=target, sparsity=sparsity, steps=steps, batch=batch, lr=lr, labels=labels)
 
 
 @compress_app.command("svd")
@@ -802,12 +806,13 @@ def compress_svd(
     steps: int = COMPRESS_STEPS,
     batch: int = COMPRESS_BATCH,
     lr: float = COMPRESS_LR,
+    labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
     cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Factorise the Linear and the convolutions (1×1 by SVD, k×k by spatial SVD) where that saves FLOPs."""
-    run_compress("svd", student, dataset, out, config, cache, quiet, energy=energy, flops=flops, steps=steps, batch=batch, lr=lr)
+    run_compress("svd", student, dataset, out, config, cache, quiet, energy=energy, flops=flops, steps=steps, batch=batch, lr=lr, labels=labels)
 
 
 @compress_app.command("quantize")
@@ -820,12 +825,13 @@ def compress_quantize(
     steps: int = COMPRESS_STEPS,
     batch: int = COMPRESS_BATCH,
     lr: float = COMPRESS_LR,
+    labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
     cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Quantization-aware training with learned step sizes (LSQ), distilled from the full-precision student (or lite detector, for --cascade)."""
-    run_compress("quantize", student, dataset, out, config, cache, quiet, bits=bits, edge_bits=edge_bits, steps=steps, batch=batch, lr=lr)
+    run_compress("quantize", student, dataset, out, config, cache, quiet, bits=bits, edge_bits=edge_bits, steps=steps, batch=batch, lr=lr, labels=labels)
 
 
 @weights_app.command("list")
