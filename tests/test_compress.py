@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from streamdet.cli import app
-from streamdet.compress import Settings, compress, svd
+from streamdet.compress import svd
 from streamdet.errors import WeightsError
 from streamdet.models.compressed import pack_bits, unpack_bits
 from streamdet.models.student import load_student
@@ -164,15 +164,3 @@ def test_export_accepts_a_compressed_student(compressed, tmp_path):
         expected = load_student(compressed["prune"])(x, eps).numpy()
     assert got.shape == expected.shape and abs(got - expected).max() < 1e-3 * max(1.0, abs(expected).max())
 
-
-def test_w8a8_and_its_fine_tune_keep_the_original_scores(dataset, original, tiny_config, tmp_path):
-    # 8-bit LSQ is nearly lossless, and distilling from the original's P must not move the scores away from it
-    # (the label term did: an uncompressed copy fine-tuned with it drifted by 0.65 on the frames the original doubts)
-    result = compress("quantize", original, dataset, tiny_config, tmp_path / "w8a8.pth", Settings(bits=8, steps=8, batch=4, lr=1e-5))
-    before = result.original.metrics
-    assert result.step["val_images"] >= 3 and before.ap > 0.9
-    x, eps, _ = _inputs(dataset, tiny_config.adm.image_size)
-    with torch.no_grad():
-        probs = torch.sigmoid(load_student(original)(x, eps))
-    assert ((probs > 0.1) & (probs < 0.9)).any(), probs  # scores that spread: a drift would show
-    assert result.max_abs_dp < 0.05, result.max_abs_dp
