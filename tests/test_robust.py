@@ -24,7 +24,7 @@ from streamdet.train.samples import Samples
 from streamdet.video.degrade import add_noise, blur, jpeg, parse, reencode, rescale
 
 from .checkpoints import random_student, save_student
-from .media import index_bars, read_index, write_image
+from .media import index_bars, read_index
 from .test_train import configured, write_config
 from .trainingdata import make_image_dataset, save_teacher
 
