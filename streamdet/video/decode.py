@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 # A chunk of GOPs handed to one parallel decoder holds at most this many targets (unless one GOP has more),
 # so work spreads evenly and a chunk's frames do not pile up.
 MAX_TARGETS_PER_CHUNK = 32
+# Decoded frames of one file waiting for their turn (parallel chunks decode ahead of the one being read) stay
+# under this many bytes: 512 MiB is about 80 1080p RGB frames.
+REORDER_BYTES = 512 << 20
 
 _HEAD_BYTES = 512
 
@@ -133,7 +136,8 @@ def iter_frames(
         else:
             with OpenFiles(path, max(1, budget // workers), video) as files:
                 decoders = [chunk_decoder(files, runs(chunk), plan, stats, planes) for chunk in chunks]
-                yield from _counted(ordered(decoders, min(workers, len(decoders))), stats)
+                depth = _reorder_depth(video, chunks, min(workers, len(decoders)), planes)
+                yield from _counted(ordered(decoders, min(workers, len(decoders)), depth), stats)
     if stats.sampled == 0:
         raise MediaError(f"{path}: no decodable video frames ({stats.corrupt} corrupt packets)")
 
@@ -165,6 +169,15 @@ def plan_file(video: VideoFile, sampling: Sampling, stats: DecodeStats) -> FileP
         where={packet.pts: (position, time) for position, time, packet in chosen},
         number_of={packet.pts: packet.number for packet in index.packets},
     )
+
+
+def _reorder_depth(video: VideoFile, chunks: list[list[Segment]], workers: int, planes: bool) -> int:
+    """Frames each parallel chunk may decode ahead of its turn: its whole share of targets where
+    ``REORDER_BYTES`` allows (a chunk that must wait for an earlier one keeps decoding), at least 4."""
+    context = video.stream.codec_context
+    frame_bytes = max(1, context.width * context.height * (3 if not planes else 2))
+    largest = max(sum(len(part.wanted) for part in chunk) for chunk in chunks)
+    return max(4, min(largest, REORDER_BYTES // (workers * frame_bytes)))
 
 
 def _counted(frames: Iterator[Frame], stats: DecodeStats) -> Iterator[Frame]:
