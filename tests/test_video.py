@@ -610,3 +610,15 @@ def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str,
     for frame in frames:
         upright = np.rot90(reference[frame.index][3]) if case == "rotated" else reference[frame.index][3]
         assert np.array_equal(frame.image, upright), (case, spec, frame.index)
+
+
+def test_parallel_chunks_buffer_their_targets_within_the_reorder_budget(tmp_path: Path) -> None:
+    """A chunk waiting for its turn may hold all its targets, but never more than REORDER_BYTES of frames per file."""
+    path = make_video(tmp_path / "hd.mp4", 2, (1920, 1080), 10)
+    segment = lambda wanted: [decode.Segment(0, wanted - 1, frozenset(range(wanted)))]  # noqa: E731
+    rgb_frame = 1920 * 1080 * 3
+    with decode.VideoFile(str(path)) as video:
+        assert decode._reorder_depth(video, [segment(30), segment(20)], 2, planes=False) == 30
+        assert decode._reorder_depth(video, [segment(250)], 2, planes=False) == decode.REORDER_BYTES // (2 * rgb_frame) == 43
+        assert decode._reorder_depth(video, [segment(250)], 16, planes=False) == 5
+        assert decode._reorder_depth(video, [segment(2)], 2, planes=False) == 4, "at least the old depth"
