@@ -143,27 +143,28 @@ def _frame_scores(
     frames: list[Frame], values: list[float], layout: list | None, scored_by: list[str] | None = None, by_method: dict[str, list[float]] | None = None
 ) -> list[FrameScore]:
     """Each frame's score: its one value, or with crops the highest of its crops' values (non-finite if any is);
-    with several methods (`by_method`), each method's score the same way."""
-    by = scored_by or [None] * len(frames)
+    with several methods (`by_method`), each method's score the same way. `values` and `scored_by` have a row
+    per crop; a frame is scored by the model of its highest crop."""
     spans = []
     position = 0
     for kind, boxes in layout or [(None, [None])] * len(frames):
         spans.append((kind, boxes, position))
         position += len(boxes)
+    by = scored_by or [None] * position
 
     def best(scores: list[float]) -> float:
         return max(scores) if all(math.isfinite(v) for v in scores) else math.nan
 
     out = []
-    for frame, (kind, boxes, start), b in zip(frames, spans, by):
+    for frame, (kind, boxes, start) in zip(frames, spans):
         scores = values[start : start + len(boxes)]
         several = {m: best(v[start : start + len(boxes)]) for m, v in by_method.items()} if by_method else None
         if layout is None:
-            out.append(FrameScore(frame.index, frame.time, scores[0], scored_by=b, scores=several))
+            out.append(FrameScore(frame.index, frame.time, scores[0], scored_by=by[start], scores=several))
             continue
         top = max(range(len(scores)), key=scores.__getitem__)
         crops = [{"kind": kind, "box": list(box), "score": value} for box, value in zip(boxes, scores)]
-        out.append(FrameScore(frame.index, frame.time, best(scores), scored_by=b, crop=list(boxes[top]), crops=crops, scores=several))
+        out.append(FrameScore(frame.index, frame.time, best(scores), scored_by=by[start + top], crop=list(boxes[top]), crops=crops, scores=several))
     return out
 
 

@@ -19,7 +19,9 @@ from streamdet.detector import Detector
 from streamdet.models.compressed import QuantConv2d
 from streamdet.models.lite import LiteDetector, load_lite
 from streamdet.models.student import load_student
+from streamdet.pipeline import scan
 from streamdet.train.dataset import load_items, read_rgb
+from streamdet.video import Sampling, iter_frames
 from streamdet.video.decode import to_rgb
 
 from .checkpoints import save_student
@@ -223,3 +225,30 @@ def test_watch_with_cascade_marks_each_frame_event_with_the_model_its_lite_score
         assert event["scored_by"] == expected, (event, float(p_lite[i]), triage)
         assert event["score"] == pytest.approx(float((p_lite if expected == LITE else p_full)[i]), abs=1e-4), (event, float(p_lite[i]), float(p_full[i]))
     assert {e["scored_by"] for e in scored} == {LITE, FULL}
+
+
+def test_scan_with_cascade_and_cover_crops_names_the_model_of_each_frames_best_crop(tmp_path, centred_lite, centred_full):
+    """Each crop goes to the lite or the full model by its own lite score; the frame's score and `scored_by` are its best crop's."""
+    full, lite_ckpt = centred_full[0], centred_lite
+    video = make_video(tmp_path / "wide.mp4", 4, (160, 64), 4, pattern=lambda i, w, h: np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8))
+    decoded = list(iter_frames(video, Sampling(mode="all")))
+    x, layout = full.preprocess_crops([f.image for f in decoded], "cover")
+    lite, _ = load_lite(lite_ckpt)
+    with torch.no_grad():
+        p_lite = torch.sigmoid(lite(x))
+    p_full = full.score(x)
+    highest = p_lite.view(len(decoded), -1).max(1).values  # each frame's highest crop by the lite model
+    triage = float(highest.min() + highest.max()) / 2  # the lowest frame stays lite, the highest escalates a crop
+    (result,) = scan(Cascade.load(full, lite_ckpt, triage), [video], sampling=Sampling(mode="all"), crops="cover")
+    assert len(result.frames) == len(decoded) and all(len(boxes) == 4 for _, boxes in layout)
+    row = 0
+    models = set()
+    for frame, (_, boxes) in zip(result.frames, layout):
+        crops = range(row, row + len(boxes))
+        expected = [float(p_full[i]) if p_lite[i] >= triage else float(p_lite[i]) for i in crops]
+        top = max(range(len(boxes)), key=expected.__getitem__)
+        assert frame.score == pytest.approx(expected[top], abs=1e-5)
+        assert frame.scored_by == (FULL if p_lite[row + top] >= triage else LITE)
+        models.add(frame.scored_by)
+        row += len(boxes)
+    assert LITE in models and bool((p_lite >= triage).any())
