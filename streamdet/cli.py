@@ -444,13 +444,14 @@ def watch_command(
     max_backoff: float = typer.Option(60.0, help="Longest pause between reconnection attempts, seconds."),
     log_frames: bool = typer.Option(False, "--log-frames", help="Also write a `frame` event for every scored frame."),
     uncertain: Optional[str] = UNCERTAIN,
+    crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (default), cover or faces, as for scan; a frame's score is its best region's."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No status lines and no download progress on stderr."),
 ) -> None:
     """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
     from .live import AlertRule, SourceSettings, WatchSettings, default_min_frames, parse_targets, run_watch
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, uncertain=band_option(uncertain))
+        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, uncertain=band_option(uncertain), crops=crops)
         if method == "both":
             fail("--method both: watch runs one method (distildire or dire); use scan --method both for a second opinion")
         band = None if cfg.uncertain is None else tuple(cfg.uncertain)
@@ -459,7 +460,7 @@ def watch_command(
             clear_at = band[0] if band is not None and band[0] < raise_at else max(0.0, raise_at - 0.15)
         rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction, band)
         source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
-        settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port)
+        settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port, cfg.crops)
         targets = parse_targets(urls, realtime)
         detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage, method, dire)
         run_watch(detector, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))

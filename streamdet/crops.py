@@ -111,3 +111,9 @@ def crop_boxes(image: np.ndarray | YuvImage | torch.Tensor, mode: str, finder: F
     if mode == "center":
         return "center", [center_box(height, width)]
     raise ValueError(f"crops {mode!r}: expected one of {', '.join(MODES)}")
+
+
+def best_crop(scores: Sequence[float]) -> tuple[float, int]:
+    """A frame's score from its crops' scores (the highest; NaN if any is not finite) and which crop gave it."""
+    top = max(range(len(scores)), key=scores.__getitem__)
+    return (scores[top] if all(math.isfinite(v) for v in scores) else math.nan), top

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .aggregate import file_score, flagged, verdict
-from .crops import MODES, FaceFinder, crop_boxes
+from .crops import MODES, FaceFinder, best_crop, crop_boxes
 from .errors import ConfigError, StreamdetError
 from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
@@ -152,19 +152,16 @@ def _frame_scores(
         position += len(boxes)
     by = scored_by or [None] * position
 
-    def best(scores: list[float]) -> float:
-        return max(scores) if all(math.isfinite(v) for v in scores) else math.nan
-
     out = []
     for frame, (kind, boxes, start) in zip(frames, spans):
         scores = values[start : start + len(boxes)]
-        several = {m: best(v[start : start + len(boxes)]) for m, v in by_method.items()} if by_method else None
+        several = {m: best_crop(v[start : start + len(boxes)])[0] for m, v in by_method.items()} if by_method else None
         if layout is None:
             out.append(FrameScore(frame.index, frame.time, scores[0], scored_by=by[start], scores=several))
             continue
-        top = max(range(len(scores)), key=scores.__getitem__)
+        score, top = best_crop(scores)
         crops = [{"kind": kind, "box": list(box), "score": value} for box, value in zip(boxes, scores)]
-        out.append(FrameScore(frame.index, frame.time, best(scores), scored_by=by[start + top], crop=list(boxes[top]), crops=crops, scores=several))
+        out.append(FrameScore(frame.index, frame.time, score, scored_by=by[start + top], crop=list(boxes[top]), crops=crops, scores=several))
     return out
 
 

@@ -97,12 +97,13 @@ def test_scan_with_a_band_reports_uncertain_in_every_format_and_exits_zero(clips
     assert result.exit_code == 2 and "--uncertain '0.9:0.2': expected LOW:HIGH" in result.output
 
 
-def _watch(detector: Detector, rule: AlertRule) -> list[dict]:
+def _watch(detector: Detector, rule: AlertRule, size: tuple[int, int] = (64, 48), **settings) -> list[dict]:
     target = StreamTarget("rtsp://cam/live", "rtsp://cam/live", "network")
     out = io.StringIO()
-    watch = Watch(detector, [target], WatchSettings(SourceSettings(fps=2), rule), EventLog(out))
+    watch = Watch(detector, [target], WatchSettings(SourceSettings(fps=2), rule, **settings), EventLog(out))
+    watch.events.emit("watch_start", settings=watch._settings_record())
     for index in range(4):
-        watch.mailbox.offer(LiveFrame(target.id, index, index / 2, index / 2, time.time(), time.monotonic(), noise(index, 64, 48)))
+        watch.mailbox.offer(LiveFrame(target.id, index, index / 2, index / 2, time.time(), time.monotonic(), noise(index, *size)))
         watch.step(0.0)
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
@@ -176,6 +177,22 @@ def test_faces_refuse_yuv_planes_and_nvdec_in_one_line(clips, tiny_config, tiny_
     for how in ({"planes": True}, {"decoder": "nvdec"}):
         with pytest.raises(ConfigError, match="--crops faces finds faces in RGB frames on the CPU"):
             scan(detector, [clips / "face.mp4"], crops="faces", **how)
+
+
+def test_watch_with_cover_crops_scores_each_frame_by_its_best_square(tiny_config, tiny_adm_ckpt, student_ckpt):
+    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    rule = AlertRule(window_s=10, raise_at=0.99, clear_at=0.5, min_frames=2)
+    events = _watch(detector, rule, (160, 90), log_frames=True, crops="cover")
+    assert events[0]["settings"]["crops"] == "cover"
+    frames = [e for e in events if e["event"] == "frame"]
+    assert len(frames) == 4
+    for event in frames:  # each square scored on its own through the centre rule
+        image = noise(event["index"], 160, 90)
+        alone = {x: detector.score(detector.preprocess([image[:, x : x + 90]])).item() for x in (0, 35, 70)}
+        best = max(alone, key=alone.get)
+        assert event["score"] == pytest.approx(alone[best], rel=1e-4) and event["crop"] == [best, 0, 90, 90]
+    with pytest.raises(ConfigError, match="crops 'edges'"):
+        WatchSettings(SourceSettings(fps=2), rule, crops="edges")
 
 
 @needs_cascades

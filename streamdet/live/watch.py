@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from streamdet.crops import MODES, best_crop
 from streamdet.errors import ConfigError
 from streamdet.live.events import EventLog, Gate, utc_stamp
 from streamdet.live.mailbox import LatestFrames, LiveFrame
@@ -42,8 +43,11 @@ class WatchSettings:
     duration_s: float | None = None
     log_frames: bool = False
     metrics_port: int | None = None
+    crops: str = "center"  # the regions scored per frame (streamdet.crops); a frame's score is its best region's
 
     def __post_init__(self) -> None:
+        if self.crops not in MODES:
+            raise ConfigError(f"crops {self.crops!r}: expected one of {', '.join(MODES)}")
         if not self.source.fps > 0:
             raise ConfigError(f"--fps must be positive, not {self.source.fps}")
         if self.rule.min_frames > self.rule.window_s * self.source.fps + 1e-9:
@@ -155,11 +159,20 @@ class Watch:
         """Score frames of any streams in one detector call and feed the results to their windows."""
         if not frames:
             return
-        pending = self.detector.score_async(self.detector.preprocess([f.image for f in frames]))
-        scores = pending.result()
+        images = [f.image for f in frames]
+        crops = self.settings.crops
+        x, layout = (self.detector.preprocess(images), None) if crops == "center" else self.detector.preprocess_crops(images, crops)
+        pending = self.detector.score_async(x)
+        values = pending.result()
         done = time.monotonic()
         self.model_calls += 1
-        for frame, score, by in zip(frames, scores, pending.scored_by or [None] * len(frames)):
+        rows = pending.scored_by or [None] * len(values)
+        start = 0
+        for i, frame in enumerate(frames):
+            boxes = [None] if layout is None else layout[i][1]
+            score, top = best_crop(values[start : start + len(boxes)])
+            by, box = rows[start + top], boxes[top]
+            start += len(boxes)
             latency = done - frame.arrival_mono
             health = self.health[frame.stream]
             if not math.isfinite(score):
@@ -179,6 +192,7 @@ class Watch:
                     scored_by=by,
                     latency_ms=round(latency * 1000, 1),
                     batch=self.model_calls,
+                    **({} if box is None else {"crop": list(box)}),
                 )
             window = self.windows[frame.stream]
             change = window.add(frame.time, score)
@@ -253,6 +267,7 @@ class Watch:
             "student_precision": detector.backend.student_precision,
             "batch": detector.batch.size,
             "config": detector.config.source,
+            "crops": self.settings.crops,
         }
 
 
