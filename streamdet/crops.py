@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import cv2
