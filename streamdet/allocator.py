@@ -9,8 +9,8 @@ FFmpeg's conversion itself. Raising the mmap and trim thresholds once per proces
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
-import platform
 
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -22,20 +22,24 @@ MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 256 << 20
 
 _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-_done: list[bool] = []
 
 
+def _glibc() -> bool:
+    """Whether this process runs on glibc (asked of the C library itself, without reading the executable)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError):
+        return False
+
+
+@functools.cache
 def reuse_frame_buffers() -> bool:
     """Raise glibc's mmap and trim thresholds for this process (once); True where they are now set.
 
     A no-op returning False off glibc, and where the user set malloc tunables in the environment.
     """
-    if _done:
-        return _done[0]
-    applied = False
     user_set = any(os.environ.get(name) for name in _USER_SETTINGS) or "malloc" in os.environ.get("GLIBC_TUNABLES", "")
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not user_set:
-        mallopt = ctypes.CDLL(None).mallopt
-        applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    _done.append(applied)
-    return applied
+    if user_set or not _glibc():
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

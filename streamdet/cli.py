@@ -741,6 +741,8 @@ COMPRESS_STEPS = typer.Option(50, min=0, help="Fine-tune steps (distillation fro
 COMPRESS_BATCH = typer.Option(8, min=1, help="Images per fine-tune step.")
 COMPRESS_LR = typer.Option(1e-5, min=0.0, help="Adam learning rate of the fine-tune.")
 COMPRESS_LABELS = typer.Option(False, "--labels", help="Fine-tune with BCE against the labels too (the student then drifts from the original's scores).")
+COMPRESS_CACHE = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache).")
+COMPRESS_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], config: Optional[str], cache: Optional[Path], quiet: bool, **settings: object) -> None:
@@ -790,8 +792,8 @@ def compress_prune(
     lr: float = COMPRESS_LR,
     labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
-    cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    cache: Optional[Path] = COMPRESS_CACHE,
+    quiet: bool = COMPRESS_QUIET,
 ) -> None:
     """Remove whole channels (global importance, torch-pruning) to a FLOP or parameter ratio, or single weights by magnitude."""
     run_compress("prune", student, dataset, out, config, cache, quiet, ratio=ratio, target=target, sparsity=sparsity, steps=steps, batch=batch, lr=lr, labels=labels)
@@ -809,8 +811,8 @@ def compress_svd(
     lr: float = COMPRESS_LR,
     labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
-    cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    cache: Optional[Path] = COMPRESS_CACHE,
+    quiet: bool = COMPRESS_QUIET,
 ) -> None:
     """Factorise the Linear and the convolutions (1×1 by SVD, k×k by spatial SVD) where that saves FLOPs."""
     run_compress("svd", student, dataset, out, config, cache, quiet, energy=energy, flops=flops, steps=steps, batch=batch, lr=lr, labels=labels)
@@ -828,8 +830,8 @@ def compress_quantize(
     lr: float = COMPRESS_LR,
     labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
-    cache: Optional[Path] = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    cache: Optional[Path] = COMPRESS_CACHE,
+    quiet: bool = COMPRESS_QUIET,
 ) -> None:
     """Quantization-aware training with learned step sizes (LSQ), distilled from the full-precision student (or lite detector, for --cascade)."""
     run_compress("quantize", student, dataset, out, config, cache, quiet, bits=bits, edge_bits=edge_bits, steps=steps, batch=batch, lr=lr, labels=labels)

@@ -113,6 +113,17 @@ def crop_boxes(image: np.ndarray | YuvImage | torch.Tensor, mode: str, finder: F
     raise ValueError(f"crops {mode!r}: expected one of {', '.join(MODES)}")
 
 
+def frame_spans(layout: Sequence[tuple[str, list[Box]]] | None, count: int) -> list[tuple[int, str | None, list[Box | None]]]:
+    """Where each of `count` frames sits in a batch of crop rows: (its first row, kind, boxes); without a
+    `layout` (the center rule), one row per frame and the box None."""
+    spans = []
+    start = 0
+    for kind, boxes in layout if layout is not None else [(None, [None])] * count:
+        spans.append((start, kind, boxes))
+        start += len(boxes)
+    return spans
+
+
 def best_crop(scores: Sequence[float]) -> tuple[float, int]:
     """A frame's score from its crops' scores (the highest; NaN if any is not finite) and which crop gave it."""
     top = max(range(len(scores)), key=scores.__getitem__)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .aggregate import file_score, flagged, verdict
-from .crops import MODES, FaceFinder, best_crop, crop_boxes
+from .crops import MODES, FaceFinder, best_crop, crop_boxes, frame_spans
 from .errors import ConfigError, StreamdetError
 from .upload import PendingScores
 from .video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
@@ -145,15 +145,9 @@ def _frame_scores(
     """Each frame's score: its one value, or with crops the highest of its crops' values (non-finite if any is);
     with several methods (`by_method`), each method's score the same way. `values` and `scored_by` have a row
     per crop; a frame is scored by the model of its highest crop."""
-    spans = []
-    position = 0
-    for kind, boxes in layout or [(None, [None])] * len(frames):
-        spans.append((kind, boxes, position))
-        position += len(boxes)
-    by = scored_by or [None] * position
-
+    by = scored_by or [None] * len(values)
     out = []
-    for frame, (kind, boxes, start) in zip(frames, spans):
+    for frame, (start, kind, boxes) in zip(frames, frame_spans(layout, len(frames))):
         scores = values[start : start + len(boxes)]
         several = {m: best_crop(v[start : start + len(boxes)])[0] for m, v in by_method.items()} if by_method else None
         if layout is None:

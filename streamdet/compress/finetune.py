@@ -1,4 +1,4 @@
-"""The short distillation fine-tune after compression: the compressed student learns the original's P(fake) and the labels."""
+"""The short distillation fine-tune after compression: the compressed model learns the original's P(fake) (and the labels, if asked)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,12 @@ def distill(
     seed: int,
     after_step: Callable[[int, float], None] | None = None,
     inputs: Inputs = student_inputs,
-    labels: bool = True,
+    labels: bool = False,
 ) -> list[float]:
-    """`steps` Adam steps of BCE(logit, label) + BCE(logit, P of the reference); BatchNorm statistics stay frozen.
+    """`steps` Adam steps of BCE(logit, P of the reference), plus BCE(logit, label) with `labels`; BatchNorm statistics stay frozen.
 
     `after_step(step, loss)` runs after each step (magnitude pruning re-applies its masks there); `inputs`
-    picks the model's arguments from a batch; without `labels` the loss is the reference's term alone.
+    picks the model's arguments from a batch.
     """
     if steps == 0:
         return []

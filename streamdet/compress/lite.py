@@ -75,7 +75,7 @@ def quantize_lite(
     calibration = torch.stack([s["x"] for s in train_set[: settings.batch]])
     layout, inputs = quantize.plan(model, settings.bits, settings.edge_bits, (calibration,))
     quantize.quantize(model, layout, inputs)
-    losses = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, on_step, frame_inputs, labels=False)
+    losses = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, on_step, frame_inputs)
     labels, before = scores(reference, val_set, settings.batch, frame_inputs)
     _, after = scores(model, val_set, settings.batch, frame_inputs)
     step: dict[str, Any] = {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from streamdet.crops import MODES, best_crop
+from streamdet.crops import MODES, best_crop, frame_spans
 from streamdet.errors import ConfigError
 from streamdet.live.events import EventLog, Gate, utc_stamp
 from streamdet.live.mailbox import LatestFrames, LiveFrame
@@ -167,12 +167,9 @@ class Watch:
         done = time.monotonic()
         self.model_calls += 1
         rows = pending.scored_by or [None] * len(values)
-        start = 0
-        for i, frame in enumerate(frames):
-            boxes = [None] if layout is None else layout[i][1]
+        for frame, (start, _, boxes) in zip(frames, frame_spans(layout, len(frames))):
             score, top = best_crop(values[start : start + len(boxes)])
             by, box = rows[start + top], boxes[top]
-            start += len(boxes)
             latency = done - frame.arrival_mono
             health = self.health[frame.stream]
             if not math.isfinite(score):

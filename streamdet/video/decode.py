@@ -175,7 +175,7 @@ def _reorder_depth(video: VideoFile, chunks: list[list[Segment]], workers: int, 
     """Frames each parallel chunk may decode ahead of its turn: its whole share of targets where
     ``REORDER_BYTES`` allows (a chunk that must wait for an earlier one keeps decoding), at least 4."""
     context = video.stream.codec_context
-    frame_bytes = max(1, context.width * context.height * (3 if not planes else 2))
+    frame_bytes = max(1, context.width * context.height * 3 // (2 if planes else 1))  # rgb24, or I420's 1.5 bytes
     largest = max(sum(len(part.wanted) for part in chunk) for chunk in chunks)
     return max(4, min(largest, REORDER_BYTES // (workers * frame_bytes)))
 
