@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Sequence
 
 from .version import __version__
 
-__all__ = ["Config", "Detector", "FileResult", "load_config", "scan"]
+__all__ = ["Config", "Detector", "Engine", "FileResult", "FrameScore", "load_config", "scan"]
+
+
+def scan(paths: Sequence[str | os.PathLike], config: Any = None, **settings: Any) -> list[Any]:
+    """Scan videos, images and folders in one call: the settings of `config` (a Config, a built-in name or a YAML
+    file) with `settings` over them (dotted keys as keywords: ``threshold=0.6``, ``crops="cover"``; use
+    ``load_config`` for nested ones). For many scans build one `Engine` and call its `scan`."""
+    from .config import Config, load_config, with_overrides
+    from .engine import Engine
+
+    base = config if isinstance(config, Config) else load_config(config)
+    return Engine.load(with_overrides(base, settings)).scan(paths)
 
 
 def __getattr__(name: str) -> Any:
@@ -19,8 +31,14 @@ def __getattr__(name: str) -> Any:
         from . import config
 
         return getattr(config, name)
-    if name in ("FileResult", "scan"):
-        from . import pipeline
+    if name in ("FileResult", "FrameScore"):
+        from . import results
 
-        return getattr(pipeline, name)
+        return getattr(results, name)
+    if name == "Engine":
+        from .engine import Engine
+
+        return Engine
+    if name == "scan":
+        return scan
     raise AttributeError(f"module 'streamdet' has no attribute {name!r}")

@@ -13,7 +13,10 @@ HIGH, REAL needs a score below LOW, so a verdict near the threshold is not prese
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
+
+from .results import FileResult
 
 FAKE = "FAKE"
 REAL = "REAL"
@@ -52,3 +55,54 @@ def parse_band(text: str, name: str = "--uncertain") -> tuple[float, float]:
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"{name} {text!r}: expected LOW:HIGH with 0 <= LOW < HIGH <= 1, e.g. 0.3:0.7")
     return low, high
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    """The settings that turn a file's frame scores into its verdict: threshold, top fraction, and the band."""
+
+    threshold: float = 0.5
+    top_fraction: float = 0.25
+    band: tuple[float, float] | None = None
+
+    def verdict(self, scores: Sequence[float]) -> tuple[float, str, int]:
+        """(file score, verdict, flagged frames) of a file's frame scores."""
+        score = file_score(scores, self.top_fraction)
+        return score, verdict(score, self.threshold, self.band), flagged(scores, self.threshold, self.band)
+
+
+def conclude(result: FileResult, error: str | None, warning: str | None, rule: VerdictRule) -> FileResult:
+    """Give a file whose frames are all scored its verdict: the one rule of every entry point.
+
+    `error` and `warning` are what its decoder reported; a partial decode is a warning, no frame or a
+    non-finite score an error.
+    """
+    result.frames.sort(key=lambda f: (f.index, f.time))
+    if not result.frames:
+        result.status = "error"
+        result.error = error or f"{result.path}: no frames could be decoded"
+        return result
+    notes = [warning] if warning else []
+    if error:
+        notes.append(f"decoding stopped early: {error}")
+    result.warning = "; ".join(notes) or None
+    bad = [f for f in result.frames if not all(v is not None and math.isfinite(v) for v in (f.scores or {"": f.score}).values())]
+    if bad:
+        for frame in bad:
+            frame.score = None
+            for crop in frame.crops or []:
+                crop["score"] = crop["score"] if crop["score"] is not None and math.isfinite(crop["score"]) else None
+            frame.scores = {m: v if v is not None and math.isfinite(v) else None for m, v in frame.scores.items()} if frame.scores else None
+        result.status = "error"
+        result.error = (
+            f"{result.path}: {len(bad)} of {len(result.frames)} frame scores are not finite (NaN or infinite), "
+            "so there is no verdict; check the model weights and precision"
+        )
+        return result
+    result.score, result.verdict, result.flagged = rule.verdict([f.score for f in result.frames])
+    if result.frames[0].scores is not None:
+        result.methods = {}
+        for method in result.frames[0].scores:
+            score, decision, count = rule.verdict([f.scores[method] for f in result.frames])
+            result.methods[method] = {"verdict": decision, "score": score, "flagged": count}
+    return result

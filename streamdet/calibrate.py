@@ -10,19 +10,20 @@ inside [0, 1] and is honest at 0 or n hits, where the normal approximation colla
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
-from .config import find_config, parse_config
+from .config import merged_settings, parse_config, read_config
 from .errors import ConfigError, MediaError
 from .files import write_text
-from .pipeline import FileResult, scan
+from .results import FileResult
 
 if TYPE_CHECKING:
-    from .detector import Detector
+    from .engine import Engine
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: a two-sided 95% interval
 
@@ -81,11 +82,11 @@ class Calibration:
     scores: dict[str, float]
 
 
-def _scores(detector: "Detector", folder: Path, what: str, crops: str | None, on_result: Callable[[FileResult], None] | None) -> dict[str, float]:
-    """Every input's file score; any input that cannot be scored stops the calibration (no partial statistics)."""
-    if not folder.exists():
+def _scores(engine: "Engine", folder: str | os.PathLike, what: str, on_result: Callable[[FileResult], None] | None) -> dict[str, float]:
+    """Every input's file score, as `scan` gives it; any input that cannot be scored stops the calibration (no partial statistics)."""
+    if not Path(folder).exists():
         raise MediaError(f"{folder}: no such {what} folder or file")
-    results = scan(detector, [folder], crops=crops, on_result=on_result)
+    results = engine.scan([folder], on_result=on_result)
     failed = [r for r in results if r.status == "error"]
     if failed:
         raise MediaError(f"{failed[0].error} ({len(failed)} of the {len(results)} {what} inputs could not be scored; calibrating without them would be silently partial)")
@@ -95,36 +96,29 @@ def _scores(detector: "Detector", folder: Path, what: str, crops: str | None, on
 
 
 def calibrate(
-    detector: "Detector",
-    real: Path,
+    engine: "Engine",
+    real: str | os.PathLike,
     fpr: float,
-    fake: Path | None = None,
-    crops: str | None = None,
+    fake: str | os.PathLike | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> Calibration:
-    """Scan the real (and fake) media and pick the threshold for a false-positive rate of at most `fpr`."""
+    """Scan the real (and fake) media with the engine's settings (crops, sampling) and pick the threshold for a
+    false-positive rate of at most `fpr`."""
     if not 0.0 <= fpr < 1.0:
         raise ConfigError(f"--fpr {fpr}: must lie in [0, 1)")
-    real_scores = _scores(detector, real, "real", crops, on_result)
-    fake_scores = _scores(detector, fake, "fake", crops, on_result) if fake is not None else {}
+    real_scores = _scores(engine, real, "real", on_result)
+    fake_scores = _scores(engine, fake, "fake", on_result) if fake is not None else {}
     threshold = threshold_for_fpr(list(real_scores.values()), fpr)
     real_rate = wilson(sum(s >= threshold for s in real_scores.values()), len(real_scores))
     fake_rate = wilson(sum(s >= threshold for s in fake_scores.values()), len(fake_scores)) if fake_scores else None
     return Calibration(threshold, fpr, real_rate, fake_rate, {**real_scores, **fake_scores})
 
 
-def write_config(calibration: Calibration, base: str | None, out: Path, crops: str | None = None) -> None:
-    """The base config's own settings plus the threshold (and crops, if chosen), checked loadable, written atomically."""
-    data: dict[str, Any] = {}
-    if base is not None:
-        path = find_config(base)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
-    data["threshold"] = calibration.threshold
-    if crops is not None:
-        data["crops"] = crops
+def write_config(calibration: Calibration, base: str | None, out: str | os.PathLike, settings: Mapping[str, Any] | None = None) -> None:
+    """The base config's own settings plus the threshold and the settings the calibration ran with (`settings`,
+    dotted keys: crops, the checkpoints), checked loadable, written atomically."""
+    data: dict[str, Any] = read_config(base)[0] if base is not None else {}
+    data = merged_settings(data, {**(settings or {}), "threshold": calibration.threshold})
     parse_config(data, str(out))
     lines = [
         f"# streamdet calibrate: threshold for a false-positive rate of at most {calibration.fpr:g} on real media",

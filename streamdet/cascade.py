@@ -4,11 +4,12 @@ ADM and the student. It has the Detector's interface, so scan and watch run it a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from .crops import Box
 from .detector import Detector
 from .device import autocast, pick_precision
 from .errors import ConfigError
@@ -22,20 +23,16 @@ FULL = "full"
 class Cascade:
     """Scores frames with `lite`, escalating those with P(fake) ≥ `triage` to the full `detector`."""
 
-    def __init__(self, detector: Detector, lite: LiteDetector, triage: float) -> None:
+    def __init__(self, detector: Detector, lite: LiteDetector, triage: float, path: str | Path = "") -> None:
         if not 0.0 <= triage <= 1.0:
             raise ConfigError(f"--triage {triage}: must be a probability between 0 and 1")
         self.detector = detector
-        self.config = detector.config
-        self.backend = detector.backend
         self.device = detector.device
-        self.image_size = detector.image_size
         self.batch = detector.batch
-        self.method = detector.method
-        self.backends = {detector.method: detector.backend}  # one method: frames the lite model keeps have no other score
+        self.methods = (detector.method,)  # one method: frames the lite model keeps have no other score
         self.faces = detector.faces
-        self.preprocess_crops = detector.preprocess_crops
         self.triage = triage
+        self.path = path
         self.lite = lite.to(self.device).eval().requires_grad_(False)
         self.lite_precision = pick_precision("auto", self.device)
         self.frames = 0
@@ -50,12 +47,20 @@ class Cascade:
                 f"{path}: the lite detector was distilled on {meta.get('image_size')}px frames, this config's ADM reads "
                 f"{detector.image_size}px; distill it again with this config"
             )
-        return cls(detector, lite, triage)
+        return cls(detector, lite, triage, path)
 
-    @property
-    def precision(self) -> str:
-        """The precision of the full pipeline's noise model."""
-        return self.detector.precision
+    def describe(self) -> dict[str, Any]:
+        """The full detector's set-up, with the cascade's lite model, triage and escalation counts so far."""
+        return {
+            **self.detector.describe(), "methods": list(self.methods),
+            "cascade": {"lite": str(self.path), "triage": self.triage, "frames": self.frames, "escalated": self.escalated},
+        }
+
+    def preprocess_crops(
+        self, frames: Sequence[Any], mode: str, layout: Sequence[tuple[str, list[Box]]] | None = None
+    ) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
+        """The detector's crops: both stages read the same tensor."""
+        return self.detector.preprocess_crops(frames, mode, layout)
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """The one preprocessing of the detector: both stages read the same tensor."""

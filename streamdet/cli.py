@@ -20,15 +20,14 @@ from rich.table import Table
 from . import report, weights
 from .aggregate import parse_band
 from .allocator import reuse_frame_buffers
-from .config import Config, SamplingConfig, load_config, with_overrides
+from .config import Config, load_config
 from .errors import StreamdetError
-from .files import write_text
+from .files import check_writable, write_text
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .cascade import Cascade
-    from .detector import Detector
-    from .pipeline import FileResult
+    from .engine import Engine
+    from .results import FileResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find diffusion- and GAN-made frames in videos and streams.")
 weights_app = typer.Typer(no_args_is_help=True, help="The official checkpoints: list, download, locate.")
@@ -44,11 +43,11 @@ ADM = typer.Option(None, help="ADM checkpoint: a file or a registered name.")
 STUDENT = typer.Option(None, help="Student checkpoint: a file or a registered name.")
 DEVICE = typer.Option(None, help="auto, cpu, cuda or cuda:N.")
 PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16; int8 or fp8 run a quantized ADM exported by `streamdet export --model noise` (--backend onnxruntime or tensorrt).")
-BACKEND = typer.Option("torch", help="What runs the models: torch, compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
-ENGINES = typer.Option(Path("engines"), help="Folder of the exported files for onnxruntime / tensorrt.")
+BACKEND = typer.Option(None, help="What runs the models: torch (default), compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
+ENGINES = typer.Option(None, help="Folder of the exported files for onnxruntime / tensorrt (default: engines).")
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
 CASCADE = typer.Option(None, "--cascade", help="Lite detector checkpoint (from `streamdet distill-lite`): it scores every frame; only frames at or above --triage go through the ADM and the student.")
-TRIAGE = typer.Option(0.2, "--triage", min=0.0, max=1.0, help="With --cascade: the lite P(fake) at which a frame is escalated to the full pipeline.")
+TRIAGE = typer.Option(None, "--triage", min=0.0, max=1.0, help="With --cascade: the lite P(fake) at which a frame is escalated to the full pipeline (default 0.2).")
 DIRE = typer.Option(None, "--dire", help="DIRE classifier checkpoint for --method dire: a file or a registered name.")
 
 
@@ -57,7 +56,7 @@ INTERRUPTED = 130  # the shell's exit status for a command stopped by SIGINT (12
 
 def interrupted_result(path: str, kind: str) -> FileResult:
     """The result of an input that Ctrl-C stopped before it was finished: an error, never a partial verdict."""
-    from .pipeline import FileResult
+    from .results import FileResult
 
     return FileResult(path, kind, status="error", error=f"{path}: interrupted (Ctrl-C before this input was finished)")
 
@@ -110,24 +109,33 @@ def band_option(text: str | None) -> list[float] | None:
 SNAP = typer.Option(None, "--snap", help="'keyframes': move each uniform target to the nearest key frame (fast triage, times only as exact as the key-frame interval); 'none': exact frames (default).")
 
 
-def sampling_from_options(base: SamplingConfig, frames: int | None, every: int | None, fps: float | None, keyframes: bool, all_frames: bool, snap: str | None = None) -> SamplingConfig:
-    """The sampling asked for on the command line (at most one mode, and `--snap`), else the config's."""
-    if snap is not None:
-        base = dataclasses.replace(base, snap=snap)
-    chosen = [name for name, value in [("--frames", frames), ("--every", every), ("--fps", fps), ("--keyframes", keyframes or None), ("--all-frames", all_frames or None)] if value is not None]
+def sampling_options(frames: int | None, every: int | None, fps: float | None, keyframes: bool, all_frames: bool, snap: str | None = None) -> dict[str, tuple[str, object]]:
+    """The sampling asked for on the command line (at most one mode, and `--snap`) as settings: {key: (flag, value)}."""
+    chosen = [(name, key, value) for name, key, value in [
+        ("--frames", "uniform", frames), ("--every", "every", every), ("--fps", "fps", fps),
+        ("--keyframes", "keyframes", keyframes or None), ("--all-frames", "all", all_frames or None),
+    ] if value is not None]
     if len(chosen) > 1:
-        fail(f"{' and '.join(chosen)}: choose one frame sampling option")
-    if frames is not None:
-        return dataclasses.replace(base, mode="uniform", frames=frames)
-    if every is not None:
-        return dataclasses.replace(base, mode="every", every=every)
-    if fps is not None:
-        return dataclasses.replace(base, mode="fps", fps=fps)
-    if keyframes:
-        return dataclasses.replace(base, mode="keyframes")
-    if all_frames:
-        return dataclasses.replace(base, mode="all")
-    return base
+        fail(f"{' and '.join(name for name, _, _ in chosen)}: choose one frame sampling option")
+    out: dict[str, tuple[str, object]] = {"sampling.snap": ("--snap", snap)}
+    if chosen:
+        name, mode, value = chosen[0]
+        out["sampling.mode"] = (name, mode)
+        if mode in ("uniform", "every", "fps"):
+            out[f"sampling.{ {'uniform': 'frames'}.get(mode, mode)}"] = (name, value)
+    return out
+
+
+def settings_from(config: str | None, options: dict[str, tuple[str, object]]) -> Config:
+    """The run's one settings object: defaults < the config < the options given ({key: (flag, value)}; None = not given)."""
+    return load_config(config, {key: value for key, (_, value) in options.items()}, {key: flag for key, (flag, _) in options.items()})
+
+
+def checked_outputs(*pairs: tuple[Path | None, str]) -> None:
+    """Refuse, before any work, output paths that cannot be written (one line, exit 2)."""
+    for path, what in pairs:
+        if path is not None:
+            check_writable(path, what)
 
 
 def output_format(json_: bool, jsonl: bool, csv_: bool, out: Path | None) -> str:
@@ -149,21 +157,23 @@ def print_version(on: bool) -> None:
         raise typer.Exit(0)
 
 
-def load_detector(
-    cfg: Config, adm: str | None, student: str | None, quiet: bool, backend: str, engines: Path, student_precision: str | None,
-    cascade: Path | None = None, triage: float = 0.2, method: str | None = None, dire: str | None = None,
-) -> Detector | Cascade:
-    """The detector of scan and watch on its backend and method(s), behind the lite triage with `cascade` (download progress and the warm-up time on stderr unless quiet)."""
-    from .cascade import Cascade
-    from .detector import Detector
+def load_engine(cfg: Config, quiet: bool) -> Engine:
+    """The run's engine (download progress and the warm-up time on stderr unless quiet)."""
+    from .engine import Engine
 
-    detector = Detector.load(
-        cfg, adm=adm, student=student, progress=None if quiet else download_progress, backend=backend, engines=engines,
-        student_precision=student_precision, method=method, dire=dire,
-    )
-    if detector.backend.warmup_s is not None and not quiet:
-        err.print(f"streamdet: {backend} warm-up took {detector.backend.warmup_s:.1f} s", highlight=False)
-    return detector if cascade is None else Cascade.load(detector, cascade, triage)
+    engine = Engine.load(cfg, progress=None if quiet else download_progress)
+    warmup = engine.scorer.describe().get("warmup_s")
+    if warmup is not None and not quiet:
+        err.print(f"streamdet: {cfg.backend} warm-up took {warmup:.1f} s", highlight=False)
+    return engine
+
+
+def model_options(adm: str | None, student: str | None, device: str | None, precision: str | None, batch: int | None, **more: tuple[str, object]) -> dict[str, tuple[str, object]]:
+    """The options most commands share, as settings: {key: (flag, value)}."""
+    return {
+        "weights.adm": ("--adm", adm), "weights.student": ("--student", student), "device": ("--device", device),
+        "precision": ("--precision", precision), "batch": ("--batch", batch), **more,
+    }
 
 
 @app.callback()
@@ -192,11 +202,11 @@ def scan(
     device: Optional[str] = DEVICE,
     precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
-    backend: str = BACKEND,
-    engines: Path = ENGINES,
+    backend: Optional[str] = BACKEND,
+    engines: Optional[Path] = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
     cascade: Optional[Path] = CASCADE,
-    triage: float = TRIAGE,
+    triage: Optional[float] = TRIAGE,
     method: Optional[str] = typer.Option(None, help="distildire (default), dire (slower; DDIM reconstruction error), or both (DistilDIRE's verdict, DIRE's beside it as a second opinion)."),
     dire: Optional[str] = DIRE,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
@@ -206,8 +216,8 @@ def scan(
     keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only (fast: no other frame is decoded)."),
     all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
     snap: Optional[str] = SNAP,
-    workers: Optional[int] = typer.Option(None, min=1, help="Files decoded at once (default: one per available core; spare cores decode GOPs of a file in parallel)."),
-    decoder: str = typer.Option("cpu", "--decoder", help="cpu (default); nvdec: NVIDIA hardware decoding straight into GPU memory (needs torchcodec and a CUDA device; not yet run on a GPU); auto: nvdec for the files it can decode, else cpu."),
+    decode_workers: Optional[int] = typer.Option(None, "--decode-workers", min=1, help="Files decoded at once (default: one per available core; spare cores decode GOPs of a file in parallel)."),
+    decoder: Optional[str] = typer.Option(None, "--decoder", help="cpu (default); nvdec: NVIDIA hardware decoding straight into GPU memory (needs torchcodec and a CUDA device; not yet run on a GPU); auto: nvdec for the files it can decode, else cpu."),
     json_: bool = typer.Option(False, "--json", help="One JSON document with every input and its frame scores."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON line per frame."),
     csv_: bool = typer.Option(False, "--csv", help="One CSV row per frame."),
@@ -218,32 +228,37 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan videos and images; exit 0 if all are REAL (or UNCERTAIN), 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
-    from .pipeline import scan as run_scan
-    from .report.html import Thumbnails, to_html
-    from .video import Sampling, expand_inputs
-    from .device import pick_device
-    from .video.nvdec import resolve_decoder
+    from .video import expand_inputs
 
     fmt = output_format(json_, jsonl, csv_, out)
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold, uncertain=band_option(uncertain), crops=crops)
-        cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
-        sampling = Sampling(**dataclasses.asdict(cfg.sampling))
-        resolve_decoder(decoder, pick_device(cfg.device))
+        cfg = settings_from(config, {
+            **model_options(adm, student, device, precision, batch), **sampling_options(frames, every, fps, keyframes, all_frames, snap),
+            "backend": ("--backend", backend), "engines": ("--engines", engines and str(engines)), "student_precision": ("--student-precision", student_precision),
+            "cascade.lite": ("--cascade", cascade and str(cascade)), "cascade.triage": ("--triage", triage), "method": ("--method", method),
+            "weights.dire": ("--dire", dire), "threshold": ("--threshold", threshold), "uncertain": ("--uncertain", band_option(uncertain)),
+            "crops": ("--crops", crops), "decoder": ("--decoder", decoder), "decode_workers": ("--decode-workers", decode_workers),
+        })
+        checked_outputs((out, "output"), (html, "report"))
+        check_inputs(paths)
         try:
-            detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage, method, dire)
+            engine = load_engine(cfg, quiet)
         except KeyboardInterrupt:
             fail("interrupted before scanning started; nothing written", INTERRUPTED)
         show = not quiet and err.is_terminal
         progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True, disable=not show)
         counts = {"files": 0, "frames": 0}
+        finished: dict[str, FileResult] = {}
+        thumbnails = None
+        if html is not None:
+            from .report.html import Thumbnails
+
+            thumbnails = Thumbnails()
         with progress:
             task = progress.add_task("scanning", total=None)
 
             def tick() -> None:
                 progress.update(task, description=f"scanning: {counts['files']} files, {counts['frames']} frames")
-
-            finished: dict[str, FileResult] = {}
 
             def on_result(result: FileResult) -> None:
                 finished[result.path] = result
@@ -255,49 +270,20 @@ def scan(
                 counts["frames"] += n
                 tick()
 
-            thumbnails = Thumbnails() if html is not None else None
             interrupted = False
             try:
-                results = run_scan(
-                    detector, paths, sampling=sampling, workers=workers, on_result=on_result, on_frames=on_frames, decoder=decoder,
-                    on_scored=thumbnails.add if thumbnails is not None else None,
-                )
+                results = engine.scan(paths, on_result=on_result, on_frames=on_frames, on_scored=thumbnails.add if thumbnails is not None else None)
             except KeyboardInterrupt:
                 interrupted = True
                 results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]
-    settings = {
-        "config": cfg.source,
-        "device": str(detector.device),
-        "precision": detector.precision,
-        "backend": detector.backend.name,
-        "method": detector.method,
-        "methods": list(detector.backends),
-        "student_precision": detector.backend.student_precision,
-        "warmup_s": detector.backend.warmup_s,
-        "threshold": cfg.threshold,
-        "top_fraction": cfg.top_fraction,
-        "sampling": dataclasses.asdict(cfg.sampling),
-    }
-    if cascade is not None:
-        settings["cascade"] = {"lite": str(cascade), "triage": triage, "frames": detector.frames, "escalated": detector.escalated}
-        if not quiet:
-            share = detector.escalated / detector.frames if detector.frames else 0.0
-            err.print(f"streamdet: cascade: {detector.escalated} of {detector.frames} frames ({share:.0%}) went to the full pipeline", highlight=False)
-    if cfg.uncertain is not None:
-        settings["uncertain"] = cfg.uncertain
-    if cfg.crops != "center":
-        settings["crops"] = cfg.crops
-    if html is not None:
-        write_text(html, to_html(results, settings, thumbnails), fsync=True)
-    if out is not None:
-        write_text(out, report.render(results, fmt, settings), fsync=True)
-    elif fmt == "table":
-        Console().print(report.table(results, cfg.threshold, cfg.uncertain))
-    else:
-        sys.stdout.write(report.render(results, fmt, settings))
+        info = engine.run_info()
+        if info.cascade is not None and not quiet:
+            c = info.cascade
+            err.print(f"streamdet: cascade: {c['escalated']} of {c['frames']} frames ({c['escalated'] / max(1, c['frames']):.0%}) went to the full pipeline", highlight=False)
+        write_results(results, fmt, info.to_dict(), out, html, thumbnails)
     for r in results:
         if r.status == "error":
-            err.print(f"[yellow]streamdet: {r.error}[/]", highlight=False, soft_wrap=True)
+            warn(r.error or r.path)
     if interrupted:
         done = sum(r.path in finished for r in results)
         err.print(f"[bold red]streamdet: interrupted:[/] {done} of {len(results)} inputs finished; the others are reported as interrupted", highlight=False, soft_wrap=True)
@@ -305,11 +291,38 @@ def scan(
     raise typer.Exit(report.exit_code(results))
 
 
+def check_inputs(paths: List[str]) -> None:
+    """Refuse, before any model loads, a command line with nothing to scan: every input missing or unreadable (one line, exit 2)."""
+    from .errors import MediaError
+    from .video import expand_inputs
+
+    inputs = expand_inputs(paths)
+    if not inputs:
+        raise MediaError(f"{paths[0]}: no images or videos found" + (f" (in any of the {len(paths)} inputs)" if len(paths) > 1 else ""))
+    errors = [item for item in inputs if item.kind == "error"]
+    if len(errors) == len(inputs):
+        raise MediaError((errors[0].error or errors[0].path) + (f" (and {len(errors) - 1} more inputs cannot be read)" if len(errors) > 1 else ""))
+
+
+def write_results(results: list[FileResult], fmt: str, info: dict, out: Path | None, html: Path | None, thumbnails: object | None) -> None:
+    """The report (with --report), then the results in `fmt` to --out or stdout (the table on a terminal)."""
+    if html is not None:
+        from .report.html import to_html
+
+        write_text(html, to_html(results, info, thumbnails), fsync=True)
+    if out is not None:
+        write_text(out, report.render(results, fmt, info), fsync=True)
+    elif fmt == "table":
+        Console().print(report.table(results, info["threshold"], info.get("uncertain")))
+    else:
+        sys.stdout.write(report.render(results, fmt, info))
+
+
 @app.command("batch")
 def batch_command(
     sources: List[str] = typer.Argument(None, help="Video files, images, folders (recursive), globs and URLs; may be empty with --list."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder of result part files (JSONL, one row per input); re-running skips inputs already in it."),
-    cluster: str = typer.Option("auto", help="auto (RAY_ADDRESS or a running local Ray, else a new local one), local (always a new local one) or a Ray address (host:6379, ray://host:10001)."),
+    cluster: Optional[str] = typer.Option(None, help="auto (default: RAY_ADDRESS or a running local Ray, else a new local one), local (always a new local one) or a Ray address (host:6379, ray://host:10001)."),
     list_: Optional[List[Path]] = typer.Option(None, "--list", help="A file with one path or URL per line; repeatable."),
     config: Optional[str] = CONFIG,
     adm: Optional[str] = ADM,
@@ -317,40 +330,54 @@ def batch_command(
     device: Optional[str] = typer.Option(None, help="Device of the detector actors: auto, cpu, cuda (each actor sees its own GPU)."),
     precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call in each actor."),
+    cascade: Optional[Path] = CASCADE,
+    triage: Optional[float] = TRIAGE,
+    method: Optional[str] = typer.Option(None, help="distildire (default), dire, or both, as for scan."),
+    dire: Optional[str] = DIRE,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
-    frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
+    uncertain: Optional[str] = UNCERTAIN,
+    crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (default), cover or faces, as for scan."),
+    frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (default: the config's)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
     fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
     keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only."),
     all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
     snap: Optional[str] = SNAP,
-    workers: Optional[int] = typer.Option(None, min=1, help="Detector actors (default: one per GPU of the cluster, else 1)."),
-    gpus_per_worker: Optional[float] = typer.Option(None, min=0.0, help="GPUs per detector actor (default: 1 where the cluster has GPUs, else 0)."),
-    cpus_per_worker: float = typer.Option(1.0, min=0.0, help="CPUs per detector actor (decoding gets the others)."),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help="Detector actors (default: one per GPU of the cluster, else 1)."),
+    gpus_per_actor: Optional[float] = typer.Option(None, min=0.0, help="GPUs per detector actor (default: 1 where the cluster has GPUs, else 0)."),
+    cpus_per_actor: Optional[float] = typer.Option(None, min=0.0, help="CPUs per detector actor (default 1; decoding gets the others)."),
     num_cpus: Optional[int] = typer.Option(None, min=1, help="CPUs of a local Ray instance started here (default: all)."),
-    part_rows: int = typer.Option(100, min=1, help="Rows per part file."),
-    part_seconds: float = typer.Option(30.0, min=0.0, help="Write a part file at least this often while results come in."),
-    retries: int = typer.Option(2, min=0, help="Times an input whose worker crashed is run again (alone) before it is recorded as an error."),
+    part_rows: Optional[int] = typer.Option(None, min=1, help="Rows per part file (default 100)."),
+    part_seconds: Optional[float] = typer.Option(None, min=0.0, help="Write a part file at least this often while results come in (default 30 s)."),
+    retries: Optional[int] = typer.Option(None, min=0, help="Times an input whose worker crashed is run again (alone) before it is recorded as an error (default 2)."),
     ship_weights: bool = typer.Option(False, "--ship-weights", help="Send the checkpoints through Ray's object store (when the nodes share no folder)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Scan again the inputs whose row is an error (after a crash, or a file fixed in place)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Scan an archive on a Ray cluster into resumable part files; exit codes as scan (over all inputs named), 130 on Ctrl-C."""
-    from .cluster import BatchSettings, gather_sources, require_ray, run_batch
-    from .pipeline import FileResult
-    from .video import Sampling
+    """Scan an archive on a Ray cluster into resumable part files; verdicts as scan's; exit codes as scan (over all inputs named), 130 on Ctrl-C."""
+    from .cluster import gather_sources, require_ray, run_batch
+    from .results import FileResult
 
     with user_errors():
+        cfg = settings_from(config, {
+            **model_options(adm, student, device, precision, batch), **sampling_options(frames, every, fps, keyframes, all_frames, snap),
+            "cascade.lite": ("--cascade", cascade and str(cascade)), "cascade.triage": ("--triage", triage), "method": ("--method", method),
+            "weights.dire": ("--dire", dire), "threshold": ("--threshold", threshold), "uncertain": ("--uncertain", band_option(uncertain)),
+            "crops": ("--crops", crops), "cluster.address": ("--cluster", cluster), "cluster.actors": ("--actors", actors),
+            "cluster.gpus_per_actor": ("--gpus-per-actor", gpus_per_actor), "cluster.cpus_per_actor": ("--cpus-per-actor", cpus_per_actor),
+            "cluster.num_cpus": ("--num-cpus", num_cpus), "cluster.part_rows": ("--part-rows", part_rows),
+            "cluster.part_seconds": ("--part-seconds", part_seconds), "cluster.retries": ("--retries", retries),
+            "cluster.ship_weights": ("--ship-weights", ship_weights or None),
+        })
+        if out_dir.exists() and not out_dir.is_dir():
+            fail(f"{out_dir}: is not a folder; --out-dir names the folder of part files")
+        checked_outputs((out_dir / ".streamdet-write-check", "part files"))
         require_ray()
         if not logging.getLogger("streamdet").isEnabledFor(logging.INFO):
-            logging.getLogger("ray").setLevel(logging.WARNING)
-            logging.getLogger("ray.data").setLevel(logging.ERROR)
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
-        cfg = dataclasses.replace(cfg, sampling=sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap))
+            quiet_ray()
         paths = gather_sources(sources or [], list_ or [])
         if not paths:
             fail("no inputs: name files, folders or globs, or give --list FILE")
-        settings = BatchSettings(cluster, workers, gpus_per_worker, cpus_per_worker, num_cpus, part_rows, part_seconds, retries, ship_weights, retry_errors)
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err, transient=True, disable=quiet or not err.is_terminal)
         with bar:
             task = bar.add_task("scanning", total=None)
@@ -359,7 +386,7 @@ def batch_command(
                 bar.update(task, completed=p.done, total=p.total, description=f"scanning: {p.errors} errors, {p.fps:.1f} frames/s")
 
             try:
-                summary = run_batch(cfg, paths, out_dir, Sampling(**dataclasses.asdict(cfg.sampling)), settings, adm, student, on_progress)
+                summary = run_batch(cfg, paths, out_dir, on_progress, retry_errors=retry_errors)
             except KeyboardInterrupt:
                 fail(f"interrupted; the finished inputs are in {out_dir}: run the same command again to do the rest", INTERRUPTED)
     rows = summary.rows
@@ -367,14 +394,24 @@ def batch_command(
     errors = [r for r in rows if r["status"] == "error"]
     rate = summary.frames / summary.elapsed if summary.elapsed > 0 else 0.0
     typer.echo(
-        f"{out_dir}: {len(rows)} inputs, {fake} FAKE, {len(rows) - fake - len(errors)} REAL, {len(errors)} errors; "
+        f"{out_dir}: {len(rows)} inputs, {fake} FAKE, {len(rows) - fake - len(errors)} REAL or UNCERTAIN, {len(errors)} errors; "
         f"this run scanned {summary.scanned} ({summary.frames} frames, {rate:.1f} frames/s), skipped {summary.skipped} already done"
     )
     for row in errors[:20]:
-        err.print(f"[yellow]streamdet: {escape(row['error'] or row['path'])}[/]", highlight=False, soft_wrap=True)
+        warn(row["error"] or row["path"])
     if len(errors) > 20:
-        err.print(f"[yellow]streamdet: … and {len(errors) - 20} more errors (status \"error\" in the part files)[/]", highlight=False)
+        warn(f"… and {len(errors) - 20} more errors (status \"error\" in the part files)")
     raise typer.Exit(report.exit_code(FileResult(r["path"], r["kind"], status=r["status"], verdict=r["verdict"]) for r in rows))
+
+
+def quiet_ray() -> None:
+    """Keep Ray's own log lines (token-auth notices, actor restarts) off stderr unless --verbose."""
+    import os
+
+    os.environ.setdefault("RAY_LOG_TO_STDERR", "0")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 @app.command("calibrate")
@@ -389,8 +426,8 @@ def calibrate_command(
     device: Optional[str] = DEVICE,
     precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
-    backend: str = BACKEND,
-    engines: Path = ENGINES,
+    backend: Optional[str] = BACKEND,
+    engines: Optional[Path] = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
     crops: Optional[str] = typer.Option(None, "--crops", help="Calibrate for this crop mode (center, cover, faces; written into the config too)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
@@ -399,10 +436,16 @@ def calibrate_command(
     from .calibrate import calibrate, write_config
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, crops=crops)
-        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision)
-        result = calibrate(detector, real, fpr, fake, cfg.crops)
-        write_config(result, config, out, crops)
+        options = {
+            **model_options(adm, student, device, precision, batch), "backend": ("--backend", backend), "engines": ("--engines", engines and str(engines)),
+            "student_precision": ("--student-precision", student_precision), "crops": ("--crops", crops),
+        }
+        cfg = settings_from(config, options)
+        checked_outputs((out, "config"))
+        engine = load_engine(cfg, quiet)
+        result = calibrate(engine, real, fpr, fake)
+        recorded = {key: value for key, (_, value) in options.items() if value is not None and key in ("crops", "weights.adm", "weights.student")}
+        write_config(result, config, out, recorded)
     typer.echo(f"threshold {result.threshold:.6g} for a false-positive rate of at most {fpr:g}")
     typer.echo(f"false positives on {real}: {result.real}")
     if result.fake is not None:
@@ -421,66 +464,73 @@ def watch_command(
     device: Optional[str] = DEVICE,
     precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Most frames per model call (frames of all streams share calls)."),
-    backend: str = BACKEND,
-    engines: Path = ENGINES,
+    backend: Optional[str] = BACKEND,
+    engines: Optional[Path] = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
     cascade: Optional[Path] = CASCADE,
-    triage: float = TRIAGE,
+    triage: Optional[float] = TRIAGE,
     method: Optional[str] = typer.Option(None, help="distildire (default) or dire (DDIM reconstruction error: about 40 times the ADM work per frame)."),
     dire: Optional[str] = DIRE,
-    fps: float = typer.Option(2.0, help="Frames analysed per second of each stream."),
-    window: float = typer.Option(10.0, help="Sliding window length, seconds of stream time."),
+    fps: Optional[float] = typer.Option(None, help="Frames analysed per second of each stream (default 2)."),
+    window: Optional[float] = typer.Option(None, help="Sliding window length, seconds of stream time (default 10)."),
     raise_at: Optional[float] = typer.Option(None, help="Raise an alert when the window score reaches this (default: the config's threshold; HIGH with --uncertain)."),
     clear_at: Optional[float] = typer.Option(None, help="Clear the alert when the window score falls below this (default: raise-at minus 0.15; LOW with --uncertain)."),
-    min_frames: Optional[int] = typer.Option(None, help="Frames a window needs before it is scored (default: half a full window, at least 3)."),
+    min_frames: Optional[int] = typer.Option(None, min=1, help="Frames a window needs before it is scored (default: half a full window, at least 3)."),
     events: Optional[Path] = typer.Option(None, "--events", help="Append the JSON-line events to this file instead of stdout."),
     webhook: Optional[str] = typer.Option(None, help="POST every alert event as JSON to this http(s) URL."),
-    status_every: float = typer.Option(30.0, help="Seconds between status events (and status lines on stderr)."),
+    status_every: Optional[float] = typer.Option(None, help="Seconds between status events and status lines on stderr (default 30)."),
     metrics_port: Optional[int] = typer.Option(None, min=0, max=65535, help="Serve Prometheus text metrics at http://127.0.0.1:PORT/metrics."),
     duration: Optional[float] = typer.Option(None, help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play inputs at their own speed (required for local video files)."),
-    rtsp_transport: str = typer.Option("tcp", "--rtsp-transport", help="RTSP transport: tcp or udp."),
-    timeout: float = typer.Option(10.0, help="Seconds without an answer or data before a stream counts as down."),
-    max_backoff: float = typer.Option(60.0, help="Longest pause between reconnection attempts, seconds."),
+    rtsp_transport: Optional[str] = typer.Option(None, "--rtsp-transport", help="RTSP transport: tcp (default) or udp."),
+    timeout: Optional[float] = typer.Option(None, help="Seconds without an answer or data before a stream counts as down (default 10)."),
+    max_backoff: Optional[float] = typer.Option(None, help="Longest pause between reconnection attempts, seconds (default 60)."),
     log_frames: bool = typer.Option(False, "--log-frames", help="Also write a `frame` event for every scored frame."),
     uncertain: Optional[str] = UNCERTAIN,
     crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (default), cover or faces, as for scan; a frame's score is its best region's."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No status lines and no download progress on stderr."),
 ) -> None:
     """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
-    from .live import AlertRule, SourceSettings, WatchSettings, default_min_frames, parse_targets, run_watch
+    from .live import WatchSettings, parse_targets, run_watch
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, uncertain=band_option(uncertain), crops=crops)
         if method == "both":
             fail("--method both: watch runs one method (distildire or dire); use scan --method both for a second opinion")
-        band = None if cfg.uncertain is None else tuple(cfg.uncertain)
-        raise_at = (cfg.threshold if band is None else band[1]) if raise_at is None else raise_at
-        if clear_at is None:
-            clear_at = band[0] if band is not None and band[0] < raise_at else max(0.0, raise_at - 0.15)
-        rule = AlertRule(window, raise_at, clear_at, min_frames or default_min_frames(window, fps), cfg.top_fraction, band)
-        source = SourceSettings(fps=fps, realtime=realtime, rtsp_transport=rtsp_transport, timeout_s=timeout, max_backoff_s=max_backoff)
-        settings = WatchSettings(source, rule, status_every, duration, log_frames, metrics_port, cfg.crops)
-        targets = parse_targets(urls, realtime)
-        detector = load_detector(cfg, adm, student, quiet, backend, engines, student_precision, cascade, triage, method, dire)
-        run_watch(detector, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
+        cfg = settings_from(config, {
+            **model_options(adm, student, device, precision, batch), "backend": ("--backend", backend), "engines": ("--engines", engines and str(engines)),
+            "student_precision": ("--student-precision", student_precision), "cascade.lite": ("--cascade", cascade and str(cascade)),
+            "cascade.triage": ("--triage", triage), "method": ("--method", method), "weights.dire": ("--dire", dire),
+            "uncertain": ("--uncertain", band_option(uncertain)), "crops": ("--crops", crops), "watch.fps": ("--fps", fps),
+            "watch.window": ("--window", window), "watch.raise_at": ("--raise-at", raise_at), "watch.clear_at": ("--clear-at", clear_at),
+            "watch.min_frames": ("--min-frames", min_frames), "watch.status_every": ("--status-every", status_every),
+            "watch.metrics_port": ("--metrics-port", metrics_port), "watch.duration": ("--duration", duration),
+            "watch.realtime": ("--realtime", realtime or None), "watch.rtsp_transport": ("--rtsp-transport", rtsp_transport),
+            "watch.timeout": ("--timeout", timeout), "watch.max_backoff": ("--max-backoff", max_backoff), "watch.log_frames": ("--log-frames", log_frames or None),
+        })
+        if cfg.method == "both":
+            fail(f"{cfg.source}: method both: watch runs one method (distildire or dire)")
+        settings = WatchSettings.from_config(cfg)
+        targets = parse_targets(urls, cfg.watch.realtime)
+        checked_outputs((events, "events file"))
+        engine = load_engine(cfg, quiet)
+        run_watch(engine, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
 
 
 @app.command("export")
 def export_command(
-    format_: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
-    precision: str = typer.Option("fp32", help="fp32, fp16, bf16 (tensorrt only), int8 (needs --calibrate; the student unless --model noise) or fp8 (the noise model; tensorrt on compute capability ≥ 8.9; needs --calibrate)."),
+    format_: Optional[str] = typer.Option(None, "--format", "-f", help="onnx (default) or tensorrt."),
+    precision: Optional[str] = typer.Option(None, help="fp32 (default), fp16, bf16 (tensorrt only), int8 (needs --calibrate; the student unless --model noise) or fp8 (the noise model; tensorrt on compute capability ≥ 8.9; needs --calibrate)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="noise or student; repeat for both (the default; the student only at int8)."),
-    out: Path = typer.Option(Path("engines"), "--out", "-o", help="Folder to write the files and their metadata into."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder to write the files and their metadata into (default: the config's engines, engines/)."),
     config: Optional[str] = CONFIG,
     adm: Optional[str] = ADM,
     student: Optional[str] = STUDENT,
     device: Optional[str] = typer.Option(None, help="Where int8 calibration computes eps: auto, cpu, cuda or cuda:N (tensorrt: the GPU to build for)."),
-    min_batch: int = typer.Option(1, min=1, help="Smallest batch the exported graph accepts."),
+    min_batch: Optional[int] = typer.Option(None, min=1, help="Smallest batch the exported graph accepts (default 1)."),
     opt_batch: Optional[int] = typer.Option(None, min=1, help="Batch TensorRT tunes for (default: the config's batch)."),
     max_batch: Optional[int] = typer.Option(None, min=1, help="Largest batch the exported graph accepts (default: the config's batch)."),
     calibrate: Optional[Path] = typer.Option(None, help="Folder of images / videos like those you will scan, to calibrate int8 on."),
-    calibration_frames: int = typer.Option(128, min=1, help="Most frames used for int8 calibration."),
+    calibration_frames: Optional[int] = typer.Option(None, min=1, help="Most frames used for int8 calibration (default 128)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
 ) -> None:
     """Export the noise model and the student to ONNX or TensorRT, each with a metadata JSON beside it."""
@@ -489,11 +539,17 @@ def export_command(
     from .runtime.artifacts import metadata_path
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device)
-        batches = BatchRange.around(cfg.batch, min_batch, opt_batch, max_batch)
+        cfg = settings_from(config, {
+            "weights.adm": ("--adm", adm), "weights.student": ("--student", student), "device": ("--device", device),
+            "engines": ("--out", out and str(out)), "export.format": ("--format", format_), "export.precision": ("--precision", precision),
+            "export.min_batch": ("--min-batch", min_batch), "export.opt_batch": ("--opt-batch", opt_batch), "export.max_batch": ("--max-batch", max_batch),
+            "export.calibration_frames": ("--calibration-frames", calibration_frames),
+        })
+        e = cfg.export
+        batches = BatchRange.around(cfg.batch, e.min_batch, e.opt_batch, e.max_batch)
         paths = export_models(
-            cfg, format_, precision, batches, out, adm=adm, student=student, models=model,
-            calibrate=calibrate, calibration_frames=calibration_frames, progress=None if quiet else download_progress,
+            cfg, e.format, e.precision, batches, Path(cfg.engines), models=model,
+            calibrate=calibrate, calibration_frames=e.calibration_frames, progress=None if quiet else download_progress,
         )
     for path in paths:
         typer.echo(f"{path} ({path.stat().st_size / 1e6:.1f} MB), metadata {metadata_path(path)}")
@@ -535,16 +591,19 @@ def frames_command(
     from .video import Sampling
 
     with user_errors():
-        cfg = load_config(config)
-        sampling = Sampling(**dataclasses.asdict(sampling_from_options(cfg.sampling, frames, every, fps, keyframes, all_frames, snap)))
+        cfg = settings_from(config, {
+            **sampling_options(frames, every, fps, keyframes, all_frames, snap),
+            "train.val_fraction": ("--val-fraction", val_fraction), "train.seed": ("--seed", seed),
+        })
+        checked_outputs((dst / "manifest.jsonl", "frame dataset"))
         bar, update = count_progress("videos", quiet)
         with bar:
             result = build_frames(
                 src,
                 dst,
-                sampling,
-                cfg.train.val_fraction if val_fraction is None else val_fraction,
-                cfg.train.seed if seed is None else seed,
+                cfg.sampling,
+                cfg.train.val_fraction,
+                cfg.train.seed,
                 on_video=update,
                 on_error=warn,
             )
@@ -568,12 +627,10 @@ def prepare_command(
     from .train import prepare
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch)
-        if dire_steps is not None:
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, dire_steps=dire_steps))
+        cfg = settings_from(config, {**model_options(adm, None, device, precision, batch), "train.dire_steps": ("--dire-steps", dire_steps)})
         bar, update = count_progress("preparing", quiet)
         with bar:
-            result = prepare(dataset, cfg, adm=adm, cache_dir=cache, dire=not no_dire, progress=update, on_error=warn)
+            result = prepare(dataset, cfg, cache_dir=cache, dire=not no_dire, progress=update, on_error=warn)
     typer.echo(
         f"{dataset}: {result.images} images: computed {result.eps} eps and {result.dire} DIRE"
         f"{f' and {result.copies} augmented copies' if cfg.train.copies else ''}, "
@@ -595,7 +652,7 @@ def train_command(
     no_kd: bool = typer.Option(False, "--no-kd", help="Train with the classification loss only (needs no DIRE, no teacher)."),
     val_fraction: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Validation share when the dataset has no manifest split."),
     seed: Optional[int] = typer.Option(None, help="Seed of initialisation, data order, augmentation and split."),
-    workers: Optional[int] = typer.Option(None, min=0, help="Data loader processes."),
+    loader_workers: Optional[int] = typer.Option(None, "--loader-workers", min=0, help="Data loader processes (default: train.workers)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N (under torchrun: each process's GPU)."),
     precision: Optional[str] = typer.Option(None, help="auto (bf16/fp16 mixed precision on CUDA), fp32, fp16 or bf16."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pth."),
@@ -605,12 +662,12 @@ def train_command(
     from .train import train
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device)
-        options = {"teacher": teacher, "epochs": epochs, "batch": batch, "lr": lr, "kd_weight": kd_weight, "val_fraction": val_fraction, "seed": seed, "workers": workers, "precision": precision}
-        changes = {k: v for k, v in options.items() if v is not None}
-        if no_kd:
-            changes["kd"] = False
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+        options = {"teacher": teacher, "epochs": epochs, "batch": batch, "lr": lr, "kd_weight": kd_weight, "val_fraction": val_fraction, "seed": seed, "workers": loader_workers, "precision": precision}
+        flags = {"workers": "--loader-workers", "kd_weight": "--kd-weight", "val_fraction": "--val-fraction"}
+        cfg = settings_from(config, {
+            "device": ("--device", device), "train.kd": ("--no-kd", False if no_kd else None),
+            **{f"train.{key}": (flags.get(key, f"--{key}"), value) for key, value in options.items()},
+        })
         run_dir = out or Path("runs") / dataset.resolve().name
         bar, update = count_progress("training", quiet)
 
@@ -642,8 +699,8 @@ def eval_command(
     device: Optional[str] = DEVICE,
     precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Images per model call."),
-    backend: str = BACKEND,
-    engines: Path = ENGINES,
+    backend: Optional[str] = BACKEND,
+    engines: Optional[Path] = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which an image or video counts as FAKE."),
     json_: bool = typer.Option(False, "--json", help="One JSON document instead of the table."),
@@ -662,7 +719,11 @@ def eval_command(
     from .train.tables import render, render_robustness
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device, precision=precision, batch=batch, threshold=threshold)
+        cfg = settings_from(config, {
+            **model_options(adm, student, device, precision, batch), "backend": ("--backend", backend), "engines": ("--engines", engines and str(engines)),
+            "student_precision": ("--student-precision", student_precision), "threshold": ("--threshold", threshold), "weights.dire": ("--dire", dire),
+        })
+        checked_outputs((out, "output"), (plot, "plot"))
         if degrade and method != "distildire":
             fail(f"--degrade evaluates the distildire method, not {method}")
         if plot is not None and not degrade:
@@ -675,8 +736,8 @@ def eval_command(
             bar, update = count_progress("degradations", quiet)
             with bar:
                 result = robustness(
-                    dataset, cfg, student or cfg.weights.student, degrade, adm=adm, split=split, backend=backend, engines=engines,
-                    student_precision=student_precision, progress=update,
+                    dataset, cfg, cfg.weights.student, degrade, split=split, backend=cfg.backend, engines=cfg.engines,
+                    student_precision=cfg.student_precision, progress=update,
                 )
             if plot is not None:
                 plot_robustness(result, plot)
@@ -684,8 +745,8 @@ def eval_command(
             bar, update = count_progress("computing DIRE" if method == "dire" else "computing eps", quiet)
             with bar:
                 result = evaluate(
-                    dataset, cfg, student or cfg.weights.student, adm=adm, cache_dir=cache, split=split, progress=update, on_error=warn,
-                    backend=backend, engines=engines, student_precision=student_precision, method=method, dire=dire,
+                    dataset, cfg, cfg.weights.student, cache_dir=cache, split=split, progress=update, on_error=warn,
+                    backend=cfg.backend, engines=cfg.engines, student_precision=cfg.student_precision, method=method, dire=cfg.weights.dire,
                 )
     show = render_robustness if degrade else render
     if json_:
@@ -720,9 +781,8 @@ def distill_lite_command(
     from .train.lite import distill_lite
 
     with user_errors():
-        cfg = with_overrides(load_config(config), device=device)
-        changes = {k: v for k, v in {"batch": batch, "lr": lr}.items() if v is not None}
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+        cfg = settings_from(config, {"device": ("--device", device), "weights.adm": ("--adm", adm), "train.batch": ("--batch", batch), "train.lr": ("--lr", lr)})
+        checked_outputs((out, "lite checkpoint"))
         result = distill_lite(
             dataset, cfg, teacher_student, out, adm=adm, backbone=backbone, epochs=epochs, kd_weight=kd_weight,
             on_epoch=lambda epoch, loss: err.print(f"epoch {epoch + 1}: loss {loss:.4f}", highlight=False),
@@ -737,9 +797,9 @@ def distill_lite_command(
 # `streamdet compress …`: options shared by its three commands.
 COMPRESS_DATASET = typer.Option(..., "--dataset", "-d", help="Prepared frame dataset (eps cached): fine-tune on its train split, compare on its val split.")
 COMPRESS_OUT = typer.Option(None, "--out", "-o", help="Compressed checkpoint to write (default: STUDENT-METHOD.pth in the current folder).")
-COMPRESS_STEPS = typer.Option(50, min=0, help="Fine-tune steps (distillation from the original student's P).")
-COMPRESS_BATCH = typer.Option(8, min=1, help="Images per fine-tune step.")
-COMPRESS_LR = typer.Option(1e-5, min=0.0, help="Adam learning rate of the fine-tune.")
+COMPRESS_STEPS = typer.Option(None, min=0, help="Fine-tune steps (distillation from the original student's P; default: compress.steps, 50).")
+COMPRESS_BATCH = typer.Option(None, min=1, help="Images per fine-tune step (default: compress.batch, 8).")
+COMPRESS_LR = typer.Option(None, min=0.0, help="Adam learning rate of the fine-tune (default: compress.lr, 1e-5).")
 COMPRESS_LABELS = typer.Option(False, "--labels", help="Fine-tune with BCE against the labels too (the student then drifts from the original's scores).")
 COMPRESS_CACHE = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache).")
 COMPRESS_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
@@ -750,8 +810,13 @@ def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], 
     from .compress import Settings, compress, is_lite_checkpoint, quantize_lite
 
     with user_errors():
-        cfg = load_config(config)
+        cfg = settings_from(config, {
+            "compress.steps": ("--steps", settings.pop("steps")), "compress.batch": ("--batch", settings.pop("batch")),
+            "compress.lr": ("--lr", settings.pop("lr")), "compress.labels": ("--labels", settings.pop("labels") or None),
+        })
+        settings.update(dataclasses.asdict(cfg.compress))
         target = out or Path(f"{Path(student).stem}-{method}.pth")
+        checked_outputs((target, "compressed checkpoint"))
         lite = is_lite_checkpoint(student)
         if lite and method != "quantize":
             fail(f"{student}: is a lite detector; of the compress methods only quantize applies to it")
@@ -787,9 +852,9 @@ def compress_prune(
     ratio: float = typer.Option(0.25, min=0.0, max=1.0, help="Share of --target to keep (structured pruning)."),
     target: str = typer.Option("flops", help="flops or params: what --ratio counts."),
     sparsity: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Unstructured instead: zero this share of weights by global magnitude (sparse storage)."),
-    steps: int = COMPRESS_STEPS,
-    batch: int = COMPRESS_BATCH,
-    lr: float = COMPRESS_LR,
+    steps: Optional[int] = COMPRESS_STEPS,
+    batch: Optional[int] = COMPRESS_BATCH,
+    lr: Optional[float] = COMPRESS_LR,
     labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
     cache: Optional[Path] = COMPRESS_CACHE,
@@ -806,9 +871,9 @@ def compress_svd(
     out: Optional[Path] = COMPRESS_OUT,
     energy: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Rank per layer: keep this share of Σσ²."),
     flops: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Or: the highest energy whose FLOPs are at most this share of now."),
-    steps: int = COMPRESS_STEPS,
-    batch: int = COMPRESS_BATCH,
-    lr: float = COMPRESS_LR,
+    steps: Optional[int] = COMPRESS_STEPS,
+    batch: Optional[int] = COMPRESS_BATCH,
+    lr: Optional[float] = COMPRESS_LR,
     labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
     cache: Optional[Path] = COMPRESS_CACHE,
@@ -825,9 +890,9 @@ def compress_quantize(
     out: Optional[Path] = COMPRESS_OUT,
     bits: int = typer.Option(4, help="Weight and activation bits: 8, 4, 3 or 2."),
     edge_bits: int = typer.Option(8, help="Bits of the first and the last layer."),
-    steps: int = COMPRESS_STEPS,
-    batch: int = COMPRESS_BATCH,
-    lr: float = COMPRESS_LR,
+    steps: Optional[int] = COMPRESS_STEPS,
+    batch: Optional[int] = COMPRESS_BATCH,
+    lr: Optional[float] = COMPRESS_LR,
     labels: bool = COMPRESS_LABELS,
     config: Optional[str] = CONFIG,
     cache: Optional[Path] = COMPRESS_CACHE,

@@ -6,11 +6,11 @@ The settings classes are pydantic dataclasses: they stay plain dataclasses for t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-import torch
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
@@ -24,17 +24,26 @@ NoisePrecision = Literal["auto", "fp32", "fp16", "bf16", "int8", "fp8"]
 Positive = Annotated[StrictInt, Field(ge=1)]
 Fraction = Annotated[StrictFloat, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[StrictFloat, Field(ge=0.0)]
-DeviceName = Annotated[StrictStr, BeforeValidator(lambda v: str(v) if isinstance(v, torch.device) else v)]
+DeviceName = Annotated[StrictStr, BeforeValidator(lambda v: str(v) if type(v).__name__ == "device" else v)]  # a torch.device too, without importing torch
 _STRICT = ConfigDict(extra="forbid")
 Number = Annotated[StrictInt | StrictFloat, Field(ge=0)]
-_SECTIONS = {"ADMConfig": "adm.", "WeightsConfig": "weights.", "SamplingConfig": "sampling.", "TrainConfig": "train.", "AugmentConfig": "train.augment."}
+_SECTIONS = {
+    "ADMConfig": "adm.", "WeightsConfig": "weights.", "Sampling": "sampling.", "TrainConfig": "train.", "AugmentConfig": "train.augment.",
+    "CascadeConfig": "cascade.", "WatchConfig": "watch.", "ClusterConfig": "cluster.", "ExportConfig": "export.", "CompressConfig": "compress.",
+}
+SAMPLING_MODES = ("uniform", "every", "fps", "keyframes", "all")
+SNAPS = ("none", "keyframes")
+Rate = Annotated[StrictInt | StrictFloat, Field(gt=0, allow_inf_nan=False)]
+Seconds = Annotated[StrictInt | StrictFloat, Field(gt=0, allow_inf_nan=False)]
 
 
-def _one_line(source: str, error: Mapping[str, Any], section: str = "") -> str:
-    """One pydantic error as `SOURCE: KEY: problem`, naming the expected type and what was found."""
-    key = section + ".".join(str(part) for part in error["loc"]) or "top level"
+def _one_line(source: str, error: Mapping[str, Any], section: str = "", flags: Mapping[str, str] | None = None) -> str:
+    """One pydantic error as `SOURCE: KEY: problem` (or `--flag: problem` where a command-line option set KEY),
+    naming the expected type and what was found."""
+    key = (section + ".".join(str(part) for part in error["loc"])).rstrip(".") or "top level"
+    where = flags[key] if flags and key in flags else f"{source}: {key}"
     value = error.get("input")
-    found = f"got {type(value).__name__} {value!r}"
+    found = f"got {type(value).__name__} {_quote(value)}"
     kind = error["type"]
     expected = {
         "float_type": "a number",
@@ -45,13 +54,36 @@ def _one_line(source: str, error: Mapping[str, Any], section: str = "") -> str:
         "literal_error": f"one of {error.get('ctx', {}).get('expected', '')}",
     }.get(kind)
     if kind == "unexpected_keyword_argument":
-        return f"{source}: unknown setting '{key}'"
+        return f"{source}: unknown setting '{key}'{_did_you_mean(key)}"
     if expected is not None:
-        return f"{source}: {key}: expected {expected}, {found}"
+        return f"{where}: expected {expected}, {found}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        return f"{source}: {key}: {error['msg'].replace('Input should be ', 'must be ')}, not {value!r}"
+        return f"{where}: {error['msg'].replace('Input should be ', 'must be ')}, not {_quote(value)}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{source}: {key}: {message}"
+    return f"{where}: {message}"
+
+
+def _quote(value: Any, limit: int = 80) -> str:
+    """A value as an error quotes it: its repr, cut to `limit` characters (a config can hold huge values)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _did_you_mean(key: str) -> str:
+    """", did you mean 'X'?" for the known setting closest to an unknown `key` (same section), else ""."""
+    import difflib
+
+    section, _, name = key.rpartition(".")
+    owner: Any = Config
+    for part in section.split(".") if section else []:
+        fields = {f.name: f for f in dataclasses.fields(owner)} if dataclasses.is_dataclass(owner) else {}
+        kind = fields[part].type if part in fields else None
+        owner = _SECTION_TYPES.get(part) if kind is not None else None
+        if owner is None:
+            return ""
+    names = [f.name for f in dataclasses.fields(owner) if f.name != "source"]
+    close = difflib.get_close_matches(name, names, n=1)
+    return f", did you mean '{(section + '.') if section else ''}{close[0]}'?" if close else ""
 
 
 def _as_config_error(cls: type, values: Any, handler: Any, info: ValidationInfo) -> Any:
@@ -118,15 +150,130 @@ class WeightsConfig:
     _errors = model_validator(mode="wrap")(_as_config_error)
 
 
-@dataclass(config=_STRICT)
-class SamplingConfig:
-    """Which frames of a video to analyse (see `streamdet.video.Sampling`)."""
+@dataclass(config=_STRICT, frozen=True)
+class Sampling:
+    """Which frames of a video to analyse: ``mode`` plus the parameter that mode uses.
+
+    - ``uniform``: ``frames`` frames spread evenly over the duration (all frames if the video has fewer).
+    - ``every``: every ``every``-th frame by index (0, n, 2n, ...).
+    - ``fps``: ``fps`` frames per second of presentation time.
+    - ``keyframes``: only key frames, decoded without decoding the frames between them.
+    - ``all``: every frame.
+
+    ``snap="keyframes"`` (``uniform`` only) moves each uniform target to the nearest key frame: much faster
+    (key frames decode alone) but the times are only as close as the key-frame interval allows.
+    """
 
     mode: Literal["uniform", "every", "fps", "keyframes", "all"] = "uniform"
     frames: Positive = 16
     every: Positive = 1
-    fps: Annotated[StrictFloat, Field(gt=0.0)] = 1.0
+    fps: Rate = 1.0
     snap: Literal["none", "keyframes"] = "none"
+
+    @field_validator("snap")
+    @classmethod
+    def _snap_uniform(cls, value: str, info: ValidationInfo) -> str:
+        """Snapping moves uniform targets; the other modes have no targets to move."""
+        mode = info.data.get("mode", "uniform")
+        if value != "none" and mode != "uniform":
+            raise ValueError(f"applies to uniform sampling only, not {mode!r}")
+        return value
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+    @classmethod
+    def parse(cls, spec: str) -> Sampling:
+        """A rule from a string: ``uniform[:N]``, ``every:N``, ``fps:R``, ``keyframes`` or ``all``."""
+        mode, _, value = spec.strip().lower().partition(":")
+        if mode not in SAMPLING_MODES:
+            raise ConfigError(f"sampling {spec!r}: mode must be one of {', '.join(SAMPLING_MODES)}")
+        if not value:
+            if mode in ("every", "fps"):
+                raise ConfigError(f"sampling {spec!r}: {mode} needs a value, e.g. '{mode}:2'")
+            return cls(mode=mode)
+        if mode in ("keyframes", "all"):
+            raise ConfigError(f"sampling {spec!r}: {mode} takes no value")
+        try:
+            number = float(value) if mode == "fps" else int(value)
+        except ValueError:
+            raise ConfigError(f"sampling {spec!r}: {value!r} is not a valid number for {mode}") from None
+        return cls(mode=mode, **{SAMPLING_PARAMETER[mode]: number})
+
+
+SAMPLING_PARAMETER = {"uniform": "frames", "every": "every", "fps": "fps"}  # the one setting each mode reads
+SamplingConfig = Sampling  # the name the config section had before the one sampling type
+
+
+@dataclass(config=_STRICT)
+class CascadeConfig:
+    """The lite triage (`--cascade`): the lite detector scores every frame; frames at or above `triage` go through the ADM."""
+
+    lite: StrictStr | None = None
+    triage: Fraction = 0.2
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+
+@dataclass(config=_STRICT)
+class WatchConfig:
+    """`streamdet watch`: stream reading, the sliding window and its alert levels, status and metrics."""
+
+    fps: Rate = 2.0
+    window: Seconds = 10.0
+    raise_at: Fraction | None = None  # default: the threshold (HIGH with an uncertain band)
+    clear_at: Fraction | None = None  # default: raise_at - 0.15 (LOW with an uncertain band)
+    min_frames: Positive | None = None  # default: half a full window, at least 3
+    status_every: Seconds = 30.0
+    realtime: StrictBool = False
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    timeout: Seconds = 10.0
+    max_backoff: Seconds = 60.0
+    log_frames: StrictBool = False
+    metrics_port: Annotated[StrictInt, Field(ge=0, le=65535)] | None = None
+    duration: Seconds | None = None
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+
+@dataclass(config=_STRICT)
+class ClusterConfig:
+    """`streamdet batch` on Ray: where it runs, its detector actors, part files and retries."""
+
+    address: StrictStr = "auto"
+    actors: Positive | None = None
+    gpus_per_actor: NonNegative | None = None
+    cpus_per_actor: NonNegative = 1.0
+    num_cpus: Positive | None = None
+    part_rows: Positive = 100
+    part_seconds: NonNegative = 30.0
+    retries: Annotated[StrictInt, Field(ge=0)] = 2
+    ship_weights: StrictBool = False
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+
+@dataclass(config=_STRICT)
+class ExportConfig:
+    """`streamdet export`: format, precision and the batch range of the exported graphs."""
+
+    format: Literal["onnx", "tensorrt"] = "onnx"
+    precision: Literal["fp32", "fp16", "bf16", "int8", "fp8"] = "fp32"
+    min_batch: Positive = 1
+    opt_batch: Positive | None = None
+    max_batch: Positive | None = None
+    calibration_frames: Positive = 128
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+
+@dataclass(config=_STRICT)
+class CompressConfig:
+    """`streamdet compress`: the fine-tune against the original student."""
+
+    steps: Annotated[StrictInt, Field(ge=0)] = 50
+    batch: Positive = 8
+    lr: NonNegative = 1e-5
+    labels: StrictBool = False
 
     _errors = model_validator(mode="wrap")(_as_config_error)
 
@@ -201,9 +348,19 @@ class Config:
 
     adm: ADMConfig = dataclasses.field(default_factory=ADMConfig)
     weights: WeightsConfig = dataclasses.field(default_factory=WeightsConfig)
-    sampling: SamplingConfig = dataclasses.field(default_factory=SamplingConfig)
+    sampling: Sampling = dataclasses.field(default_factory=Sampling)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    method: Literal["distildire", "dire"] = "distildire"
+    cascade: CascadeConfig = dataclasses.field(default_factory=CascadeConfig)
+    watch: WatchConfig = dataclasses.field(default_factory=WatchConfig)
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    compress: CompressConfig = dataclasses.field(default_factory=CompressConfig)
+    method: Literal["distildire", "dire", "both"] = "distildire"
+    backend: Literal["torch", "compile", "onnxruntime", "tensorrt"] = "torch"
+    engines: StrictStr = "engines"
+    student_precision: NoisePrecision | None = None
+    decoder: Literal["cpu", "nvdec", "auto"] = "cpu"
+    decode_workers: Positive | None = None
     device: DeviceName = "auto"
     precision: NoisePrecision = "auto"
     batch: Positive = 16
@@ -242,8 +399,9 @@ def find_config(name: str | Path) -> Path:
     raise ConfigError(f"{name}: no such config file or built-in config (built-in: {known})")
 
 
-def parse_config(data: Any, source: str) -> Config:
-    """A validated Config from the mapping read out of `source`; any problem is one line naming `source` and the key."""
+def parse_config(data: Any, source: str, flags: Mapping[str, str] | None = None) -> Config:
+    """A validated Config from the mapping read out of `source`; any problem is one line naming `source` and the key
+    (or the command-line option, for keys in `flags`)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: top level: expected a mapping of settings, got {type(data).__name__}")
     if "source" in data:
@@ -251,27 +409,63 @@ def parse_config(data: Any, source: str) -> Config:
     try:
         return Config.__pydantic_validator__.validate_python({**data, "source": source}, context={"source": source})
     except ValidationError as exc:
-        raise ConfigError(_one_line(source, exc.errors(include_url=False)[0])) from None
+        raise ConfigError(_one_line(source, exc.errors(include_url=False)[0], flags=flags)) from None
 
 
-def load_config(name: str | Path | None = None, **overrides: Any) -> Config:
-    """Load a config (default: the built-in defaults) and apply non-None top-level overrides."""
-    if name is None:
-        return with_overrides(Config(), **overrides)
+def read_config(name: str | Path) -> tuple[dict[str, Any], str]:
+    """The raw settings mapping of a config (a built-in name or a YAML file) and the file it came from."""
     path = find_config(name)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
-    return with_overrides(parse_config(data, str(path)), **overrides)
+    return data, str(path)
 
 
-def with_overrides(config: Config, **overrides: Any) -> Config:
-    """`config` with the given non-None top-level settings replaced (and validated again)."""
-    updates = {k: v for k, v in overrides.items() if v is not None}
-    if not updates:
+def load_config(name: str | Path | None = None, overrides: Mapping[str, Any] | None = None, flags: Mapping[str, str] | None = None) -> Config:
+    """The run's one settings object: defaults < the config (a built-in name or a YAML file) < `overrides`.
+
+    `overrides` maps dotted keys (``threshold``, ``sampling.frames``) to values; None values are left out, so a
+    command passes every option it has and only those given count. `flags` names the option that set a key, for
+    errors. Everything is validated once, together.
+    """
+    data, source = read_config(name) if name is not None else ({}, "<defaults>")
+    return parse_config(merged_settings(data, overrides or {}), source, flags)
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any] | None = None, flags: Mapping[str, str] | None = None, **top: Any) -> Config:
+    """`config` with the given non-None settings (dotted keys, or top-level keywords) replaced and validated again."""
+    changes = {**(overrides or {}), **top}
+    if all(value is None for value in changes.values()):
         return config
-    try:
-        return dataclasses.replace(config, **updates)
-    except ConfigError as exc:
-        raise ConfigError(str(exc).replace("invalid setting: ", "option ", 1)) from None
+    data = {k: v for k, v in dataclasses.asdict(config).items() if k != "source"}
+    return parse_config(merged_settings(data, changes), config.source, flags or {key: f"option {key}" for key in changes})
+
+
+def merged_settings(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of `data` with each non-None dotted key of `overrides` set (sections created as needed);
+    `data` that is not a mapping is returned as it is, for validation to name."""
+    if not isinstance(data, Mapping):
+        return data  # type: ignore[return-value]
+    out = copy.deepcopy(dict(data))
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        *sections, name = dotted.split(".")
+        node = out
+        for part in sections:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {} if child is None else child
+            if not isinstance(child, dict):
+                break  # a section that is not a mapping: validation names it
+            node = child
+        else:
+            node[name] = value
+    return out
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "adm": ADMConfig, "weights": WeightsConfig, "sampling": Sampling, "train": TrainConfig, "augment": AugmentConfig,
+    "cascade": CascadeConfig, "watch": WatchConfig, "cluster": ClusterConfig, "export": ExportConfig, "compress": CompressConfig,
+}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .config import Config, load_config, with_overrides
+from .config import Config, load_config
 from .crops import Box, FaceFinder, crop_boxes
 from .device import pick_device
 from .errors import BackendError, ConfigError
@@ -19,7 +19,6 @@ from .models.noise import FirstStepNoise
 from .models.student import Student, load_student
 from .preprocess import preprocess, preprocess_boxes
 from .runtime import AdaptiveBatch, Backend, make_backend
-from .runtime.artifacts import DEFAULT_ENGINES
 from .runtime.dire import DIREBackend
 from .runtime.eager import TorchBackend
 from .runtime.factory import precisions
@@ -70,40 +69,26 @@ class Detector:
         return cls(TorchBackend(noise_model, student, device, precision, config.channels_last), config)
 
     @classmethod
-    def load(
-        cls,
-        config: Config | str | Path | None = None,
-        adm: str | Path | None = None,
-        student: str | Path | None = None,
-        device: str | None = None,
-        precision: str | None = None,
-        batch: int | None = None,
-        progress: Callable[[str], Progress] | None = None,
-        backend: str = "torch",
-        engines: str | Path = DEFAULT_ENGINES,
-        student_precision: str | None = None,
-        method: str | None = None,
-        dire: str | Path | None = None,
-    ) -> "Detector":
-        """Build from a config (object, name or path) and checkpoints (registry names or files).
+    def load(cls, config: Config | str | Path | None = None, progress: Callable[[str], Progress] | None = None) -> "Detector":
+        """Build the models and backends a config (object, name or path) names; the config's `weights` are
+        registry names or files (downloaded if needed, with `progress` per file).
 
-        `backend` runs the models: torch (eager) or compile build them from the checkpoints (downloaded if
-        needed); onnxruntime or tensorrt run the files exported into `engines` (`student_precision` int8
-        picks the quantized student) and only check them against the checkpoints, never loading these.
-        `method` (default: the config's) is distildire, dire (the ADM and the `dire` classifier checkpoint, on torch
-        or compile), or both (DistilDIRE primary, DIRE beside it; one ADM serves both).
+        `backend` runs the models: torch (eager) or compile build them from the checkpoints; onnxruntime or
+        tensorrt run the files exported into `engines` (`student_precision` int8 picks the quantized student)
+        and only check them against the checkpoints, never loading these. `method` is distildire, dire (the ADM
+        and the `dire` classifier checkpoint, on torch or compile), or both (DistilDIRE primary, DIRE beside it;
+        one ADM serves both).
         """
         if not isinstance(config, Config):
             config = load_config(config)
-        config = with_overrides(config, device=device, precision=precision, batch=batch)
-        method = method or config.method
+        method, backend = config.method, config.backend
         if method not in CHOICES:
             raise ConfigError(f"{method}: unknown method (choose {', '.join(CHOICES)})")
         if method != "distildire" and backend not in ("torch", "compile"):
             raise BackendError(f"the dire method runs on --backend torch or compile, not {backend} (DIRE is not exported)")
         where = pick_device(config.device)
         chunks = AdaptiveBatch(config.batch)
-        specs = (adm or config.weights.adm, student or config.weights.student)
+        specs = (config.weights.adm, config.weights.student)
         loaded: dict[str, nn.Module] = {}
 
         def unet() -> nn.Module:
@@ -117,15 +102,27 @@ class Detector:
 
         backends: dict[str, Backend] = {}
         if method in ("distildire", "both"):
-            backends["distildire"] = make_backend(backend, config, where, chunks, models, specs, engines, student_precision)
+            backends["distildire"] = make_backend(backend, config, where, chunks, models, specs, Path(config.engines), config.student_precision)
         if method in ("dire", "both"):
-            run_precision, _ = precisions(backend, config, where, student_precision)
-            classifier = load_dire_classifier(resolve(dire or config.weights.dire, progress("DIRE classifier") if progress else None))
+            run_precision, _ = precisions(backend, config, where, config.student_precision)
+            classifier = load_dire_classifier(resolve(config.weights.dire, progress("DIRE classifier") if progress else None))
             reconstruction = DIRE(unet(), config.adm, config.train.dire_steps)
             backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")
         primary = "distildire" if method == "both" else method
         extra = {m: b for m, b in backends.items() if m != primary}
         return cls(backends[primary], config, chunks, primary, extra)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods this detector scores, the primary one first."""
+        return tuple(self.backends)
+
+    def describe(self) -> dict[str, Any]:
+        """How this detector runs, as outputs record it: device, precisions, backend, methods, warm-up."""
+        return {
+            "device": str(self.device), "precision": self.precision, "backend": self.backend.name, "method": self.method,
+            "methods": list(self.methods), "student_precision": self.backend.student_precision, "warmup_s": self.backend.warmup_s,
+        }
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""

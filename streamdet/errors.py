@@ -29,3 +29,7 @@ class ExportError(StreamdetError):
 
 class BackendError(StreamdetError):
     """A backend cannot run here: a missing package or GPU, a missing or mismatched exported file."""
+
+
+class OutputError(StreamdetError):
+    """An output file cannot be written where it was asked for."""

@@ -68,3 +68,31 @@ def write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
 def write_text(path: Path, text: str, fsync: bool = False) -> None:
     """Write `text` (UTF-8, newlines as given) to `path` atomically."""
     write_bytes(path, text.encode("utf-8"), fsync)
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> None:
+    """A one-line OutputError now, before any work, where `path` cannot be written: a folder, a read-only file,
+    a parent that is not a folder or takes no new file (tried with a temporary file). Devices and pipes
+    (/dev/stdout, /dev/null) are written through, so they only need to be writable."""
+    from .errors import OutputError
+
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder; give a file name for the {what}")
+    if target.exists() and not target.is_file():
+        if not os.access(target, os.W_OK):
+            raise OutputError(f"{target}: cannot write the {what} (permission denied)")
+        return
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{target}: cannot write the {what}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".streamdet-probe.", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write the {what} in {folder} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+    if target.is_file() and not os.access(target, os.W_OK):
+        raise OutputError(f"{target}: cannot write the {what} (the file is read-only)")

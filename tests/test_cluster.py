@@ -15,10 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdet.cli import app
-from streamdet.cluster import BatchSettings, gather_sources, read_rows, run_batch
+from streamdet.cluster import gather_sources, read_rows, run_batch
 from streamdet.errors import StreamdetError
 from streamdet.detector import Detector
-from streamdet.pipeline import FileResult, scan
+from streamdet.results import FileResult
+
+from .engines import configured, scan
 from streamdet.video import Sampling
 
 from .media import corrupt_packets, make_video
@@ -70,7 +72,7 @@ def test_cluster_verdicts_match_the_local_scan(batch_run, archive, tiny_config, 
     out, result = batch_run
     assert result.exit_code == 2, result.output  # the broken file is an error, so exit 2 as scan
     assert "4 inputs" in result.stdout and "1 errors" in result.stdout
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     local = {r.path: r for r in scan(detector, [archive], sampling=every_third(tiny_config))}
     rows = read_rows(out)
     assert set(rows) == set(local) and len(local) == 4
@@ -106,8 +108,8 @@ def test_rerun_skips_done_inputs_and_redoes_changed_ones_and_errors(batch_run, a
     changed, broken = archive / "b.mp4", archive / "sub" / "broken.mp4"
     before = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
     make_video(changed, 16, size=(48, 64))
-    settings = BatchSettings(retry_errors=True)
-    summary = run_batch(tiny_config, [str(archive)], out, every_third(tiny_config), settings, str(tiny_adm_ckpt), str(student_ckpt))
+    run = configured(tiny_config, tiny_adm_ckpt, student_ckpt, sampling=every_third(tiny_config))
+    summary = run_batch(run, [str(archive)], out, retry_errors=True)
     assert (summary.skipped, summary.scanned) == (2, 2)
     assert sorted(r.path for r in summary.results) == sorted([str(changed), str(broken)])
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in before} == before

@@ -17,7 +17,7 @@ from streamdet.errors import ConfigError, StreamdetError
 def test_config_file_overrides_defaults_and_options_override_the_file(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("batch: 3\nthreshold: 0.7\nsampling:\n  mode: every\n  every: 5\n")
-    cfg = load_config(path, threshold=0.9)
+    cfg = load_config(path, {"threshold": 0.9})
     assert (cfg.batch, cfg.threshold, cfg.sampling.mode, cfg.sampling.every) == (3, 0.9, "every", 5)
     assert cfg.adm == Config().adm and cfg.source == str(path)
 
@@ -95,6 +95,8 @@ def test_overrides_are_validated():
         with_overrides(Config(), batch=0)
     with pytest.raises(ConfigError, match="^option precision: expected one of"):
         with_overrides(Config(), precision="fp64")
+    with pytest.raises(ConfigError, match="^--frames: must be greater than or equal to 1, not 0$"):
+        load_config("tiny", {"sampling.frames": 0}, {"sampling.frames": "--frames"})
     assert with_overrides(Config(), device=torch.device("cpu")).device == "cpu"
 
 

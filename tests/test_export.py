@@ -34,6 +34,7 @@ from streamdet.train.dataset import read_rgb
 
 from .checkpoints import random_student, save_student
 from .trainingdata import make_image_dataset
+from .engines import configured
 
 BATCHES = BatchRange(1, 4, 4)
 
@@ -105,7 +106,7 @@ def engines(tmp_path_factory, tiny, tiny_adm_ckpt, student_ckpt, frames_dir) -> 
 
 
 def _load(tiny, adm, student, **kwargs) -> Detector:
-    return Detector.load(tiny, adm=adm, student=student, **kwargs)
+    return Detector.load(configured(tiny, adm=adm, student=student, **kwargs))
 
 
 @dataclasses.dataclass

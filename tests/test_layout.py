@@ -1,4 +1,4 @@
-"""The package layout: imports only point down the layers of DESIGN.md, with no cycle between modules or subpackages.
+"""The package layout: imports only point down the layers of docs/design.md, with no cycle between modules or subpackages.
 
 Every import of a streamdet module counts: at module level, inside functions, and under TYPE_CHECKING.
 Run `python tests/test_layout.py` to print each unit's layer and what it imports.
@@ -13,15 +13,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "streamdet"
 
-# DESIGN.md's package map, bottom to top; a unit is a top-level module or a subpackage.
+# docs/design.md's package map, bottom to top; a unit is a top-level module or a subpackage.
 LAYERS = [
     {"errors", "files", "device", "version", "allocator"},
     {"config", "weights"},
     {"models"},
     {"video"},
     {"runtime"},
-    {"upload", "crops", "preprocess", "aggregate", "detector", "cascade"},
-    {"pipeline", "live", "train", "export", "cluster", "calibrate", "compress"},
+    {"upload", "crops", "preprocess", "results", "aggregate", "detector", "cascade"},
+    {"engine"},
+    {"live", "train", "export", "cluster", "calibrate", "compress"},
     {"cli", "report", "__main__", "streamdet"},
 ]
 

@@ -19,7 +19,7 @@ from streamdet.detector import Detector
 from streamdet.models.compressed import QuantConv2d
 from streamdet.models.lite import LiteDetector, load_lite
 from streamdet.models.student import load_student
-from streamdet.pipeline import scan
+from .engines import configured, scan
 from streamdet.train.dataset import load_items, read_rgb
 from streamdet.video import Sampling, iter_frames
 from streamdet.video.decode import to_rgb
@@ -50,7 +50,7 @@ def lite_ckpt(tmp_path_factory, dataset, tiny_adm_ckpt, student_ckpt) -> Path:
 
 @pytest.fixture(scope="module")
 def full(tiny_config, tiny_adm_ckpt, student_ckpt) -> Detector:
-    return Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    return Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def centred_full(tmp_path_factory, tiny_config, tiny_adm_ckpt, student_ckpt, ful
         head.weight.mul_(scale)
         head.bias.sub_(float(logits.mean())).mul_(scale)
     path = save_student(tmp_path_factory.mktemp("centred") / "student.pth", student)
-    return Detector.load(tiny_config, adm=tiny_adm_ckpt, student=path), path
+    return Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=path)), path
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from streamdet.live.window import AlertRule, AlertWindow, default_min_frames
 from .checkpoints import random_student, save_student
 from .media import make_video
 from .rtsp import free_port
+from .engines import configured, engine
 
 runner = CliRunner()
 
@@ -172,18 +173,18 @@ def test_latest_frames_serves_every_stream_in_turn_when_batches_are_full():
 
 
 def test_frames_of_several_streams_share_one_model_call_and_keep_their_identity(tiny_config, tiny_adm_ckpt, student_ckpt):
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     targets = [StreamTarget(f"rtsp://cam{i}/live", f"rtsp://cam{i}/live", "network") for i in range(3)]
     out = io.StringIO()
     settings = WatchSettings(SourceSettings(fps=2), AlertRule(window_s=10, min_frames=1), log_frames=True)
-    watch = Watch(detector, targets, settings, EventLog(out))
+    watch = Watch(engine(detector), targets, settings, EventLog(out))
     rng = np.random.default_rng(0)
     images = {t.id: rng.integers(0, 256, (40 + 8 * i, 64 + 16 * i, 3), dtype=np.uint8) for i, t in enumerate(targets)}
     for i, t in enumerate(targets):
         watch.mailbox.offer(LiveFrame(t.id, 7 + i, 1.5 * i, 1.5 * i, time.time(), time.monotonic(), images[t.id]))
     assert watch.step(0.0) == 3 and watch.model_calls == 1
     frames = [json.loads(line) for line in out.getvalue().splitlines() if '"frame"' in line]
-    assert {f["batch"] for f in frames} == {1}
+    assert {f["call"] for f in frames} == {1} and {f["batch_size"] for f in frames} == {3}
     for f in frames:
         alone = detector.score(detector.preprocess([images[f["stream"]]])).item()
         assert f["score"] == pytest.approx(alone, rel=1e-3), "each score belongs to its own stream's frame"
@@ -199,11 +200,11 @@ def nan_student_ckpt(tmp_path_factory) -> Path:
 
 
 def test_non_finite_scores_are_stream_errors_never_window_scores(tiny_config, tiny_adm_ckpt, nan_student_ckpt):
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=nan_student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=nan_student_ckpt))
     target = StreamTarget("rtsp://cam/live", "rtsp://cam/live", "network")
     out = io.StringIO()
     settings = WatchSettings(SourceSettings(fps=2), AlertRule(window_s=10, min_frames=1), log_frames=True)
-    watch = Watch(detector, [target], settings, EventLog(out))
+    watch = Watch(engine(detector), [target], settings, EventLog(out))
     for index in range(3):
         watch.mailbox.offer(LiveFrame(target.id, index, index / 2, index / 2, time.time(), time.monotonic(), np.zeros((48, 64, 3), np.uint8)))
         watch.step(0.0)
@@ -223,7 +224,7 @@ def test_non_finite_scores_are_stream_errors_never_window_scores(tiny_config, ti
 def test_nothing_is_written_after_watch_stop_even_by_a_reader_blocked_in_an_open(tiny_config, tiny_adm_ckpt, real_student_ckpt, tmp_path):
     """A server that accepts and never answers keeps the reader in its open past the watch's end (timeout 4 s,
     duration 0.5 s, readers waited for 2 s): its error must not follow watch_stop, and its summary is final."""
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=real_student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=real_student_ckpt))
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
@@ -231,7 +232,7 @@ def test_nothing_is_written_after_watch_stop_even_by_a_reader_blocked_in_an_open
     path = tmp_path / "events.jsonl"
     log = EventLog.open(path)
     settings = WatchSettings(SourceSettings(timeout_s=4.0), AlertRule(window_s=10, min_frames=1), duration_s=0.5)
-    watch = Watch(detector, [StreamTarget(url, url, "network")], settings, log)
+    watch = Watch(engine(detector), [StreamTarget(url, url, "network")], settings, log)
     try:
         (summary,) = watch.run()
         assert not watch.sources[0].finished, "the reader is still blocked in its open when the watch ends"

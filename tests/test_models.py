@@ -19,6 +19,7 @@ from streamdet.models.student import BODY_LAYERS, load_student
 from streamdet.preprocess import preprocess
 
 from .checkpoints import random_adm, random_bn_statistics
+from .engines import configured
 
 OFFICIAL_FLAGS = dict(
     image_size=256,
@@ -160,7 +161,7 @@ def test_preprocess_rejects_wrong_frames():
 
 
 def test_detector_score_is_sigmoid_of_student_on_frame_and_noise(tiny_config, tiny_adm_ckpt, student_ckpt):
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu")
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu"))
     rng = np.random.default_rng(1)
     frames = rng.integers(0, 256, (5, 72, 96, 3), dtype=np.uint8)
     x = detector.preprocess(frames)
@@ -174,8 +175,8 @@ def test_detector_score_is_sigmoid_of_student_on_frame_and_noise(tiny_config, ti
 
 
 def test_detector_batches_give_the_same_scores(tiny_config, tiny_adm_ckpt, student_ckpt):
-    one = Detector.load(dataclasses.replace(tiny_config, batch=1), adm=tiny_adm_ckpt, student=student_ckpt)
-    four = Detector.load(dataclasses.replace(tiny_config, batch=4), adm=tiny_adm_ckpt, student=student_ckpt)
+    one = Detector.load(configured(dataclasses.replace(tiny_config, batch=1), adm=tiny_adm_ckpt, student=student_ckpt))
+    four = Detector.load(configured(dataclasses.replace(tiny_config, batch=4), adm=tiny_adm_ckpt, student=student_ckpt))
     x = one.preprocess(np.random.default_rng(2).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8))
     torch.testing.assert_close(one.score(x), four.score(x), rtol=1e-4, atol=1e-5)
 
@@ -187,8 +188,8 @@ def test_bf16_autocast_on_the_cpu_is_close_to_fp32_and_really_bf16(tiny_config, 
     fewer) add up roughly as sqrt(50) · 0.4% ≈ 3%, so 5% of the largest |value| bounds eps and logits, while fp32
     rounding alone stays near 1e-6: a difference above 0.1% shows that bf16 kernels really ran.
     """
-    fp32 = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", precision="fp32")
-    bf16 = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", precision="bf16")
+    fp32 = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", precision="fp32"))
+    bf16 = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", precision="bf16"))
     assert (bf16.device.type, bf16.precision, bf16.backend.precision) == ("cpu", "bf16", "bf16")
     x = fp32.preprocess(np.random.default_rng(4).integers(0, 256, (6, 72, 96, 3), dtype=np.uint8))
     for name in ("noise", "logits"):

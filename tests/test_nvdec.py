@@ -100,10 +100,10 @@ def test_nvdec_frames_are_the_cpu_frames(tmp_path: Path, spec: str) -> None:
 @pytest.mark.skipif(NO_NVDEC is not None, reason=f"needs NVDEC: {NO_NVDEC}")
 def test_nvdec_scan_scores_agree_with_cpu_decoding(tmp_path, tiny_config, tiny_adm_ckpt, student_ckpt) -> None:
     from streamdet.detector import Detector
-    from streamdet.pipeline import scan
+    from .engines import configured, scan
 
     paths = [make_video(tmp_path / f"{n}.mp4", 24, (96, 64), gop=8, rotation=r) for n, r in (("c", 0), ("d", 90))]
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cuda", precision="fp32")
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cuda", precision="fp32"))
     cpu = scan(detector, paths, sampling=Sampling(mode="all"), decoder="cpu", planes=False)
     gpu = scan(detector, paths, sampling=Sampling(mode="all"), decoder="nvdec")
     for a, b in zip(cpu, gpu):

@@ -24,6 +24,7 @@ from streamdet.train.dataset import load_items, read_rgb
 from .checkpoints import save_adm
 from .media import write_image
 from .trainingdata import make_image_dataset
+from .engines import configured
 
 runner = CliRunner()
 
@@ -65,7 +66,7 @@ def test_the_int8_noise_graph_holds_int8_weights_and_activations(engines):
 def test_int8_noise_model_tracks_fp32_on_eps_and_on_the_final_scores(engines, small, adm, student_ckpt, frames):
     """The error where it matters: eps against the fp32 noise model, and P(fake) of the student reading either eps."""
     images = [read_rgb(frames / item.path) for item in load_items(frames)]
-    reference = Detector.load(small, adm=adm, student=student_ckpt)
+    reference = Detector.load(configured(small, adm=adm, student=student_ckpt))
     x = reference.preprocess(images)
     session = onnxruntime.InferenceSession(str(engines / "noise-int8.onnx"), providers=["CPUExecutionProvider"])
     eps_int8 = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])

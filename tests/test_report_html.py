@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdet.cli import app
-from streamdet.pipeline import FrameScore
+from streamdet.results import FrameScore
 from streamdet.report.html import Thumbnails
 from streamdet.video import Frame
 

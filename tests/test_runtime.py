@@ -23,6 +23,7 @@ from streamdet.runtime.artifacts import artifact_path, metadata_path
 from streamdet.runtime.batching import AdaptiveBatch, is_out_of_memory
 
 from .media import make_video
+from .engines import configured
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +50,13 @@ def test_auto_precision_on_the_cpu_is_fp32():
 
 def test_onnxruntime_runs_from_its_files_and_a_published_checksum_alone(monkeypatch, tmp_path, tiny, tiny_adm_ckpt, student_ckpt, onnx_engines):
     """Registered checkpoints with published checksums that are not on this machine: the exported files are enough."""
-    eager = Detector.load(tiny, adm=tiny_adm_ckpt, student=student_ckpt)
+    eager = Detector.load(configured(tiny, adm=tiny_adm_ckpt, student=student_ckpt))
     for name, path in (("test-adm", tiny_adm_ckpt), ("test-student", student_ckpt)):
         entry = weights.WeightFile(name, "test", f"http://127.0.0.1:9/{name}.pt", 1, "absent on purpose", sha256=weights.file_sha256(path))
         monkeypatch.setitem(weights.REGISTRY, name, entry)
     monkeypatch.setenv("STREAMDET_HOME", str(tmp_path))  # an empty cache: neither checkpoint is here
     monkeypatch.setenv("STREAMDET_OFFLINE", "1")
-    exported = Detector.load(tiny, adm="test-adm", student="test-student", backend="onnxruntime", engines=onnx_engines)
+    exported = Detector.load(configured(tiny, adm="test-adm", student="test-student", backend="onnxruntime", engines=onnx_engines))
     assert not hasattr(exported.backend, "noise_model") and not hasattr(exported.backend, "student")
     x = eager.preprocess(np.random.default_rng(5).integers(0, 256, (3, 40, 56, 3), dtype=np.uint8))
     torch.testing.assert_close(exported.logits(x), eager.logits(x), rtol=1e-4, atol=1e-4)
@@ -63,7 +64,7 @@ def test_onnxruntime_runs_from_its_files_and_a_published_checksum_alone(monkeypa
 
 def test_another_checkpoint_is_refused_without_loading_it(tmp_path, tiny, tiny_adm_ckpt, fake_student_ckpt, onnx_engines):
     with pytest.raises(BackendError, match=r"student-fp32.onnx: it was exported from another checkpoint.*rebuild it: streamdet export"):
-        Detector.load(tiny, adm=tiny_adm_ckpt, student=fake_student_ckpt, backend="onnxruntime", engines=onnx_engines)
+        Detector.load(configured(tiny, adm=tiny_adm_ckpt, student=fake_student_ckpt, backend="onnxruntime", engines=onnx_engines))
 
 
 def test_a_corrupt_exported_file_whose_metadata_matches_gets_the_rebuild_command(tmp_path, tiny, tiny_adm_ckpt, student_ckpt, onnx_engines):
@@ -79,7 +80,7 @@ def test_a_corrupt_exported_file_whose_metadata_matches_gets_the_rebuild_command
     meta["file_sha256"] = weights.file_sha256(broken)  # the metadata still matches the file
     metadata_path(broken).write_text(json.dumps(meta))
     with pytest.raises(BackendError) as raised:
-        Detector.load(tiny, adm=tiny_adm_ckpt, student=student_ckpt, backend="onnxruntime", engines=folder)
+        Detector.load(configured(tiny, adm=tiny_adm_ckpt, student=student_ckpt, backend="onnxruntime", engines=folder))
     message = str(raised.value)
     assert "student-fp32.onnx: ONNX Runtime cannot load it" in message and "rebuild it: streamdet export --format onnx" in message
     assert "\n" not in message
@@ -145,7 +146,7 @@ def test_users_see_only_streamdets_messages(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the pinned-buffer, side-stream path runs only on CUDA")
 def test_pinned_uploads_and_async_scores_match_the_plain_path(tiny, tiny_adm_ckpt, student_ckpt):
-    gpu = Detector.load(dataclasses.replace(tiny, device="cuda", precision="fp32"), adm=tiny_adm_ckpt, student=student_ckpt)
+    gpu = Detector.load(configured(dataclasses.replace(tiny, device="cuda", precision="fp32"), adm=tiny_adm_ckpt, student=student_ckpt))
     rng = np.random.default_rng(9)
     batches = [[rng.integers(0, 256, (40 + 8 * i, 56, 3), dtype=np.uint8) for i in range(n)] for n in (3, 5, 2, 4)]
     pending = [gpu.score_async(gpu.preprocess(frames)) for frames in batches]  # more batches than buffers, all in flight

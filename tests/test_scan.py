@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from streamdet.cli import app
 from streamdet.detector import Detector
-from streamdet.pipeline import scan
+from .engines import configured, scan
 from streamdet.video import Sampling
 
 from .media import corrupt_packets, make_audio, make_video, read_index, write_image
@@ -150,7 +150,7 @@ def test_snap_keyframes_option_picks_key_frames(tiny_adm_ckpt, student_ckpt, tmp
     result = runner.invoke(app, ["scan", str(video), *_tiny("--frames", "4", "--snap", "keyframes", "--jsonl", adm=tiny_adm_ckpt, student=student_ckpt)])
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == [10, 20, 40, 50]
     refused = runner.invoke(app, ["scan", str(video), *_tiny("--every", "2", "--snap", "keyframes", adm=tiny_adm_ckpt, student=student_ckpt)])
-    assert refused.exit_code == 2 and "'snap' applies to uniform sampling only" in refused.output
+    assert refused.exit_code == 2 and "--snap: applies to uniform sampling only, not 'every'" in refused.output
 
 
 def test_conflicting_options_are_refused(media, tiny_adm_ckpt, student_ckpt):
@@ -162,10 +162,10 @@ def test_scores_follow_frames_not_positions_across_batches(media, tiny_config, t
     """Frames of several files share batches; each score must land on its own (file, index)."""
     paths = [media / "nested" / "b.mkv", media / "nested" / "deeper" / "c.webm", media / "nested" / "e.jpg"]
     every = Sampling(mode="all")
-    batched = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=7)
+    batched = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=7))
     sizes: list[int] = []
     together = scan(batched, paths, sampling=every, on_frames=sizes.append)
-    one = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=1)
+    one = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=1))
     alone = [scan(one, [p], sampling=every)[0] for p in paths]
     assert max(sizes) == 7 and sum(sizes) == 12 + 8 + 1
     for a, b in zip(together, alone):
@@ -205,7 +205,7 @@ def test_ctrl_c_keeps_finished_results_and_marks_the_rest_interrupted(tmp_path, 
     first = make_video(tmp_path / "a_short.mp4", 4, (64, 48), 10)
     rest = [make_video(tmp_path / f"{name}_long.mp4", 240, (64, 48), 10, pattern=noise_pattern) for name in "bc"]
     out = tmp_path / "report.json"
-    args = [str(first), *map(str, rest), *_tiny("--all-frames", "--workers", "1", "--batch", "4", "--json", *(["--out", str(out)] if to_file else []), adm=tiny_adm_ckpt, student=fake_student_ckpt)]
+    args = [str(first), *map(str, rest), *_tiny("--all-frames", "--decode-workers", "1", "--batch", "4", "--json", *(["--out", str(out)] if to_file else []), adm=tiny_adm_ckpt, student=fake_student_ckpt)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "streamdet", "--verbose", "scan", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     seen = []

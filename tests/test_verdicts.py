@@ -25,7 +25,7 @@ from streamdet.live.source import SourceSettings
 from streamdet.live.targets import StreamTarget
 from streamdet.live.watch import Watch, WatchSettings
 from streamdet.live.window import AlertRule
-from streamdet.pipeline import scan
+from .engines import configured, engine, scan
 from streamdet.preprocess import preprocess_boxes
 
 from .media import FACE_CENTER, drawn_face, make_video, write_image
@@ -97,10 +97,10 @@ def test_scan_with_a_band_reports_uncertain_in_every_format_and_exits_zero(clips
     assert result.exit_code == 2 and "--uncertain '0.9:0.2': expected LOW:HIGH" in result.output
 
 
-def _watch(detector: Detector, rule: AlertRule, size: tuple[int, int] = (64, 48), **settings) -> list[dict]:
+def _watch(detector: Detector, rule: AlertRule, size: tuple[int, int] = (64, 48), crops: str = "center", **settings) -> list[dict]:
     target = StreamTarget("rtsp://cam/live", "rtsp://cam/live", "network")
     out = io.StringIO()
-    watch = Watch(detector, [target], WatchSettings(SourceSettings(fps=2), rule, **settings), EventLog(out))
+    watch = Watch(engine(detector, crops=crops), [target], WatchSettings(SourceSettings(fps=2), rule, **settings), EventLog(out))
     watch.events.emit("watch_start", settings=watch._settings_record())
     for index in range(4):
         watch.mailbox.offer(LiveFrame(target.id, index, index / 2, index / 2, time.time(), time.monotonic(), noise(index, *size)))
@@ -109,7 +109,7 @@ def _watch(detector: Detector, rule: AlertRule, size: tuple[int, int] = (64, 48)
 
 
 def test_watch_reports_an_uncertain_window_once_and_alerts_only_from_high(tiny_config, tiny_adm_ckpt, fake_student_ckpt):
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=fake_student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=fake_student_ckpt))
     high = FAKE_P + 0.001
     events = _watch(detector, AlertRule(window_s=10, raise_at=high, clear_at=0.5, min_frames=2, uncertain=(0.5, high)))
     kinds = [e["event"] for e in events]
@@ -147,7 +147,7 @@ def test_box_crops_take_the_pixels_of_their_box():
 
 
 def test_center_mode_keeps_outputs_and_cover_scores_are_their_best_crop(clips, tiny_config, tiny_adm_ckpt, student_ckpt):
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     (center,) = scan(detector, [clips / "wide.mp4"])
     assert "crop" not in center.to_dict()["frames"][0], "the default output has no crop fields"
     (cover,) = scan(detector, [clips / "wide.mp4"], crops="cover")
@@ -164,7 +164,7 @@ def test_center_mode_keeps_outputs_and_cover_scores_are_their_best_crop(clips, t
 
 def test_cover_crops_of_yuv_planes_match_the_rgb_path(clips, tiny_config, tiny_adm_ckpt, student_ckpt):
     """On a GPU frames reach the crops as YUV planes; the same boxes and scores (within DESIGN.md's scan tolerance) as from rgb24."""
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     (rgb,) = scan(detector, [clips / "wide.mp4"], crops="cover", planes=False)
     (yuv,) = scan(detector, [clips / "wide.mp4"], crops="cover", planes=True)
     assert [[c["box"] for c in f.crops] for f in yuv.frames] == [[c["box"] for c in f.crops] for f in rgb.frames]
@@ -173,14 +173,14 @@ def test_cover_crops_of_yuv_planes_match_the_rgb_path(clips, tiny_config, tiny_a
 
 
 def test_faces_refuse_yuv_planes_and_nvdec_in_one_line(clips, tiny_config, tiny_adm_ckpt, student_ckpt):
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     for how in ({"planes": True}, {"decoder": "nvdec"}):
         with pytest.raises(ConfigError, match="--crops faces finds faces in RGB frames on the CPU"):
             scan(detector, [clips / "face.mp4"], crops="faces", **how)
 
 
 def test_watch_with_cover_crops_scores_each_frame_by_its_best_square(tiny_config, tiny_adm_ckpt, student_ckpt):
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     rule = AlertRule(window_s=10, raise_at=0.99, clear_at=0.5, min_frames=2)
     events = _watch(detector, rule, (160, 90), log_frames=True, crops="cover")
     assert events[0]["settings"]["crops"] == "cover"
@@ -191,8 +191,8 @@ def test_watch_with_cover_crops_scores_each_frame_by_its_best_square(tiny_config
         alone = {x: detector.score(detector.preprocess([image[:, x : x + 90]])).item() for x in (0, 35, 70)}
         best = max(alone, key=alone.get)
         assert event["score"] == pytest.approx(alone[best], rel=1e-4) and event["crop"] == [best, 0, 90, 90]
-    with pytest.raises(ConfigError, match="crops 'edges'"):
-        WatchSettings(SourceSettings(fps=2), rule, crops="edges")
+    with pytest.raises(ConfigError, match="crops: expected one of 'center', 'cover' or 'faces'"):
+        engine(detector, crops="edges")
 
 
 @needs_cascades

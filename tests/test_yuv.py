@@ -18,7 +18,7 @@ import torch
 
 from .media import make_video
 from streamdet.detector import Detector
-from streamdet.pipeline import scan
+from .engines import configured, scan
 from streamdet.preprocess import yuv420_to_rgb
 from streamdet.video import Sampling, YuvImage, iter_frames
 from streamdet.video.decode import yuv_image
@@ -125,7 +125,7 @@ def test_scan_scores_agree_between_rgb_and_planes(tagged, tmp_path, tiny_config,
     paths = [tagged["709-limited"], tagged["601-full-yuvj"], tagged["709-full-tagged"], turned]
     for path in paths:
         assert all(isinstance(f.image, YuvImage) for f in iter_frames(path, Sampling(mode="all"), planes=True))
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", batch=4)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", batch=4))
     sampling = Sampling(mode="all")
     rgb = scan(detector, paths, sampling=sampling, planes=False)
     yuv = scan(detector, paths, sampling=sampling, planes=True)
@@ -148,7 +148,7 @@ def logit(p: float) -> float:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: the planes go through the pinned uploader")
 def test_planes_through_the_cuda_uploader_score_like_rgb(tagged, tiny_config, tiny_adm_ckpt, student_ckpt) -> None:
     paths = [tagged["709-limited"], tagged["601-full-yuvj"]]
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cuda", precision="fp32")
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cuda", precision="fp32"))
     rgb = scan(detector, paths, sampling=Sampling(mode="all"), planes=False)
     yuv = scan(detector, paths, sampling=Sampling(mode="all"))  # planes by default on CUDA
     for a, b in zip(rgb, yuv):

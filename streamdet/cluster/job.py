@@ -8,7 +8,7 @@ again (each on its own) up to `retries` times, then recorded as errors.
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 import time
 import warnings
@@ -18,10 +18,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..config import Config
+from ..aggregate import VerdictRule, conclude
+from ..config import ClusterConfig, Config
 from ..errors import StreamdetError
-from ..pipeline import FileResult, FrameScore, conclude
-from ..video import Sampling
+from ..results import FileResult, FrameScore
 from ..weights import file_sha256, resolve
 from .inputs import Pending, pending_inputs
 from .parts import PartWriter, check_settings, read_rows
@@ -30,22 +30,6 @@ from .stages import FRAME, ScoreFrames, decode_inputs
 log = logging.getLogger("streamdet")
 INSTALL_HINT = "streamdet batch needs Ray: pip install 'streamdet[ray]' (or pip install 'ray[data]>=2.9')"
 MAX_BLOCKS = 10_000  # inputs per first round beyond this share decode tasks; a crash reruns the others on their own
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """Where and how the cluster scan runs (see `streamdet batch --help`)."""
-
-    cluster: str = "auto"
-    workers: int | None = None
-    gpus_per_worker: float | None = None
-    cpus_per_worker: float = 1.0
-    num_cpus: int | None = None
-    part_rows: int = 100
-    part_seconds: float = 30.0
-    retries: int = 2
-    ship_weights: bool = False
-    retry_errors: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,17 +75,33 @@ def require_ray() -> Any:
     return ray
 
 
-def _connect(ray: Any, settings: BatchSettings) -> bool:
+def _connect(ray: Any, settings: ClusterConfig) -> bool:
     """Join the cluster asked for (auto: RAY_ADDRESS or a running local one, else a new local one); True if started here."""
     if ray.is_initialized():
         return False
-    address = {"auto": None, "local": "local"}.get(settings.cluster, settings.cluster)
+    address = {"auto": None, "local": "local"}.get(settings.address, settings.address)
     local = address in (None, "local")
+    if not local:
+        _check_reachable(settings.address)
     try:
         ray.init(address=address, num_cpus=settings.num_cpus if local else None, include_dashboard=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise StreamdetError(f"--cluster {settings.cluster}: cannot connect to Ray ({str(exc).splitlines()[0]})") from None
+        raise StreamdetError(f"--cluster {settings.address}: cannot connect to Ray ({str(exc).splitlines()[0]})") from None
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A one-line error within seconds where a `host:port` (or ray://host:port) address does not answer, rather
+    than Ray's own minutes of connection retries."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise StreamdetError(f"--cluster {address}: expected auto, local, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise StreamdetError(f"--cluster {address}: no Ray head answers there ({exc.strerror or exc})") from None
 
 
 def _ship(ray: Any, path: Path, digest: str) -> tuple[str, Any]:
@@ -110,12 +110,11 @@ def _ship(ray: Any, path: Path, digest: str) -> tuple[str, Any]:
 
 
 class _Assembly:
-    """Collects frame scores per file and concludes each file once its `done` row and all its frames are in."""
+    """Collects frame scores per file and concludes each file with the engine's rule once its `done` row and all its frames are in."""
 
-    def __init__(self, inputs: dict[str, Pending], threshold: float, top_fraction: float, emit: Callable[[FileResult], None]) -> None:
+    def __init__(self, inputs: dict[str, Pending], rule: VerdictRule, emit: Callable[[FileResult], None]) -> None:
         self.inputs = inputs
-        self.threshold = threshold
-        self.top_fraction = top_fraction
+        self.rule = rule
         self.emit = emit
         self.files: dict[str, dict[str, Any]] = {}
         self.done_paths: set[str] = set()
@@ -126,7 +125,7 @@ class _Assembly:
             path = str(path)
             state = self.files.setdefault(path, {"frames": [], "model_s": 0.0, "done": None})
             if batch["row"][i] == FRAME:
-                state["frames"].append(FrameScore(int(batch["index"][i]), float(batch["time"][i]), float(batch["score"][i])))
+                state["frames"].append(FrameScore.from_dict(json.loads(batch["scored"][i])))
                 state["model_s"] += float(batch["model_s"][i])
                 self.frames += 1
             else:
@@ -141,22 +140,23 @@ class _Assembly:
         result = FileResult(path, self.inputs[path].kind, frames=state["frames"])
         decode_s, model_s = float(done["decode_s"]), state["model_s"]
         result.timings = {"decode_s": round(decode_s, 4), "model_s": round(model_s, 4), "total_s": round(decode_s + model_s, 4)}
-        return conclude(result, str(done["error"]) or None, str(done["warning"]) or None, self.threshold, self.top_fraction)
+        return conclude(result, str(done["error"]) or None, str(done["warning"]) or None, self.rule)
 
 
-def _round(ray: Any, todo: list[Pending], blocks: int, sampling: Sampling, config: Config, weights: tuple[Any, Any], settings: BatchSettings, assembly: _Assembly) -> None:
+def _round(ray: Any, todo: list[Pending], blocks: int, config: Config, weights: dict[str, Any], assembly: _Assembly) -> None:
     """One Ray Data pass over `todo`; results reach `assembly` as they are ready."""
-    gpus = settings.gpus_per_worker
+    settings = config.cluster
+    gpus = settings.gpus_per_actor
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 and config.device != "cpu" else 0.0
-    workers = settings.workers or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus else 1)
+    workers = settings.actors or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus else 1)
     ds = ray.data.from_items([{"path": item.path} for item in todo], override_num_blocks=blocks)
     with warnings.catch_warnings():  # bounded retries have no named parameter yet; Ray's default is to retry forever
         warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map_batches(decode_inputs, fn_kwargs={"sampling": sampling}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
+        ds = ds.map_batches(decode_inputs, fn_kwargs={"sampling": config.sampling}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
         ds = ds.map_batches(
-            ScoreFrames, fn_constructor_args=(config, *weights), batch_size=config.batch, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=settings.cpus_per_worker,
+            ScoreFrames, fn_constructor_args=(config, weights), batch_size=config.batch, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=settings.cpus_per_actor,
             max_restarts=-1, max_task_retries=settings.retries,
         )
     for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
@@ -176,27 +176,42 @@ def _fatal(exc: BaseException) -> StreamdetError | None:
     return None
 
 
+def checkpoints(config: Config) -> dict[str, str]:
+    """The checkpoints a run of these settings reads, by their setting: the ADM and the student, the DIRE
+    classifier for the dire method, the lite detector for a cascade."""
+    specs = {"weights.adm": config.weights.adm, "weights.student": config.weights.student}
+    if config.method != "distildire":
+        specs["weights.dire"] = config.weights.dire
+    if config.cascade.lite is not None:
+        specs["cascade.lite"] = config.cascade.lite
+    return specs
+
+
 def run_batch(
     config: Config,
     sources: Sequence[str],
     out_dir: str | Path,
-    sampling: Sampling | None = None,
-    settings: BatchSettings = BatchSettings(),
-    adm: str | None = None,
-    student: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    retry_errors: bool = False,
 ) -> BatchSummary:
-    """Scan `sources` on Ray into part files under `out_dir`, skipping inputs already there; one row per input."""
+    """Scan `sources` on Ray with the settings of `config` (its `cluster:` section says where and how) into part
+    files under `out_dir`, skipping inputs already there; one row per input. `retry_errors` scans again the
+    inputs whose row is an error."""
     ray = require_ray()
+    from ..engine.core import fingerprint
+
+    settings = config.cluster
     start = time.perf_counter()
-    sampling = sampling or Sampling(**dataclasses.asdict(config.sampling))
     inputs = pending_inputs(sources)
     by_path = {item.path: item for item in inputs}
+    paths = {key: resolve(spec) if key.startswith("weights.") else Path(spec) for key, spec in checkpoints(config).items()}
+    digests = {key: file_sha256(path) for key, path in paths.items()}
+    check_settings(out_dir, fingerprint(config, digests))
     earlier = read_rows(out_dir) if Path(out_dir).is_dir() else {}
     fresh = {
         path: row for path, row in earlier.items()
         if path in by_path and (row.get("path"), row.get("size"), row.get("mtime_ns")) == by_path[path].key
-        and not (settings.retry_errors and row.get("status") == "error")
+        and not (retry_errors and row.get("status") == "error")
     }
     todo = [item for item in inputs if item.path not in fresh]
     writer = PartWriter(out_dir, settings.part_rows, settings.part_seconds)
@@ -217,14 +232,9 @@ def run_batch(
         if on_progress is not None:
             on_progress(Progress(len(results), len(todo), counts["errors"], assembly.frames, time.perf_counter() - start))
 
-    assembly = _Assembly(by_path, config.threshold, config.top_fraction, emit)
+    band = None if config.uncertain is None else (config.uncertain[0], config.uncertain[1])
+    assembly = _Assembly(by_path, VerdictRule(config.threshold, config.top_fraction, band), emit)
     media = [item for item in todo if item.kind != "error"]
-    paths = [resolve(spec) for spec in (adm or config.weights.adm, student or config.weights.student)]
-    digests = [file_sha256(path) for path in paths]
-    check_settings(out_dir, {
-        "adm": dataclasses.asdict(config.adm), "adm_sha256": digests[0], "student_sha256": digests[1],
-        "threshold": config.threshold, "top_fraction": config.top_fraction, "sampling": dataclasses.asdict(sampling),
-    })
     try:
         for item in todo:
             if item.kind == "error":
@@ -232,8 +242,8 @@ def run_batch(
         if media:
             started = _connect(ray, settings)
             try:
-                weights = tuple(_ship(ray, path, digest) if settings.ship_weights else str(path.resolve()) for path, digest in zip(paths, digests))
-                _run_rounds(ray, media, sampling, config, weights, settings, assembly, emit)
+                weights = {key: _ship(ray, path, digests[key]) if settings.ship_weights else str(path.resolve()) for key, path in paths.items()}
+                _run_rounds(ray, media, config, weights, assembly, emit)
             finally:
                 if started:
                     ray.shutdown()
@@ -243,10 +253,11 @@ def run_batch(
     return BatchSummary([rows[p] for p in order if p in rows], len(fresh), len(results), assembly.frames, time.perf_counter() - start, writer.parts, results)
 
 
-def _run_rounds(ray: Any, media: list[Pending], sampling: Sampling, config: Config, weights: tuple[Any, Any], settings: BatchSettings, assembly: _Assembly, emit: Callable[[FileResult], None]) -> None:
+def _run_rounds(ray: Any, media: list[Pending], config: Config, weights: dict[str, Any], assembly: _Assembly, emit: Callable[[FileResult], None]) -> None:
     """Run rounds until every input has a row: the first shares tasks, retries run each input alone; then errors."""
     from ray.data import DataContext
 
+    settings = config.cluster
     context = DataContext.get_current()
     before = (context.enable_progress_bars, context.max_errored_blocks)
     context.enable_progress_bars, context.max_errored_blocks = False, -1
@@ -255,7 +266,7 @@ def _run_rounds(ray: Any, media: list[Pending], sampling: Sampling, config: Conf
         for attempt in range(settings.retries + 1):
             blocks = len(todo) if attempt else min(len(todo), MAX_BLOCKS)
             try:
-                _round(ray, todo, blocks, sampling, config, weights, settings, assembly)
+                _round(ray, todo, blocks, config, weights, assembly)
             except Exception as exc:  # a Ray failure (a node lost, a worker killed): the inputs left go to the next round
                 fatal = _fatal(exc)
                 if fatal is not None:

@@ -1,4 +1,4 @@
-"""The Ray Data stages: decode + sample an input into frame rows (CPU), score frame rows with a Detector (GPU or CPU actor).
+"""The Ray Data stages: decode + sample an input into frame rows (CPU), score frame rows with the run's Engine (GPU or CPU actor).
 
 Every input's frames are followed by one `done` row carrying its frame count and what the decoder reported,
 so that the driver knows when a file is complete without collecting all rows first.
@@ -6,6 +6,7 @@ so that the driver knows when a file is complete without collecting all rows fir
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -15,8 +16,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..allocator import reuse_frame_buffers
-from ..config import Config
-from ..detector import Detector
+from ..config import Config, with_overrides
+from ..engine import Engine
 from ..errors import StreamdetError, WeightsError
 from ..files import write_bytes
 from ..video import DecodeStats, Frame, Sampling, iter_frames
@@ -87,11 +88,20 @@ def materialize(name: str, data: bytes) -> Path:
     return path
 
 
-class ScoreFrames:
-    """A Ray Data actor: one Detector, built from checkpoints the driver resolved; scores frame rows, passes `done` rows on."""
+class _Row:
+    """A frame row as scoring reads it: pixels, index and time."""
 
-    def __init__(self, config: Config, adm: Any, student: Any) -> None:
-        self.detector = Detector.load(config, adm=self._local(adm), student=self._local(student))
+    def __init__(self, image: np.ndarray, index: int, time: float) -> None:
+        self.image, self.index, self.time = image, index, time
+
+
+class ScoreFrames:
+    """A Ray Data actor: the run's Engine (the same settings as the driver's, the checkpoints the driver resolved);
+    scores frame rows exactly as `scan` does (crops, methods, cascade), passes `done` rows on."""
+
+    def __init__(self, config: Config, weights: dict[str, Any]) -> None:
+        local = {key: self._local(spec) for key, spec in weights.items()}
+        self.engine = Engine.load(with_overrides(config, local, flags={key: key for key in local}))
 
     @staticmethod
     def _local(weights: Any) -> str:
@@ -107,15 +117,21 @@ class ScoreFrames:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         is_frame = batch["row"] == FRAME
-        scores = np.full(len(is_frame), np.nan)
+        scored = np.empty(len(is_frame), dtype=object)
+        scored[:] = ""
         model_s = np.zeros(len(is_frame))
         chosen = np.flatnonzero(is_frame)
         if len(chosen):
-            images = [np.frombuffer(batch["image"][i], np.uint8).reshape(batch["height"][i], batch["width"][i], 3).copy() for i in chosen]
+            frames = [
+                _Row(np.frombuffer(batch["image"][i], np.uint8).reshape(batch["height"][i], batch["width"][i], 3).copy(), int(batch["index"][i]), float(batch["time"][i]))
+                for i in chosen
+            ]
             start = time.perf_counter()
-            scores[chosen] = self.detector.score(self.detector.preprocess(images)).numpy()
+            results = self.engine.score_frames(frames)
             model_s[chosen] = (time.perf_counter() - start) / len(chosen)
+            for i, result in zip(chosen, results):
+                scored[i] = json.dumps(result.to_dict())
         out = {name: column for name, column in batch.items() if name not in ("image", "height", "width")}
-        out["score"] = scores
+        out["scored"] = scored
         out["model_s"] = model_s
         return out

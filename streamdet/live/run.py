@@ -14,11 +14,11 @@ from streamdet.live.watch import Watch, WatchSettings
 from streamdet.live.webhook import Webhook
 
 if TYPE_CHECKING:
-    from streamdet.detector import Detector
+    from streamdet.engine import Engine
 
 
 def run_watch(
-    detector: "Detector",
+    engine: "Engine",
     targets: Sequence[StreamTarget],
     settings: WatchSettings,
     events_path: Path | None,
@@ -36,7 +36,7 @@ def run_watch(
         if webhook_url is not None:
             hook = Webhook(webhook_url, on_error=lambda problem: log.emit("webhook_error", error=problem))
             log.webhook = hook
-        runner = Watch(detector, targets, settings, log, on_line=on_line)
+        runner = Watch(engine, targets, settings, log, on_line=on_line)
         with stop_on_signals(runner.request_stop):
             return runner.run()
     finally:

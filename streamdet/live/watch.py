@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from streamdet.crops import MODES, best_crop, frame_spans
+from streamdet.config import Config
 from streamdet.errors import ConfigError
 from streamdet.live.events import EventLog, Gate, utc_stamp
 from streamdet.live.mailbox import LatestFrames, LiveFrame
 from streamdet.live.metrics import StreamHealth, WatchMetrics
 from streamdet.live.source import LiveSource, SourceSettings
 from streamdet.live.targets import StreamTarget
-from streamdet.live.window import AlertRule, AlertWindow, Transition
+from streamdet.live.window import AlertRule, AlertWindow, Transition, default_min_frames
 
 if TYPE_CHECKING:
-    from streamdet.detector import Detector
+    from streamdet.engine import Engine
 
 _SOURCE_JOIN_S = 2.0
 
@@ -43,11 +43,22 @@ class WatchSettings:
     duration_s: float | None = None
     log_frames: bool = False
     metrics_port: int | None = None
-    crops: str = "center"  # the regions scored per frame (streamdet.crops); a frame's score is its best region's
+
+    @classmethod
+    def from_config(cls, config: Config) -> WatchSettings:
+        """The settings of the config's `watch:` section, with the alert levels it leaves open derived as documented:
+        raise at the threshold (HIGH with an uncertain band), clear at LOW or 0.15 below raise."""
+        w = config.watch
+        band = None if config.uncertain is None else (config.uncertain[0], config.uncertain[1])
+        raise_at = w.raise_at if w.raise_at is not None else config.threshold if band is None else band[1]
+        clear_at = w.clear_at
+        if clear_at is None:
+            clear_at = band[0] if band is not None and band[0] < raise_at else max(0.0, raise_at - 0.15)
+        rule = AlertRule(w.window, raise_at, clear_at, w.min_frames or default_min_frames(w.window, w.fps), config.top_fraction, band)
+        source = SourceSettings(fps=w.fps, realtime=w.realtime, rtsp_transport=w.rtsp_transport, timeout_s=w.timeout, max_backoff_s=w.max_backoff)
+        return cls(source, rule, w.status_every, w.duration, w.log_frames, w.metrics_port)
 
     def __post_init__(self) -> None:
-        if self.crops not in MODES:
-            raise ConfigError(f"crops {self.crops!r}: expected one of {', '.join(MODES)}")
         if not self.source.fps > 0:
             raise ConfigError(f"--fps must be positive, not {self.source.fps}")
         if self.rule.min_frames > self.rule.window_s * self.source.fps + 1e-9:
@@ -70,14 +81,14 @@ class Watch:
 
     def __init__(
         self,
-        detector: "Detector",
+        engine: "Engine",
         targets: Sequence[StreamTarget],
         settings: WatchSettings,
         events: EventLog,
         stop: threading.Event | None = None,
         on_line: Callable[[str], None] | None = None,
     ) -> None:
-        self.detector = detector
+        self.engine = engine
         self.targets = list(targets)
         self.settings = settings
         self.events = events
@@ -128,8 +139,8 @@ class Watch:
 
     def _warm_up(self) -> None:
         """One model call on a blank frame before the streams start, so first-call set-up does not count as latency."""
-        size = self.detector.image_size
-        self.detector.score(self.detector.preprocess([np.zeros((size, size, 3), np.uint8)]))
+        blank = LiveFrame("warm-up", 0, 0.0, None, 0.0, 0.0, np.zeros((64, 64, 3), np.uint8))
+        self.engine.score_frames([blank])
 
     def _loop(self, started: float, next_status: float) -> str:
         """Score waiting frames until something ends the watch; return what did."""
@@ -151,7 +162,7 @@ class Watch:
 
     def step(self, wait_s: float) -> int:
         """Score the frames waiting now (any streams, up to a batch) in one detector call; return how many."""
-        frames = self.mailbox.take(self.detector.batch.size, wait_s)
+        frames = self.mailbox.take(self.engine.scorer.batch.size, wait_s)
         self._score(frames)
         return len(frames)
 
@@ -159,17 +170,11 @@ class Watch:
         """Score frames of any streams in one detector call and feed the results to their windows."""
         if not frames:
             return
-        images = [f.image for f in frames]
-        crops = self.settings.crops
-        x, layout = (self.detector.preprocess(images), None) if crops == "center" else self.detector.preprocess_crops(images, crops)
-        pending = self.detector.score_async(x)
-        values = pending.result()
+        scored = self.engine.score_frames(frames)
         done = time.monotonic()
         self.model_calls += 1
-        rows = pending.scored_by or [None] * len(values)
-        for frame, (start, _, boxes) in zip(frames, frame_spans(layout, len(frames))):
-            score, top = best_crop(values[start : start + len(boxes)])
-            by, box = rows[start + top], boxes[top]
+        for frame, result in zip(frames, scored):
+            score = math.nan if result.score is None else result.score
             latency = done - frame.arrival_mono
             health = self.health[frame.stream]
             if not math.isfinite(score):
@@ -186,10 +191,11 @@ class Watch:
                     pts=None if frame.pts is None else round(frame.pts, 4),
                     arrival=utc_stamp(frame.arrival),
                     score=score,
-                    scored_by=by,
+                    scored_by=result.scored_by,
                     latency_ms=round(latency * 1000, 1),
-                    batch=self.model_calls,
-                    **({} if box is None else {"crop": list(box)}),
+                    call=self.model_calls,
+                    batch_size=len(frames),
+                    **({} if result.crop is None else {"crop": result.crop}),
                 )
             window = self.windows[frame.stream]
             change = window.add(frame.time, score)
@@ -251,20 +257,21 @@ class Watch:
 
     def _settings_record(self) -> dict:
         """The settings as written in the watch_start event."""
-        detector = self.detector
+        info = self.engine.run_info()
         rule = {k: v for k, v in asdict(self.settings.rule).items() if k != "uncertain" or v is not None}
         return {
             **asdict(self.settings.source),
             **rule,
             "status_every_s": self.settings.status_every_s,
             "duration_s": self.settings.duration_s,
-            "device": str(detector.device),
-            "precision": detector.precision,
-            "backend": detector.backend.name,
-            "student_precision": detector.backend.student_precision,
-            "batch": detector.batch.size,
-            "config": detector.config.source,
-            "crops": self.settings.crops,
+            "device": info.device,
+            "precision": info.precision,
+            "backend": info.backend,
+            "method": info.method,
+            "student_precision": info.student_precision,
+            "batch": self.engine.scorer.batch.size,
+            "config": info.config,
+            "crops": info.crops,
         }
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..aggregate import FAKE, REAL, UNCERTAIN
-from ..pipeline import FileResult, FrameScore
+from ..results import FileResult, FrameScore
 from ..version import __version__
 from ..video import Frame
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..aggregate import FAKE, REAL, UNCERTAIN, verdict
-from ..pipeline import FileResult
+from ..results import FileResult
 
 FORMATS = ("table", "json", "jsonl", "csv")
 FRAME_COLUMNS = ("path", "index", "time", "score", "status", "error")

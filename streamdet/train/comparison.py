@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from ..pipeline import scan
-from ..video import Sampling
-
 if TYPE_CHECKING:
-    from ..detector import Detector
+    from ..engine import Engine
 
 log = logging.getLogger("streamdet")
 
@@ -21,10 +18,10 @@ log = logging.getLogger("streamdet")
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}
 
 
-def score_folder(detector: "Detector", folder: str | Path, sampling: Sampling | None = None) -> dict[str, float]:
-    """P(fake) per image or video under `folder` (a video's file score) with the detector's backend; unreadable files are skipped with a warning."""
+def score_folder(engine: "Engine", folder: str | Path) -> dict[str, float]:
+    """P(fake) per image or video under `folder` (a video's file score) with the engine's backend and settings; unreadable files are skipped with a warning."""
     scores = {}
-    for result in scan(detector, [folder], sampling=sampling):
+    for result in engine.scan([folder]):
         if result.status == "ok" and result.score is not None:
             scores[result.path] = result.score
         else:

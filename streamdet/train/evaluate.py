@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..aggregate import file_score
-from ..config import Config
+from ..config import Config, with_overrides
 from ..detector import Detector
 from ..device import autocast, pick_device, pick_precision
 from ..errors import BackendError, DatasetError
@@ -149,7 +149,9 @@ def student_run(
 ) -> EvalStudent:
     """The student as `scan` would run it: eager under the config's autocast, or a backend's student (its detector loaded as `scan` loads it)."""
     if backend != "torch":
-        detector = Detector.load(config, adm=adm, student=student, backend=backend, engines=engines, student_precision=student_precision)
+        detector = Detector.load(with_overrides(config, {
+            "weights.adm": adm and str(adm), "weights.student": str(student), "backend": backend, "engines": str(engines), "student_precision": student_precision,
+        }))
         # The backend keeps its own precision: no autocast around it.
         return EvalStudent(detector.backend.logits, Runtime(0, 1, detector.device, "fp32"), backend, detector.backend.student_precision, load_student(student).to(detector.device))
     device = pick_device(config.device)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, with_overrides
 from ..detector import Detector
 from ..errors import DatasetError
 from ..runtime.artifacts import DEFAULT_ENGINES
@@ -121,7 +121,9 @@ def robustness(
         items = dict(zip(("train", "val"), train_val(items, config.train.val_fraction, config.train.seed)))[split]
     if not items:
         raise DatasetError(f"{root}: no images in split {split!r}")
-    detector = Detector.load(config, adm=adm, student=student, backend=backend, engines=engines, student_precision=student_precision)
+    detector = Detector.load(with_overrides(config, {
+            "weights.adm": adm and str(adm), "weights.student": str(student), "backend": backend, "engines": str(engines), "student_precision": student_precision,
+        }))
     clips = groups(items)
     ordered = [item for clip in clips for item in clip]
     report = RobustnessReport(str(root), str(student), config.threshold)

@@ -1,77 +1,20 @@
-"""Which frames of a video to analyse, as a value plus small pure selection functions."""
+"""Which frames of a video to analyse: small pure selection functions over the settings' `Sampling` rule."""
 
 from __future__ import annotations
 
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
-from streamdet.errors import ConfigError
+from streamdet.config import SAMPLING_MODES, SNAPS, Sampling
 
 T = TypeVar("T")
 
-MODES = ("uniform", "every", "fps", "keyframes", "all")
-SNAPS = ("none", "keyframes")
+MODES, SNAPS = SAMPLING_MODES, SNAPS  # the one sampling type lives with the settings
 
 # Two timestamps closer than this (seconds) are the same instant: absorbs float rounding of pts.
 TIME_EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """A frame-selection rule: ``mode`` plus the parameter that mode uses.
-
-    - ``uniform``: ``frames`` frames spread evenly over the duration (all frames if the video has fewer).
-    - ``every``: every ``every``-th frame by index (0, n, 2n, ...).
-    - ``fps``: ``fps`` frames per second of presentation time, the first frame at or after each tick.
-    - ``keyframes``: only key frames, decoded without decoding the frames between them.
-    - ``all``: every frame.
-
-    ``snap="keyframes"`` (``uniform`` only) moves each uniform target to the nearest key frame: much faster
-    (key frames decode alone) but the times are only as close as the key-frame interval allows.
-    """
-
-    mode: str = "uniform"
-    frames: int = 16
-    every: int = 1
-    fps: float = 1.0
-    snap: str = "none"
-
-    def __post_init__(self) -> None:
-        """Reject values that cannot select anything, so errors surface where the rule is made."""
-        if self.mode not in MODES:
-            raise ConfigError(f"sampling mode {self.mode!r} is not one of {', '.join(MODES)}")
-        for name in ("frames", "every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"sampling {name!r} must be a whole number >= 1, got {value!r}")
-        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps < math.inf:
-            raise ConfigError(f"sampling 'fps' must be a finite number > 0, got {self.fps!r}")
-        if self.snap not in SNAPS:
-            raise ConfigError(f"sampling 'snap' must be one of {', '.join(SNAPS)}, got {self.snap!r}")
-        if self.snap != "none" and self.mode != "uniform":
-            raise ConfigError(f"sampling 'snap' applies to uniform sampling only, not {self.mode!r}")
-
-    @classmethod
-    def parse(cls, spec: str) -> Sampling:
-        """Build a rule from a CLI/config string: ``uniform[:N]``, ``every:N``, ``fps:R``, ``keyframes`` or ``all``."""
-        mode, _, value = spec.strip().lower().partition(":")
-        if mode not in MODES:
-            raise ConfigError(f"sampling {spec!r}: mode must be one of {', '.join(MODES)}")
-        if not value:
-            if mode in ("every", "fps"):
-                raise ConfigError(f"sampling {spec!r}: {mode} needs a value, e.g. '{mode}:2'")
-            return cls(mode=mode)
-        if mode in ("keyframes", "all"):
-            raise ConfigError(f"sampling {spec!r}: {mode} takes no value")
-        try:
-            number = float(value) if mode == "fps" else int(value)
-        except ValueError:
-            raise ConfigError(f"sampling {spec!r}: {value!r} is not a valid number for {mode}") from None
-        field = {"uniform": "frames", "every": "every", "fps": "fps"}[mode]
-        return cls(mode=mode, **{field: number})
 
 
 def uniform_times(duration: float, count: int) -> list[float]:

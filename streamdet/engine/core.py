@@ -1,0 +1,95 @@
+"""`Engine`: the run's settings and its scorer, and the rules every entry point shares (score frames, conclude a file).
+
+One engine is built per run from one settings object (`streamdet.config.load_config`: defaults < config file <
+command line). `scan`, `batch` (each Ray actor builds the same engine), `watch`, `calibrate`, the service and
+the Python API all score frames with `score_frames`/`send` and give files their verdict with `conclude`, so the
+same file under the same settings gets the same verdict whichever of them runs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..aggregate import VerdictRule, conclude
+from ..config import Config
+from ..results import FileResult, FrameScore, RunInfo
+from ..version import __version__
+from .scoring import InFlight, Scorer, check_crops, send
+
+if TYPE_CHECKING:
+    from ..crops import Box
+    from ..video import Frame
+    from ..weights import Progress
+
+
+class Engine:
+    """A scorer (a `Detector`, or a `Cascade` around one) with the settings of the run it serves."""
+
+    def __init__(self, scorer: Scorer, settings: Config) -> None:
+        check_crops(settings.crops)
+        self.scorer = scorer
+        self.settings = settings
+        band = None if settings.uncertain is None else (settings.uncertain[0], settings.uncertain[1])
+        self.rule = VerdictRule(settings.threshold, settings.top_fraction, band)
+
+    @classmethod
+    def load(cls, settings: Config, progress: Callable[[str], "Progress"] | None = None) -> "Engine":
+        """Build the models the settings name (downloading missing checkpoints, `progress` per file), behind the
+        lite triage where `cascade.lite` is set."""
+        from ..cascade import Cascade
+        from ..detector import Detector
+
+        scorer: Scorer = Detector.load(settings, progress=progress)
+        if settings.cascade.lite is not None:
+            scorer = Cascade.load(scorer, settings.cascade.lite, settings.cascade.triage)
+        return cls(scorer, settings)
+
+    def send(self, frames: Sequence[Any], layouts: Sequence[tuple[str, list["Box"]]] | None = None) -> InFlight:
+        """Queue `frames` (objects with `.image`, `.index`, `.time`) on the device in the settings' crop mode."""
+        return send(self.scorer, frames, self.settings.crops, layouts)
+
+    def score_frames(self, frames: Sequence[Any]) -> list[FrameScore]:
+        """The scores of `frames`, in order."""
+        return self.send(frames).collect() if frames else []
+
+    def conclude(self, result: FileResult, error: str | None = None, warning: str | None = None) -> FileResult:
+        """Give a file whose frames are all scored its verdict (see `streamdet.aggregate.conclude`)."""
+        return conclude(result, error, warning, self.rule)
+
+    def scan(
+        self,
+        paths: Sequence[str | os.PathLike],
+        on_result: Callable[[FileResult], None] | None = None,
+        on_frames: Callable[[int], None] | None = None,
+        on_scored: Callable[["Frame", FrameScore], None] | None = None,
+    ) -> list[FileResult]:
+        """Scan videos, images and folders (recursively); one result per input file, in input order, errors included."""
+        from .scan import scan
+
+        return scan(self.scorer, self.settings, self.conclude, paths, on_result=on_result, on_frames=on_frames, on_scored=on_scored)
+
+    def run_info(self) -> RunInfo:
+        """What the outputs record about this run: the settings that decide verdicts, and the models' set-up."""
+        s = self.settings
+        about = self.scorer.describe()
+        return RunInfo(
+            config=s.source, device=about["device"], precision=about["precision"], backend=about["backend"], method=about["method"],
+            methods=about["methods"], threshold=s.threshold, top_fraction=s.top_fraction, sampling=dataclasses.asdict(s.sampling),
+            crops=s.crops, uncertain=s.uncertain, student_precision=about.get("student_precision"), warmup_s=about.get("warmup_s"),
+            cascade=about.get("cascade"), version=__version__,
+        )
+
+
+def fingerprint(settings: Config, digests: dict[str, str]) -> dict[str, Any]:
+    """The settings that decide scores and verdicts, with the sha256 of each checkpoint they read (`digests`, by
+    setting): a resumed batch must match them all, so one output folder never mixes results of different settings."""
+    s = settings
+    return {
+        "adm": dataclasses.asdict(s.adm), "checkpoints_sha256": dict(sorted(digests.items())), "method": s.method,
+        "backend": s.backend, "precision": s.precision, "student_precision": s.student_precision, "threshold": s.threshold,
+        "top_fraction": s.top_fraction, "uncertain": s.uncertain, "crops": s.crops, "sampling": dataclasses.asdict(s.sampling),
+        "triage": s.cascade.triage if s.cascade.lite is not None else None,
+        "dire_steps": s.train.dire_steps if s.method != "distildire" else None,
+    }

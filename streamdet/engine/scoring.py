@@ -1,0 +1,92 @@
+"""Frames → frame scores: the one scoring rule of every entry point (scan, batch actors, watch, the service).
+
+A frame is scored whole (`center`, the published rule) or by regions (`cover`, `faces`); with regions its
+score is its best region's. With several methods each method's score is kept beside the primary one's, and
+with a cascade each frame records which model scored it. Scoring is split into `send` (queued on the device)
+and `InFlight.collect` (read back), so a caller can gather the next frames while the device computes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from ..crops import MODES, Box, best_crop, frame_spans
+from ..errors import ConfigError
+from ..results import FrameScore
+from ..upload import PendingScores
+
+
+class FrameLike(Protocol):
+    """What scoring reads of a frame: its pixels (uint8 RGB, YUV planes or a device tensor), index and time."""
+
+    image: Any
+    index: int
+    time: float
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What scores preprocessed frames: a `Detector` (one or several methods) or a `Cascade` (lite triage first)."""
+
+    device: Any
+    batch: Any
+    faces: Any
+    methods: tuple[str, ...]
+
+    def preprocess(self, frames: Sequence[Any]) -> Any: ...
+
+    def preprocess_crops(self, frames: Sequence[Any], mode: str, layout: Sequence[tuple[str, list[Box]]] | None = None) -> tuple[Any, list]: ...
+
+    def score_async(self, x: Any) -> PendingScores: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def check_crops(mode: str) -> str:
+    """`mode` if it is a crop mode, else a one-line error."""
+    if mode not in MODES:
+        raise ConfigError(f"crops {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+@dataclass
+class InFlight:
+    """Frames sent to the device and not yet read back."""
+
+    frames: list[Any]
+    pending: PendingScores
+    layout: list | None
+
+    def collect(self) -> list[FrameScore]:
+        """Each frame's score: its one value, or with crops the highest of its crops' values (non-finite if any is);
+        with several methods each method's the same way. A frame is scored by the model of its highest crop."""
+        values = self.pending.result()
+        by = self.pending.scored_by or [None] * len(values)
+        methods = self.pending.by_method()
+        out = []
+        for frame, (start, kind, boxes) in zip(self.frames, frame_spans(self.layout, len(self.frames))):
+            end = start + len(boxes)
+            score, top = best_crop(values[start:end])
+            several = {m: best_crop(v[start:end])[0] for m, v in methods.items()} if methods else None
+            if self.layout is None:
+                out.append(FrameScore(frame.index, frame.time, score, scored_by=by[start], scores=several))
+                continue
+            crops = [{"kind": kind, "box": list(box), "score": value} for box, value in zip(boxes, values[start:end])]
+            out.append(FrameScore(frame.index, frame.time, score, scored_by=by[start + top], crop=list(boxes[top]), crops=crops, scores=several))
+        return out
+
+
+def send(scorer: Scorer, frames: Sequence[FrameLike], crops: str, layouts: Sequence[tuple[str, list[Box]]] | None = None) -> InFlight:
+    """Preprocess `frames` (their regions in `crops` mode; `layouts` where already found) and queue them on the device."""
+    images = [f.image for f in frames]
+    if crops == "center":
+        x, layout = scorer.preprocess(images), None
+    else:
+        x, layout = scorer.preprocess_crops(images, crops, layouts or None)
+    return InFlight(list(frames), scorer.score_async(x), layout)
+
+
+def score_frames(scorer: Scorer, frames: Sequence[FrameLike], crops: str = "center") -> list[FrameScore]:
+    """The scores of `frames`, in order: `send` then `collect`."""
+    return send(scorer, frames, crops).collect() if frames else []

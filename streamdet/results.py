@@ -1,0 +1,111 @@
+"""The typed result schema every entry point writes: a frame's score, a file's result, and the run that made them.
+
+`scan`, `batch`, `watch`, `calibrate` and the Python API all produce these; the JSON, CSV and HTML outputs are
+renderings of them (see docs/json.md for every field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class FrameScore:
+    """The score of one frame, by its index and presentation time in seconds (None where it was not finite).
+
+    `scored_by` is the cascade's model for it (lite or full), None without a cascade. With crops other than the
+    center rule, `crop` is the box (x, y, w, h) that gave the frame its score (the highest) and `crops` every crop
+    scored: its kind (cover, face, or center where no face was found), box and score. With several methods,
+    `score` is the primary one's and `scores` has each method's.
+    """
+
+    index: int
+    time: float
+    score: float | None
+    scored_by: str | None = None
+    crop: list[int] | None = None
+    crops: list[dict[str, Any]] | None = None
+    scores: dict[str, float | None] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; the crop, cascade and per-method fields only where used."""
+        out = dataclasses.asdict(self)
+        if out["crops"] is None:
+            del out["crop"], out["crops"]
+        for key in ("scored_by", "scores"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameScore:
+        """The inverse of `to_dict` (rows that travel between processes, part files)."""
+        return cls(**data)
+
+
+@dataclass
+class FileResult:
+    """What a scan says about one input: status, verdict, file score, flagged frame count, frame scores.
+
+    `timings` are this input's own: `decode_s` (its decoder threads), `model_s` (its share of the model calls) and
+    `total_s` (their sum), never the time it waited behind other inputs.
+    """
+
+    path: str
+    kind: str
+    status: str = "ok"
+    error: str | None = None
+    warning: str | None = None
+    verdict: str | None = None
+    score: float | None = None
+    flagged: int = 0
+    frames: list[FrameScore] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    methods: dict[str, dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with the fields in a stable order (`methods` only where used)."""
+        out = dataclasses.asdict(self)
+        out["frames"] = [frame.to_dict() for frame in self.frames]
+        if self.methods is None:
+            del out["methods"]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileResult:
+        """A result back from its `to_dict` (extra keys, such as a part file's size and mtime, are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["frames"] = [FrameScore.from_dict(f) for f in values.get("frames", [])]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What produced a set of results, as the outputs record it: the settings that decide verdicts and the models."""
+
+    config: str
+    device: str
+    precision: str
+    backend: str
+    method: str
+    methods: list[str]
+    threshold: float
+    top_fraction: float
+    sampling: dict[str, Any]
+    crops: str = "center"
+    uncertain: list[float] | None = None
+    student_precision: str | None = None
+    warmup_s: float | None = None
+    cascade: dict[str, Any] | None = None
+    version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; the optional parts only where used."""
+        out = dataclasses.asdict(self)
+        for key in ("uncertain", "cascade", "warmup_s"):
+            if out[key] is None:
+                del out[key]
+        return out
