@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import io
 import logging
 import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 import typer
@@ -17,15 +19,33 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from . import report, weights
 from .aggregate import parse_band
 from .allocator import reuse_frame_buffers
-from .config import Config, load_config
 from .errors import StreamdetError
 from .files import check_writable, write_text
 from .version import __version__
 
+
+def lazy_module(name: str) -> ModuleType:
+    """`name`, imported when first used (the standard library's LazyLoader recipe): `--help`, `--version` and
+    config errors do not pay for pydantic, the weights registry or the report code."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+config_module = lazy_module("streamdet.config")
+report = lazy_module("streamdet.report")
+weights = lazy_module("streamdet.weights")
+
 if TYPE_CHECKING:
+    from .config import Config
     from .engine import Engine
     from .results import FileResult
 
@@ -128,7 +148,7 @@ def sampling_options(frames: int | None, every: int | None, fps: float | None, k
 
 def settings_from(config: str | None, options: dict[str, tuple[str, object]]) -> Config:
     """The run's one settings object: defaults < the config < the options given ({key: (flag, value)}; None = not given)."""
-    return load_config(config, {key: value for key, (_, value) in options.items()}, {key: flag for key, (flag, _) in options.items()})
+    return config_module.load_config(config, {key: value for key, (_, value) in options.items()}, {key: flag for key, (flag, _) in options.items()})
 
 
 def checked_outputs(*pairs: tuple[Path | None, str]) -> None:
@@ -228,6 +248,7 @@ def scan(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan videos and images; exit 0 if all are REAL (or UNCERTAIN), 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
+    from .results import FileResult
     from .video import expand_inputs
 
     fmt = output_format(json_, jsonl, csv_, out)
@@ -276,6 +297,9 @@ def scan(
             except KeyboardInterrupt:
                 interrupted = True
                 results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]
+            except Exception as exc:  # a bug must not lose the finished inputs: they are written, the others are errors
+                crash = f"scan stopped by an unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                results = [finished.get(item.path) or FileResult(item.path, item.kind, status="error", error=f"{item.path}: {crash}") for item in expand_inputs(paths)]
         info = engine.run_info()
         if info.cascade is not None and not quiet:
             c = info.cascade

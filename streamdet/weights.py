@@ -11,12 +11,13 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .errors import WeightsError
 from .files import atomic_path, write_text
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("streamdet")
 
@@ -266,6 +267,8 @@ def load_checkpoint(path: str | Path) -> Any:
     try:
         if path.stat().st_size == 0:
             raise WeightsError(f"{path}: empty file, not a checkpoint")
+        import torch
+
         return torch.load(path, map_location="cpu", weights_only=True)
     except WeightsError:
         raise
@@ -287,6 +290,8 @@ def state_dict_of(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
         obj = obj["model"]
     if not isinstance(obj, Mapping) or not obj:
         raise WeightsError(f"{path}: checkpoint holds no state_dict (found {type(obj).__name__})")
+    import torch
+
     state: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
