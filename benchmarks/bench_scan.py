@@ -1,10 +1,11 @@
-"""Benchmark the scan pipeline end to end per sampling mode and backend, against the reference loop, in one run.
+"""Benchmark the scan engine end to end per sampling mode and backend, against the reference loop, in one run.
 
 Random weights in the official architecture of the chosen config (speed does not depend on the values), on
 generated H.264 clips. Prints markdown tables: the stages of one eager scan; then, per sampling mode (default
 uniform 16 and all frames) and backend, end-to-end frames/s, the ratio to the reference loop (one frame at a
-time, decode then compute, eager, guided-diffusion's own fp16 conversion on CUDA) measured in the same run,
-GPU busy %, peak memory and batch; the largest batch one forward fits; and the CPU decoder's rate alone.
+time, decode then compute, eager, guided-diffusion's own fp16 conversion on CUDA) measured in the same run on
+the same frames (every clip, the same sampling: both sides score the same frame count), GPU busy %, peak memory
+and batch; the largest batch one forward fits; and the CPU decoder's rate alone.
 
     python benchmarks/bench_scan.py --config tiny                                       # CPU, a minute or two
     python benchmarks/bench_scan.py --config default --backends torch,compile           # GPU, full-size models
@@ -33,14 +34,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streamdet.config import Config, load_config, with_overrides  # noqa: E402
+from streamdet.config import Config, Sampling, load_config, with_overrides  # noqa: E402
 from streamdet.detector import Detector  # noqa: E402
+from streamdet.engine import Engine  # noqa: E402
 from streamdet.files import atomic_path, write_text  # noqa: E402
 from guided_diffusion import script_util  # noqa: E402
 from streamdet.models.adm import build_diffusion, model_flags  # noqa: E402
-from streamdet.pipeline import scan  # noqa: E402
 from streamdet.preprocess import preprocess  # noqa: E402
-from streamdet.video import Sampling, iter_frames  # noqa: E402
+from streamdet.video import iter_frames  # noqa: E402
 from tests.checkpoints import random_student, save_adm, save_student  # noqa: E402
 
 MODES = [("uniform 16", Sampling()), ("all frames", Sampling(mode="all"))]
@@ -72,9 +73,16 @@ def clips_in(folder: Path, count: int, frames: int, width: int, height: int) -> 
     return [p if p.exists() else make_clip(p, frames, width, height) for p in paths]
 
 
-def random_checkpoints(config: Config, folder: Path) -> tuple[Path, Path]:
-    """Random ADM and student files in the official formats, so the backends load as they would real ones."""
-    return save_adm(folder / "adm.pt", config.adm), save_student(folder / "student.pth", random_student())
+def random_weights(config: Config, folder: Path) -> Config:
+    """`config` reading random ADM and student files in the official formats, saved in `folder`, so the backends
+    load them as they would real ones."""
+    adm, student = save_adm(folder / "adm.pt", config.adm), save_student(folder / "student.pth", random_student())
+    return with_overrides(config, {"weights.adm": str(adm), "weights.student": str(student)})
+
+
+def sampled(config: Config, sampling: Sampling) -> Config:
+    """`config` with every field of `sampling` as its sampling settings."""
+    return with_overrides(config, {f"sampling.{key}": value for key, value in dataclasses.asdict(sampling).items()})
 
 
 def sync(device: torch.device) -> None:
@@ -166,11 +174,12 @@ def finite_scores(results: list) -> int:
 
 
 def scan_row(det: Detector, clips: list[Path], mode: str, sampling: Sampling) -> Row:
-    """One end-to-end scan of every clip, timed, with the GPU busy sampled throughout."""
+    """One end-to-end scan of every clip by the engine, timed, with the GPU busy sampled throughout."""
+    engine = Engine(det, sampled(det.config, sampling))
     results: list = []
     reset_peak(det.device)
     with BusySampler(det.device) as busy:
-        seconds = timed(lambda: results.extend(scan(det, clips, sampling=sampling)), det.device)
+        seconds = timed(lambda: results.extend(engine.scan(clips)), det.device)
     return Row(mode, det.backend.name, finite_scores(results), seconds, busy.percent, peak_gib(det.device), det.batch.size)
 
 
@@ -185,9 +194,10 @@ def reference_models(det: Detector, fp16: bool) -> tuple[torch.nn.Module, torch.
     return unet.to(det.device).eval(), student.eval()
 
 
-def reference_loop(det: Detector, clips: list[Path], mode: str, sampling: Sampling, limit: int, fp16: bool) -> Row:
-    """The reference way, for up to `limit` frames: decode a frame, then guided-diffusion's p_mean_variance at
-    t = 0 (full UNet forward with its timestep MLP), eps re-derived from x0, the student, the score read back."""
+def reference_loop(det: Detector, clips: list[Path], mode: str, sampling: Sampling, fp16: bool) -> Row:
+    """The reference way, on every frame `sampling` picks in every clip (the frames the engine's row scans): decode
+    a frame, then guided-diffusion's p_mean_variance at t = 0 (full UNet forward with its timestep MLP), eps
+    re-derived from x0, the student, the score read back."""
     unet, student = reference_models(det, fp16)
     diffusion = build_diffusion(det.config.adm)
 
@@ -206,8 +216,6 @@ def reference_loop(det: Detector, clips: list[Path], mode: str, sampling: Sampli
         nonlocal count
         for clip in clips:
             for frame in iter_frames(clip, sampling):
-                if count == limit:
-                    return
                 one(frame.image)
                 count += 1
 
@@ -290,7 +298,6 @@ def main() -> None:
     parser.add_argument("--size", default=None, help="clip resolution WxH (default 640x360; 1920x1080 for full-size models)")
     parser.add_argument("--videos", type=int, default=None, help="clips scanned together (default 2; 8 for full-size models)")
     parser.add_argument("--media", type=Path, default=None, help="folder for the generated clips, reused across runs (default: a temporary one)")
-    parser.add_argument("--reference-frames", type=int, default=32, help="frames the reference loop scores per mode")
     parser.add_argument("--reference-precision", choices=("auto", "fp16", "fp32"), default="auto", help="of the reference loop's UNet (auto: fp16 on CUDA)")
     parser.add_argument("--probe-limit", type=int, default=None, help="largest batch the probe tries (default 1024 on CUDA, 64 on the CPU)")
     parser.add_argument("--probe-seconds", type=float, default=60.0, help="time cap of the largest-batch probe")
@@ -311,14 +318,14 @@ def main() -> None:
     except ValueError:
         parser.error(f"--size {size}: expected WIDTHxHEIGHT, e.g. 1920x1080")
     with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:
-        adm, student = random_checkpoints(config, Path(tmp))
-        eager = Detector.load(config, adm=adm, student=student, backend="torch")
+        config = random_weights(config, Path(tmp))
+        eager = Detector.load(with_overrides(config, backend="torch"))
         device = eager.device
         backends = (args.backends or ("torch,compile" if device.type == "cuda" else "torch")).split(",")
         started = time.perf_counter()
         clips = clips_in(args.media or Path(tmp) / "media", videos, frames, width, height)
         note(f"{videos} clips of {frames} frames at {width}x{height} ready in {time.perf_counter() - started:.1f} s")
-        lines = report_lines(args, config, eager, clips, backends, (adm, student))
+        lines = report_lines(args, config, eager, clips, backends)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.markdown is not None:
@@ -330,7 +337,7 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clips: list[Path], backends: list[str], files: tuple[Path, Path]) -> list[str]:
+def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clips: list[Path], backends: list[str]) -> list[str]:
     """Run every measurement and return the markdown tables."""
     device = eager.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
@@ -346,21 +353,23 @@ def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clip
     lines += [f"| {s} | {n} | {sec:.2f} | {fps:.1f} |" for s, n, sec, fps in stage_rows(eager, clips[0])]
     note("stages done")
     fp16 = args.reference_precision == "fp16" or (args.reference_precision == "auto" and device.type == "cuda")
-    rows = [reference_loop(eager, clips, mode, sampling, args.reference_frames, fp16) for mode, sampling in MODES]
+    rows = [reference_loop(eager, clips, mode, sampling, fp16) for mode, sampling in MODES]
     note(f"reference loop: {', '.join(f'{r.mode} {r.fps:.1f} frames/s' for r in rows)}")
+    reference = {r.mode: r for r in rows}
     probe = largest_batch(eager, args.probe_limit or (1024 if device.type == "cuda" else 64), args.probe_seconds)
     note(f"largest batch: {probe}")
     for backend in backends:
         det = eager
         if backend != "torch":
             started = time.perf_counter()
-            det = Detector.load(config, adm=files[0], student=files[1], backend=backend)
+            det = Detector.load(with_overrides(config, backend=backend))
             note(f"{backend}: loaded and warmed up in {time.perf_counter() - started:.1f} s")
         warm_up(det)
         for mode, sampling in MODES:
             rows.append(scan_row(det, clips, mode, sampling))
+            if rows[-1].frames != reference[mode].frames:
+                sys.exit(f"{backend}, {mode}: the engine scored {rows[-1].frames} frames, the reference loop {reference[mode].frames}: not the same inputs")
             note(f"{backend}, {mode}: {rows[-1].fps:.1f} frames/s")
-    reference = {r.mode: r.fps for r in rows if r.backend == "reference loop"}
     lines += [
         "",
         "| mode | backend | frames | frames/s | × reference | GPU busy % | peak GiB | batch |",
@@ -368,7 +377,7 @@ def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clip
     ]
     for r in sorted(rows, key=lambda r: ([m for m, _ in MODES].index(r.mode), r.backend != "reference loop")):
         busy = "-" if r.busy is None else f"{r.busy:.0f}"
-        lines.append(f"| {r.mode} | {r.backend} | {r.frames} | {r.fps:.1f} | {r.fps / reference[r.mode]:.1f} | {busy} | {r.peak:.2f} | {r.batch} |")
+        lines.append(f"| {r.mode} | {r.backend} | {r.frames} | {r.fps:.1f} | {r.fps / reference[r.mode].fps:.1f} | {busy} | {r.peak:.2f} | {r.batch} |")
     lines += [
         "",
         f"Largest batch one eager noise + student forward fits ({eager.precision}): {probe}.",
@@ -376,7 +385,7 @@ def report_lines(args: argparse.Namespace, config: Config, eager: Detector, clip
         + ("torch.cuda.max_memory_allocated(), everything the process holds on the GPU (the eager models stay loaded beside compile's)."
            if device.type == "cuda" else "the process's peak resident set (never reset)."),
         f"Reference loop: one frame at a time, decode then compute, eager, {'fp16 (guided-diffusion convert_to_fp16)' if fp16 else 'fp32'} UNet, fp32 student, "
-        f"at most {args.reference_frames} frames per mode.",
+        "on the same frames as each mode's rows (every clip, the same sampling).",
         "",
         "| decode only (CPU, exact frames) | threads | frames | frames/s |",
         "| --- | ---: | ---: | ---: |",
