@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--uhd", action="store_true", help="Also 2160p files (slow to generate on a small CPU).")
     parser.add_argument("--gops", default="30,60,250", help="Key-frame intervals (default 30,60,250).")
     parser.add_argument("--codecs", default="libx264,libx265", help="Encoders (default libx264,libx265).")
-    parser.add_argument("--workers", type=int, default=None, help="Workers for the parallel columns (default: all available cores).")
+    parser.add_argument("--decode-workers", type=int, default=None, help="Decode threads (and processes) of the parallel columns, as `scan --decode-workers` (default: all available cores).")
     parser.add_argument("--repeat", type=int, default=2, help="Runs per figure; the best is kept (default 2).")
     parser.add_argument("--tables", default="decode,conversion", help="Tables to print: decode, conversion (default both).")
     parser.add_argument("--system-malloc", action="store_true", help="Leave glibc's malloc thresholds at their defaults.")
@@ -226,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     AVAILABLE.update(os.sched_getaffinity(0))
     TUNED[0] = not args.system_malloc and reuse_frame_buffers()
-    workers = args.workers or len(AVAILABLE)
+    workers = args.decode_workers or len(AVAILABLE)
     args.media.mkdir(parents=True, exist_ok=True)
     sizes = [(1920, 1080)] + ([(3840, 2160)] if args.uhd else [])
     files = [

@@ -21,7 +21,8 @@ from .preprocess import preprocess, preprocess_boxes
 from .runtime import AdaptiveBatch, Backend, make_backend
 from .runtime.dire import DIREBackend
 from .runtime.eager import TorchBackend
-from .runtime.factory import precisions
+from .runtime.base import REGISTRY
+from .runtime.factory import backend_spec, precisions
 from .upload import FrameUploader, PendingScores
 from .video.frame import YuvImage
 from .weights import Progress, resolve
@@ -84,8 +85,10 @@ class Detector:
         method, backend = config.method, config.backend
         if method not in CHOICES:
             raise ConfigError(f"{method}: unknown method (choose {', '.join(CHOICES)})")
-        if method != "distildire" and backend not in ("torch", "compile"):
-            raise BackendError(f"the dire method runs on --backend torch or compile, not {backend} (DIRE is not exported)")
+        spec = backend_spec(backend)
+        if method != "distildire" and "dire" not in spec.methods:
+            able = " or ".join(s.name for s in REGISTRY.values() if "dire" in s.methods)
+            raise BackendError(f"the dire method runs on --backend {able}, not {backend} (DIRE is not exported)")
         where = pick_device(config.device)
         chunks = AdaptiveBatch(config.batch)
         specs = (config.weights.adm, config.weights.student)
@@ -107,7 +110,7 @@ class Detector:
             run_precision, _ = precisions(backend, config, where, config.student_precision)
             classifier = load_dire_classifier(resolve(config.weights.dire, progress("DIRE classifier") if progress else None))
             reconstruction = DIRE(unet(), config.adm, config.train.dire_steps)
-            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")
+            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")  # torch or compile
         primary = "distildire" if method == "both" else method
         extra = {m: b for m, b in backends.items() if m != primary}
         return cls(backends[primary], config, chunks, primary, extra)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +20,9 @@ from streamdet.cluster import gather_sources, read_rows, run_batch
 from streamdet.errors import StreamdetError
 from streamdet.detector import Detector
 from streamdet.results import FileResult
+from streamdet.video import Sampling
 
 from .engines import configured, scan
-from streamdet.video import Sampling
 
 from .media import corrupt_packets, make_video
 
@@ -202,3 +203,38 @@ def test_a_damaged_part_file_is_a_one_line_error_naming_it(tmp_path):
     (tmp_path / "part-1-000000.jsonl").write_text('{"path": "a.mp4", "status": "ok"}\n{"path": "b.mp4", "sta')
     with pytest.raises(StreamdetError, match=r"part-1-000000.jsonl:2: not a result row"):
         read_rows(tmp_path)
+
+
+@pytest.mark.slow
+def test_one_cpu_still_makes_progress(tmp_path, tiny_adm_ckpt, student_ckpt):
+    """A new local Ray with one CPU: the detector actor leaves it to the decode tasks instead of stalling them."""
+    clip = make_video(tmp_path / "a.mp4", 8)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamdet", "batch", str(clip), "--out-dir", str(tmp_path / "out"), "--cluster", "local", "--num-cpus", "1",
+         "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt), "-q"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert list(read_rows(tmp_path / "out")) == [str(clip)]
+
+
+@pytest.mark.parametrize("case", ["file", "unreachable", "no-inputs"])
+def test_batch_refuses_bad_places_in_one_line_before_ray_starts(case, tmp_path, tiny_adm_ckpt, student_ckpt):
+    clip = make_video(tmp_path / "a.mp4", 4)
+    out, cluster, sources = tmp_path / "out", "auto", [str(clip)]
+    if case == "file":
+        out.write_text("not a folder")
+    elif case == "unreachable":
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        cluster = f"127.0.0.1:{listener.getsockname()[1]}"
+        listener.close()  # nothing listens there now
+    else:
+        sources = []
+    result = runner.invoke(app, ["batch", *sources, "--out-dir", str(out), "--cluster", cluster, "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("streamdet: error: ")
+    expected = {"file": f"{out}: is not a folder", "unreachable": f"--cluster {cluster}: no Ray head answers there", "no-inputs": "no inputs"}[case]
+    assert expected in lines[0]

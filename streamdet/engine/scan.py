@@ -73,18 +73,21 @@ def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -
 def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, how: _Decoding) -> None:
     """Decode one input onto the queue as (frame, its crop layout or None), then its end marker with any error and what the decoder lost."""
     start = time.perf_counter()
+    waited = 0.0  # time blocked on the full queue: the device's time, not this input's decoding
     error = None
     stats = DecodeStats()
     try:
         for frame in _frames(path, sampling, stats, how):
             layout = None if how.crops == "center" else crop_boxes(frame.image, how.crops, how.faces)
+            offered = time.perf_counter()
             if not put_unless_stopped(q, (frame, layout), stop):
                 return
+            waited += time.perf_counter() - offered
     except StreamdetError as exc:
         error = str(exc)
     except Exception as exc:  # a decoder bug must not take the other files down
         error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
+    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start - waited, stats.warning()), stop)
 
 
 Conclude = Callable[[FileResult, "str | None", "str | None"], FileResult]
