@@ -413,13 +413,15 @@ def parse_config(data: Any, source: str, flags: Mapping[str, str] | None = None)
 
 
 def read_config(name: str | Path) -> tuple[dict[str, Any], str]:
-    """The raw settings mapping of a config (a built-in name or a YAML file) and the file it came from."""
+    """The raw settings mapping of a config (a built-in name or a YAML file) and where it came from: the file, or
+    the built-in's name (what `--config` takes, in messages and rebuild hints)."""
     path = find_config(name)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
-    return data, str(path)
+    builtin = path.resolve().parent == CONFIG_DIR and str(name) == path.stem
+    return data, path.stem if builtin else str(path)
 
 
 def load_config(name: str | Path | None = None, overrides: Mapping[str, Any] | None = None, flags: Mapping[str, str] | None = None) -> Config:
