@@ -333,3 +333,28 @@ def fetch_all(names: list[str], progress_factory: Callable[[WeightFile], Progres
         paths.append(resolve(name, progress))
     return paths
 
+
+
+def resolve_all(specs: Mapping[str, str | Path], progress: Callable[[str], Progress] | None = None) -> dict[str, Path]:
+    """Resolve every checkpoint a run needs (`specs`: label → name or file), downloading what is missing; the
+    registered ones that cannot be had are reported together in one error, with their sizes and the command
+    that fetches them all, rather than one at a time after each download."""
+    found: dict[str, Path] = {}
+    missing: list[tuple[WeightFile, str]] = []
+    for label, spec in specs.items():
+        weight = REGISTRY.get(str(spec))
+        try:
+            found[label] = resolve(spec, progress(label) if progress else None)
+        except WeightsError as exc:
+            if weight is None or cached_path(weight).is_file():
+                raise
+            missing.append((weight, str(exc)))
+    if len(missing) == 1:
+        raise WeightsError(missing[0][1])
+    if missing:
+        total = sum(w.size_mb for w, _ in missing)
+        listed = ", ".join(f"{w.name} ({w.size_mb} MB{', a manual download' if w.manual else ''})" for w, _ in missing)
+        fetchable = [w.name for w, _ in missing if not w.manual]
+        how = f"run `streamdet weights download {' '.join(fetchable)}` where the network is reachable" if fetchable else "see `streamdet weights list`"
+        raise WeightsError(f"{len(missing)} checkpoints are not cached ({total} MB in all): {listed}; {how}, or pass files with " + " / ".join(f"--{w.kind}" for w, _ in missing))
+    return found

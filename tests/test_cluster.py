@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -104,13 +107,20 @@ def test_rows_parse_with_the_fields_of_scan_json(batch_run, archive):
     assert not list(out.glob(".*.tmp")), "no temporary file is left behind"
 
 
-def test_rerun_skips_done_inputs_and_redoes_changed_ones_and_errors(batch_run, archive, tiny_config, tiny_adm_ckpt, student_ckpt):
-    out, _ = batch_run
-    changed, broken = archive / "b.mp4", archive / "sub" / "broken.mp4"
+def test_rerun_skips_done_inputs_and_redoes_changed_ones_and_errors(batch_run, archive, tiny_config, tiny_adm_ckpt, student_ckpt, tmp_path):
+    """On copies of the module's archive and output (the other tests keep theirs as the CLI run left them)."""
+    done, _ = batch_run
+    mine, out = tmp_path / "archive", tmp_path / "out"
+    shutil.copytree(archive, mine)  # copy2: the copies keep the originals' size and mtime, the rows' resume key
+    out.mkdir()
+    for part in done.iterdir():
+        text = part.read_text().replace(str(archive), str(mine)) if part.suffix == ".jsonl" else part.read_text()
+        (out / part.name).write_text(text)
+    changed, broken = mine / "b.mp4", mine / "sub" / "broken.mp4"
     before = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
     make_video(changed, 16, size=(48, 64))
     run = configured(tiny_config, tiny_adm_ckpt, student_ckpt, sampling=every_third(tiny_config))
-    summary = run_batch(run, [str(archive)], out, retry_errors=True)
+    summary = run_batch(run, [str(mine)], out, retry_errors=True)
     assert (summary.skipped, summary.scanned) == (2, 2)
     assert sorted(r.path for r in summary.results) == sorted([str(changed), str(broken)])
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in before} == before
@@ -130,37 +140,73 @@ def test_other_settings_on_the_same_folder_are_refused(batch_run, archive, tiny_
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Serves one clip: a byte at a time while `slow` is set (its scan cannot finish), the rest at once when it is cleared."""
+
+    clip: bytes = b""
+    slow = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.send_header("Content-Length", str(len(self.clip)))
+        self.end_headers()
+        sent = 0
+        try:
+            while self.slow.is_set() and sent < len(self.clip):  # a byte every 0.2 s: hours for this clip
+                self.wfile.write(self.clip[sent : sent + 1])
+                self.wfile.flush()
+                sent += 1
+                time.sleep(0.2)  # the server's pace, not a wait of the test
+            self.wfile.write(self.clip[sent:])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_path, tiny_adm_ckpt, fake_student_ckpt):
+    """Five clips finish while a sixth, served over HTTP a few bytes at a time, cannot: the run is killed with exactly
+    five rows written, and the rerun scans only the sixth (served whole now)."""
     media = tmp_path / "media"
     media.mkdir()
-    for i in range(6):
+    for i in range(5):
         make_video(media / f"v{i}.mp4", 16)
+    _Trickle.clip = make_video(tmp_path / "slow.ts", 16).read_bytes()
+    _Trickle.slow.set()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/slow.ts"
     listing = tmp_path / "inputs.txt"
-    listing.write_text("# the clips\n" + "".join(f"{p}\n" for p in sorted(media.glob("*.mp4"))))
+    listing.write_text("# the clips\n" + "".join(f"{p}\n" for p in sorted(media.glob("*.mp4"))) + url + "\n")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "streamdet", "batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray,
                "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--part-rows", "1", "-q"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("part-*.jsonl")) and job.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        job.send_signal(signal.SIGKILL)
-    finally:
-        job.wait()
-    assert job.returncode == -signal.SIGKILL, job.stderr.read().decode()
-    first = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
-    done = set(read_rows(out))
-    assert 1 <= len(done) < 6, "the job must be killed half way"
+        job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 300
+            while len(read_rows(out) if out.is_dir() else {}) < 5 and job.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            job.send_signal(signal.SIGKILL)
+        finally:
+            job.wait()
+        assert job.returncode == -signal.SIGKILL, job.stderr.read().decode()
+        first = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
+        assert sorted(read_rows(out)) == sorted(str(p) for p in media.glob("*.mp4")), "killed with the five clips done, the slow one not"
 
-    result = runner.invoke(app, ["batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray, "--config", "tiny",
-                                 "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt)])
+        _Trickle.slow.clear()
+        result = runner.invoke(app, ["batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray, "--config", "tiny",
+                                     "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt)])
+    finally:
+        server.shutdown()
     assert result.exit_code == 1, result.output  # every clip FAKE with this student
-    assert f"scanned {6 - len(done)} " in result.stdout and f"skipped {len(done)} already done" in result.stdout
+    assert "scanned 1 " in result.stdout and "skipped 5 already done" in result.stdout
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in first} == first
     paths = [json.loads(line)["path"] for p in out.glob("part-*.jsonl") for line in p.read_text().splitlines()]
-    assert sorted(paths) == sorted(str(p) for p in media.glob("*.mp4")), "each clip has exactly one row"
+    assert sorted(paths) == sorted([*(str(p) for p in media.glob("*.mp4")), url]), "each clip has exactly one row"
     assert all(row["verdict"] == "FAKE" and len(row["frames"]) == 4 for row in read_rows(out).values())
 
 

@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from streamdet.files import write_bytes
 from streamdet.weights import REGISTRY, WeightFile, cached_path, file_sha256, resolve, verify
 
 from .checkpoints import save_adm
+from .media import write_image
 
 BODY = bytes(range(256)) * 1200
 BODY_SHA256 = hashlib.sha256(BODY).hexdigest()
@@ -218,6 +220,21 @@ def test_offline_error_names_file_url_and_place(tmp_path, monkeypatch):
     assert weight.filename in message and weight.url in message and str(cached_path(weight)) in message
     assert "\n" not in message
     assert list(tmp_path.iterdir()) == [], "offline: nothing is downloaded or created"
+
+
+def test_a_fresh_machine_offline_hears_of_every_missing_checkpoint_at_once(tmp_path, monkeypatch):
+    """`scan` with the default config on an empty cache and no network: one line naming the ADM and the student,
+    their sizes and the one command that fetches both, before any model is built."""
+    monkeypatch.setenv("STREAMDET_HOME", str(tmp_path))
+    monkeypatch.setenv("STREAMDET_OFFLINE", "1")
+    clip = write_image(tmp_path / "clip.png", np.zeros((32, 48, 3), np.uint8))  # an input to scan: the scan gets as far as the models
+    result = CliRunner().invoke(app, ["scan", str(clip), "-q"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    adm, student = REGISTRY["adm-256-uncond"], REGISTRY["distildire-imagenet"]
+    assert line.startswith("streamdet: error: 2 checkpoints are not cached")
+    assert f"{adm.name} ({adm.size_mb} MB)" in line and f"{student.name} ({student.size_mb} MB)" in line
+    assert f"streamdet weights download {adm.name} {student.name}" in line
 
 
 def test_registry_records_sha256_where_one_was_found():
