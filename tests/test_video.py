@@ -24,7 +24,10 @@ from .media import (
 )
 from streamdet.errors import ConfigError, MediaError
 from streamdet.video import DecodeStats, Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
-from streamdet.video import decode
+from streamdet.video import chunks
+from streamdet.video.orient import orient
+from streamdet.video.plan import Segment
+from streamdet.video.videofile import VideoFile
 from streamdet.video.sampling import pick_every, pick_fps, pick_shown_at, select, uniform_times
 
 VFR_TIMES = [0.0, 0.04, 0.08, 0.3, 0.31, 0.32, 1.0, 1.5, 1.51, 2.0]
@@ -185,14 +188,14 @@ def test_uniform_mode_decodes_each_gop_once_up_to_its_target(gop10: Path, monkey
     """Targets 12, 37, 62, 87 need only GOPs 10, 30, 60 and 80, from the key frame to the target (plus the
     B-frame reorder depth of x264, 3 frames): each packet sent to the decoder once."""
     sent: list[int] = []
-    real = decode.VideoFile.decode_packet
+    real = VideoFile.decode_packet
 
-    def spy(video: decode.VideoFile, packet: av.Packet | None) -> list:
+    def spy(video: VideoFile, packet: av.Packet | None) -> list:
         if packet is not None:
             sent.append(packet.pts)
         return real(video, packet)
 
-    monkeypatch.setattr(decode.VideoFile, "decode_packet", spy)
+    monkeypatch.setattr(VideoFile, "decode_packet", spy)
     with av.open(str(gop10)) as container:
         time_base = container.streams.video[0].time_base
     stats = DecodeStats()
@@ -312,10 +315,10 @@ def test_display_matrix_is_applied(
 def test_orient_matches_numpy_rotations() -> None:
     image = np.arange(2 * 3 * 3).reshape(2, 3, 3)
     one = 1 << 16
-    assert np.array_equal(decode.orient(image, (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, 1))
-    assert np.array_equal(decode.orient(image, (0, one, 0, -one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, -1))
-    assert np.array_equal(decode.orient(image, (-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30)), np.rot90(image, 2))
-    assert decode.orient(image, None) is image
+    assert np.array_equal(orient(image, (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, 1))
+    assert np.array_equal(orient(image, (0, one, 0, -one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, -1))
+    assert np.array_equal(orient(image, (-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30)), np.rot90(image, 2))
+    assert orient(image, None) is image
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -409,7 +412,7 @@ def test_permission_denied(cfr: Path) -> None:
 
 def test_corrupt_packets_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = corrupt_packets(make_video(tmp_path / "damaged.mp4", n_frames=20, gop=1), [5, 12])
-    with caplog.at_level(logging.WARNING, logger="streamdet.video.decode"):
+    with caplog.at_level(logging.WARNING, logger="streamdet.video.videofile"):
         frames = frames_of(path, "all")
     shown = [read_index(frame.image) for frame in frames]
     assert shown == [i for i in range(20) if i not in (5, 12)]
@@ -615,10 +618,10 @@ def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str,
 def test_parallel_chunks_buffer_their_targets_within_the_reorder_budget(tmp_path: Path) -> None:
     """A chunk waiting for its turn may hold all its targets, but never more than REORDER_BYTES of frames per file."""
     path = make_video(tmp_path / "hd.mp4", 2, (1920, 1080), 10)
-    segment = lambda wanted: [decode.Segment(0, wanted - 1, frozenset(range(wanted)))]  # noqa: E731
+    segment = lambda wanted: [Segment(0, wanted - 1, frozenset(range(wanted)))]  # noqa: E731
     rgb_frame = 1920 * 1080 * 3
-    with decode.VideoFile(str(path)) as video:
-        assert decode._reorder_depth(video, [segment(30), segment(20)], 2, planes=False) == 30
-        assert decode._reorder_depth(video, [segment(250)], 2, planes=False) == decode.REORDER_BYTES // (2 * rgb_frame) == 43
-        assert decode._reorder_depth(video, [segment(250)], 16, planes=False) == 5
-        assert decode._reorder_depth(video, [segment(2)], 2, planes=False) == 4, "at least the old depth"
+    with VideoFile(str(path)) as video:
+        assert chunks.reorder_depth(video, [segment(30), segment(20)], 2, planes=False) == 30
+        assert chunks.reorder_depth(video, [segment(250)], 2, planes=False) == chunks.REORDER_BYTES // (2 * rgb_frame) == 43
+        assert chunks.reorder_depth(video, [segment(250)], 16, planes=False) == 5
+        assert chunks.reorder_depth(video, [segment(2)], 2, planes=False) == 4, "at least the old depth"

@@ -1,7 +1,7 @@
 """NVIDIA hardware decoding (NVDEC) through torchcodec: the sampled frames decoded straight into GPU memory.
 
 Frame identity follows the CPU decoder exactly: targets come from the same packet index and sampling plan
-(``decode.plan_file``), are fetched by presentation-order index, and every frame torchcodec returns is checked
+(``fileplan.plan_file``), are fetched by presentation-order index, and every frame torchcodec returns is checked
 against its target's timestamp, so an exact frame is never swapped for a neighbour. Not yet run on a GPU.
 """
 
@@ -14,11 +14,13 @@ from pathlib import Path
 import torch
 
 from streamdet.errors import BackendError, MediaError
-from streamdet.video.decode import VideoFile, display_matrix, plan_file, transposes
+from streamdet.video.fileplan import plan_file
+from streamdet.video.orient import display_matrix, transposes
 from streamdet.video.frame import Frame
 from streamdet.video.sampling import Sampling
 from streamdet.video.sources import is_url, media_kind
 from streamdet.video.stats import DecodeStats
+from streamdet.video.videofile import VideoFile
 
 DECODERS = ("cpu", "nvdec", "auto")
 
