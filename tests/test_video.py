@@ -22,6 +22,7 @@ from .media import (
     write_image,
     write_jpeg_with_orientation,
 )
+from .sampling_reference import reference_pick
 from streamdet.errors import ConfigError, MediaError
 from streamdet.video import DecodeStats, Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
 from streamdet.video import chunks
@@ -552,35 +553,6 @@ def reference_frames(path: Path) -> tuple[list[tuple[int, float, bool, np.ndarra
     return [(index, *item) for index, item in enumerate(frames)], duration
 
 
-def reference_pick(frames: list[tuple[int, float, bool, np.ndarray]], duration: float, spec: str) -> list[int]:
-    """The indices a sampling spec names, chosen by direct loops over the full decode."""
-    mode, _, value = spec.partition(":")
-    times = [time for _, time, _, _ in frames]
-    if mode == "all":
-        return [index for index, *_ in frames]
-    if mode == "keyframes":
-        return [index for index, _, key, _ in frames if key]
-    if mode == "every":
-        return [index for index, *_ in frames if index % int(value) == 0]
-    if mode == "fps":
-        chosen, tick, rate = [], 0, float(value)
-        for index, time in enumerate(times):
-            if time - times[0] + 1e-6 >= tick / rate:
-                chosen.append(index)
-                while time - times[0] + 1e-6 >= tick / rate:
-                    tick += 1
-        return chosen
-    count = int(value)
-    if len(frames) <= count:
-        return list(range(len(frames)))
-    chosen = []
-    for i in range(count):
-        target = (i + 0.5) * duration / count
-        on_screen = [index for index, time in enumerate(times) if time <= target + 1e-6]
-        chosen.append(on_screen[-1] if on_screen else 0)
-    return sorted(set(chosen))
-
-
 def exact_cases(root: Path) -> dict[str, Path]:
     """Files with B-frames (H.264, HEVC with open GOPs), variable frame rate and rotation, several GOPs each."""
     return {
@@ -603,7 +575,7 @@ def exact_media(media_dir: Path) -> dict[str, tuple[Path, list, float]]:
 @pytest.mark.parametrize("spec", EXACT_SPECS)
 def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str, spec: str, workers: int) -> None:
     path, reference, duration = exact_media[case]
-    expected = reference_pick(reference, duration, spec)
+    expected = reference_pick([time for _, time, _, _ in reference], [key for _, _, key, _ in reference], duration, spec)
     stats = DecodeStats()
     frames = list(iter_frames(path, Sampling.parse(spec), stats, workers=workers))
     assert stats.warning() is None and stats.sampled == len(frames)

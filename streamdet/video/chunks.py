@@ -67,7 +67,7 @@ def decode_chunk(
 
     path = video.path
     context = video.stream.codec_context
-    corrupt, decoded = video.corrupt, video.decoded  # a borrowed copy has counted its earlier chunks already
+    corrupt, decoded, damaged = video.corrupt, video.decoded, video.damaged  # a borrowed copy counted earlier chunks
     packets = video.numbered(parts[0].first, plan.number_of)
     try:
         for part in parts:
@@ -82,4 +82,5 @@ def decode_chunk(
             yield from keep(video.decode_packet(None), part.wanted)
             context.flush_buffers()
     finally:
-        stats.add(video.corrupt - corrupt, video.decoded - decoded, sum(len(part.wanted) for part in parts) - len(found))
+        missing = sum(len(part.wanted) for part in parts) - len(found)
+        stats.add(video.corrupt - corrupt, video.decoded - decoded, missing, video.damaged - damaged)

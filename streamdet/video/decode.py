@@ -4,12 +4,14 @@ The jobs behind them have their own modules: ``opening`` and ``sniff`` (open a f
 ``videofile`` (packet-by-packet decoding), ``fileplan`` and ``plan`` (which packets to decode), ``chunks`` and
 ``pool`` (decoding planned runs, in parallel), ``orient`` and ``colour`` (upright RGB or planes), ``image``.
 
-Frame ``time`` is the presentation time in seconds from the stream start, taken from ``pts * time_base``
-(never from index / fps, so variable-frame-rate video is timed correctly). Frame ``index`` is the frame's
-position among all frames of the stream in presentation order, read from the packet index, so it is exact
-even where frames between targets are never decoded. Inputs without packet timestamps (raw elementary
-streams, live URLs) are decoded linearly; there, ``keyframes`` mode estimates the index as
-``round(time * average_fps)``, exact for constant-frame-rate video.
+Frames come in presentation order, which is the decoder's output order, as FFmpeg's players show them.
+``index`` is a frame's position in that order and ``time`` its presentation time in seconds from the stream
+start: the pts (never index / fps, so variable-frame-rate video is timed correctly). Files are planned from their
+packet index, so ``index`` is exact even where frames between targets are never decoded. Where the packet
+timestamps cannot place frames (missing or repeated pts, packed B-frames, pts in decode order: see ``trust``),
+the file is decoded in order, frame by frame, and timed by FFmpeg's best-effort rule (``timing``). Live URLs
+are decoded in order too; there, ``keyframes`` mode estimates the index as ``round(time * average_fps)``.
+See docs/frames.md.
 """
 
 from __future__ import annotations
@@ -128,17 +130,20 @@ def _counted(frames: Iterator[Frame], stats: DecodeStats) -> Iterator[Frame]:
 
 
 def _linear(video: VideoFile, sampling: Sampling, stats: DecodeStats, planes: bool = False) -> Iterator[Frame]:
-    """Decode from the start and select as frames come (streams, files without timestamps)."""
+    """Decode every frame from the start and select as frames come, in the decoder's output order (streams, and
+    files whose timestamps cannot place frames). Only a stream's ``keyframes`` skip the other frames."""
     total = video.frame_count
-    if sampling.mode == "keyframes":
+    if sampling.mode == "keyframes" and is_url(video.path):
         video.stream.codec_context.skip_frame = "NONKEY"
         chosen = video.estimated()
+    elif sampling.mode == "keyframes":
+        chosen = (triple for triple in video.indexed() if triple[2].key_frame)
     else:
         uniform = sampling.mode == "uniform" and (total is None or total > sampling.frames)
         chosen = select(sampling, video.indexed(), video.require_duration() if uniform else None, total)
     for index, time, frame in chosen:
         stats.sampled += 1
         yield Frame(source=video.path, index=index, time=time, image=converted(video.path, frame, True, planes))
-    stats.corrupt, stats.decoded = video.corrupt, video.decoded
+    stats.corrupt, stats.decoded, stats.damaged = video.corrupt, video.decoded, video.damaged
     if video.decoded == 0:
         raise video.nothing_decoded()

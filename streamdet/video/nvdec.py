@@ -95,7 +95,8 @@ def iter_frames_nvdec(
             size = (first.width, first.height) if transposes(matrix) else (first.height, first.width)
             if problem is None:
                 plan = plan_file(video.rewound(), sampling, stats)
-                problem = None if plan is not None else "it has no packet timestamps to find exact frames by"
+                reason = video.untrusted or "missing or repeated packet timestamps"
+                problem = None if plan is not None else f"its timestamps cannot place exact frames ({reason})"
             time_base = float(video.stream.time_base)
     if problem is None:
         decoder = _open(path, device)

@@ -10,6 +10,7 @@ import av
 from streamdet.errors import MediaError
 from streamdet.video.opening import open_container, video_stream
 from streamdet.video.sources import is_url
+from streamdet.video.timing import BestEffort
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +21,20 @@ _Triple = tuple[int, float, av.VideoFrame]
 
 
 class VideoFile:
-    """An open video stream that decodes packet by packet, skipping corrupt ones, with errors as ``MediaError``."""
+    """An open video stream that decodes packet by packet, skipping corrupt ones, with errors as ``MediaError``.
+
+    ``corrupt`` counts packets the decoder rejected or the demuxer flagged, ``damaged`` frames the decoder output
+    with errors in them (concealed), ``decoded`` frames output. ``untrusted`` says why the packet timestamps are
+    wrong, where the plan found out (see ``trust``); frame times then start from the decode timestamps.
+    """
 
     def __init__(self, path: str, threads: int = 0) -> None:
         self.path = path
         self.threads = threads
         self.decoded = 0
         self.corrupt = 0
+        self.damaged = 0
+        self.untrusted: str | None = None
         self._open()
 
     def _open(self) -> None:
@@ -49,6 +57,8 @@ class VideoFile:
         self.container.close()
         if self.corrupt:
             log.warning("%s: skipped %d corrupt or unreadable packet(s)", self.path, self.corrupt)
+        if self.damaged:
+            log.warning("%s: %d frame(s) decoded with errors", self.path, self.damaged)
 
     @property
     def duration(self) -> float | None:
@@ -61,8 +71,10 @@ class VideoFile:
 
     @property
     def fps(self) -> float | None:
-        """Average frames per second (frames / duration for variable frame rate)."""
-        rate = self.stream.average_rate or self.stream.guessed_rate
+        """Average frames per second (frames / duration for variable frame rate); for streams whose headers have
+        no timing (raw elementary streams), the codec's own rate, as FFmpeg guesses it."""
+        average = self.stream.average_rate if self.duration is not None else None
+        rate = average or self.stream.guessed_rate or self.stream.average_rate
         return float(rate) if rate else None
 
     @property
@@ -137,6 +149,7 @@ class VideoFile:
         if packet is not None and packet.is_corrupt:
             self.corrupt += 1
         self.decoded += len(frames)
+        self.damaged += sum(frame.is_corrupt for frame in frames)
         return frames
 
     def decode(self) -> Iterator[av.VideoFrame]:
@@ -145,9 +158,10 @@ class VideoFile:
             yield from self.decode_packet(packet)
 
     def timed(self) -> Iterator[tuple[float, av.VideoFrame]]:
-        """Decoded frames with their presentation time in seconds from the stream start."""
-        for index, frame in enumerate(self.decode()):
-            yield self._time(frame, index), frame
+        """Decoded frames in output order with their time in seconds from the stream start (see ``BestEffort``)."""
+        clock = BestEffort(self.start, self.stream.time_base, self.fps, prefer_dts=self.untrusted is not None)
+        for frame in self.decode():
+            yield clock.time(frame), frame
 
     def indexed(self) -> Iterator[_Triple]:
         """``(index, time, frame)`` for every frame, index counting decoded frames from here."""
@@ -164,12 +178,6 @@ class VideoFile:
         if self.corrupt:
             return MediaError(f"{self.path}: no decodable video frames ({self.corrupt} corrupt packets)")
         return MediaError(f"{self.path}: video stream has no frames")
-
-    def _time(self, frame: av.VideoFrame, index: int) -> float:
-        """``(pts - start) * time_base``; without a pts, the index at the average rate."""
-        if frame.pts is None:
-            return index / self.fps if self.fps else 0.0
-        return float((frame.pts - self.start) * self.stream.time_base)
 
     def _packets(self) -> Iterator[av.Packet]:
         """Demuxed packets of the stream; a read error ends the input like a truncated file would."""
