@@ -172,11 +172,12 @@ def write_jpeg_with_orientation(path: str | Path, image: np.ndarray, orientation
     return path
 
 
-def corrupt_packets(path: str | Path, packet_numbers: Sequence[int], seed: int = 0) -> Path:
+def corrupt_packets(path: str | Path, packet_numbers: Sequence[int], seed: int = 0, keep: float = 0.0) -> Path:
     """Overwrite the payload of the given video packets (0-based, in file order) with seeded random bytes.
 
     Meant for MP4, whose packets are bare payloads; use all-intra video (``gop=1``) so that later frames
-    still decode.
+    still decode. ``keep`` leaves that fraction of each payload intact at its start (the slice headers), so the
+    decoder takes the packet and meets the damage inside the picture, as in a file overwritten mid-stream.
     """
     path = Path(path)
     with av.open(str(path)) as container:
@@ -185,7 +186,8 @@ def corrupt_packets(path: str | Path, packet_numbers: Sequence[int], seed: int =
     rng = np.random.default_rng(seed)
     for number in packet_numbers:
         position, size = spans[number]
-        data[position : position + size] = rng.bytes(size)
+        start = position + int(size * keep)
+        data[start : position + size] = rng.bytes(position + size - start)
     path.write_bytes(bytes(data))
     return path
 

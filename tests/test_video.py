@@ -421,6 +421,19 @@ def test_corrupt_packets_are_skipped_and_counted(tmp_path: Path, caplog: pytest.
     assert f"{path}: skipped 2 corrupt" in caplog.text
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_errors_inside_frames_are_counted_into_the_warning(tmp_path: Path, workers: int) -> None:
+    """Two inter-coded frames overwritten from their middle on: the decoder conceals the damage and flags those two frames;
+    every frame still comes out, and the warning says two were decoded with errors."""
+    video = make_video(tmp_path / "overwritten.mp4", n_frames=30, size=(128, 96), gop=10)
+    path = corrupt_packets(video, [5, 14], keep=0.5)
+    stats = DecodeStats()
+    frames = list(iter_frames(path, Sampling("all"), stats, workers=workers))
+    assert len(frames) == 30 and stats.corrupt == 0
+    assert stats.damaged == 2
+    assert stats.warning() == "2 frame(s) decoded with errors"
+
+
 def test_nothing_decodable_is_an_error(tmp_path: Path) -> None:
     path = corrupt_packets(make_video(tmp_path / "ruined.mp4", n_frames=6, gop=1), range(6))
     expect_media_error(path, "no decodable video frames (")
