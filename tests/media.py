@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 Pattern = Callable[[int, int, int], np.ndarray]
 
@@ -154,6 +155,15 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
         image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
     if not cv2.imwrite(str(path), image):
         raise OSError(f"OpenCV could not write {path}")
+    return path
+
+
+def write_animation(path: str | Path, delays_ms: Sequence[int], size: tuple[int, int] = (80, 40)) -> Path:
+    """An animated GIF or WebP (by extension, with Pillow) whose frame i shows ``index_bars(i)`` for ``delays_ms[i]``."""
+    path = Path(path)
+    frames = [Image.fromarray(index_bars(index, *size)) for index in range(len(delays_ms))]
+    extra = {"lossless": True} if path.suffix.lower() == ".webp" else {}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=list(delays_ms), loop=0, **extra)
     return path
 
 

@@ -19,6 +19,7 @@ from .media import (
     make_video,
     orientation_marks,
     read_index,
+    write_animation,
     write_image,
     write_jpeg_with_orientation,
 )
@@ -494,6 +495,34 @@ def test_alpha_channel_is_dropped(tmp_path: Path) -> None:
     (frame,) = iter_frames(write_image(tmp_path / "clear.png", rgba))
     assert frame.image.shape == (30, 40, 3)
     assert frame.image[0, 0].tolist() == [200, 0, 0]
+
+
+ANIMATION_DELAYS_MS = [100, 200, 100, 300, 100, 100, 50, 100]
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp"])
+def test_animated_gif_and_webp_are_sampled_like_videos(tmp_path: Path, ext: str) -> None:
+    """Each frame shown for its own delay: every rule picks by those times, as for a variable-frame-rate video."""
+    path = write_animation(tmp_path / f"animated.{ext}", ANIMATION_DELAYS_MS)
+    starts = [sum(ANIMATION_DELAYS_MS[:i]) / 1000 for i in range(len(ANIMATION_DELAYS_MS))]
+    duration = sum(ANIMATION_DELAYS_MS) / 1000
+    assert [item.kind for item in expand_inputs([tmp_path])] == ["video"]
+    info = probe(path)
+    assert (info.width, info.height, info.frames, info.duration) == (80, 40, 8, pytest.approx(duration))
+    frames = frames_of(path, "all")
+    assert indices(frames) == list(range(8))
+    assert [frame.time for frame in frames] == pytest.approx(starts)
+    for spec in ("uniform:3", "fps:4", "every:3"):
+        assert indices(frames_of(path, spec)) == reference_pick(starts, [i == 0 for i in range(8)], duration, spec)
+    assert indices(frames_of(path, "keyframes")) == [0]
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp"])
+def test_a_one_frame_gif_or_webp_stays_an_image(tmp_path: Path, ext: str) -> None:
+    path = write_animation(tmp_path / f"still.{ext}", [100])
+    assert [item.kind for item in expand_inputs([path])] == ["image"]
+    (frame,) = iter_frames(path, Sampling("all"))
+    assert (frame.index, frame.time, read_index(frame.image)) == (0, 0.0, 0)
 
 
 def test_image_opencv_cannot_read_is_decoded_with_pyav(cfr: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamdet.errors import MediaError
+from streamdet.video.animation import animation_timing, decoded_by_pillow, iter_animation
 from streamdet.video.chunks import MAX_TARGETS_PER_CHUNK, chunk_decoder, decode_chunk, reorder_depth
 from streamdet.video.colour import converted
 from streamdet.video.fileplan import plan_file
@@ -57,9 +58,14 @@ class VideoInfo:
 def probe(path: str | Path) -> VideoInfo:
     """Describe a video or image, decoding its first frame to be sure it is readable."""
     path = str(path)
+    codec = Path(path).suffix[1:].lower()
     if media_kind(path) == "image":
         image = read_image(path)
-        return VideoInfo(path, image.shape[1], image.shape[0], 0.0, 1, None, 0, Path(path).suffix[1:].lower(), "rgb24")
+        return VideoInfo(path, image.shape[1], image.shape[0], 0.0, 1, None, 0, codec, "rgb24")
+    if decoded_by_pillow(path):
+        (width, height), starts, duration = animation_timing(path)
+        fps = len(starts) / duration if duration > 0 else None
+        return VideoInfo(path, width, height, duration, len(starts), fps, 0, codec, "rgb24")
     with VideoFile(path) as video:
         first = next(video.decode(), None)
         if first is None:
@@ -92,15 +98,18 @@ def iter_frames(
     Files are planned from their packet index and decoded GOP by GOP (by up to ``workers`` threads, each with
     its own decoder); inputs without usable timestamps are decoded linearly. ``stats``, if given, is filled in
     with what was lost. ``cores`` caps the decoder threads of this file (0: all cores), so that files decoded side
-    by side do not each start a thread per core. An image yields one frame (index 0, time 0). Errors surface as
-    ``MediaError``. ``planes`` yields 8-bit 4:2:0 frames as ``YuvImage`` (no RGB conversion on the CPU; see
-    ``yuv_image``).
+    by side do not each start a thread per core. An image yields one frame (index 0, time 0); animated GIF and
+    WebP are sampled as videos (see ``animation``). Errors surface as ``MediaError``. ``planes`` yields 8-bit
+    4:2:0 frames as ``YuvImage`` (no RGB conversion on the CPU; see ``yuv_image``).
     """
     path = str(path)
     stats = stats if stats is not None else DecodeStats()
     if media_kind(path) == "image":
         stats.decoded = stats.sampled = 1
         yield Frame(source=path, index=0, time=0.0, image=read_image(path))
+        return
+    if decoded_by_pillow(path):
+        yield from iter_animation(path, sampling, stats)
         return
     budget = cores or workers_available()
     with VideoFile(path, budget if cores else 0) as video:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from streamdet.errors import BackendError, MediaError
+from streamdet.video.animation import decoded_by_pillow
 from streamdet.video.fileplan import plan_file
 from streamdet.video.orient import display_matrix, transposes
 from streamdet.video.frame import Frame
@@ -83,7 +84,7 @@ def iter_frames_nvdec(
     path = str(path)
     stats = stats if stats is not None else DecodeStats()
     plan = decoder = None
-    if is_url(path) or media_kind(path) == "image":
+    if is_url(path) or media_kind(path) == "image" or decoded_by_pillow(path):
         problem = "NVDEC decodes video files only (streams and images use the CPU decoder)"
     else:
         with VideoFile(path) as video:
