@@ -34,7 +34,10 @@ import numpy as np
 
 from streamdet.allocator import reuse_frame_buffers
 from streamdet.video import DecodeStats, Sampling, iter_frames
-from streamdet.video import decode
+from streamdet.video.chunks import MAX_TARGETS_PER_CHUNK, chunk_decoder
+from streamdet.video.fileplan import plan_file
+from streamdet.video.pool import OpenFiles
+from streamdet.video.videofile import VideoFile
 from streamdet.video.plan import read_index, runs, segments, split, targets
 
 MODES = {
@@ -136,12 +139,12 @@ def _chunk_in_process(args: tuple[str, str, int, int, bool]) -> int:
     pinned_cpu = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, [pinned_cpu[part % len(pinned_cpu)]])
     stats = DecodeStats()
-    with decode.VideoFile(path) as video:
-        plan = decode.plan_file(video, MODES[mode], stats)
-    chunks = split(plan.parts, parts, decode.MAX_TARGETS_PER_CHUNK)
+    with VideoFile(path) as video:
+        plan = plan_file(video, MODES[mode], stats)
+    chunks = split(plan.parts, parts, MAX_TARGETS_PER_CHUNK)
     mine = [chunk for i, chunk in enumerate(chunks) if i % parts == part]
-    with decode.OpenFiles(path, 1) as files:
-        return sum(sum(1 for _ in decode.chunk_decoder(files, runs(chunk), plan, stats, False)()) for chunk in mine)
+    with OpenFiles(path, 1) as files:
+        return sum(sum(1 for _ in chunk_decoder(files, runs(chunk), plan, stats, False)()) for chunk in mine)
 
 
 def _plain_in_process(args: tuple[str, int, bool]) -> int:

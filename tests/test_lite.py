@@ -22,7 +22,7 @@ from streamdet.models.student import load_student
 from .engines import configured, scan
 from streamdet.train.dataset import load_items, read_rgb
 from streamdet.video import Sampling, iter_frames
-from streamdet.video.decode import to_rgb
+from streamdet.video.colour import to_rgb
 
 from .checkpoints import save_student
 from .media import make_video

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from streamdet.video.animation import is_animated
+
 VIDEO_EXTS = frozenset(
     {
         ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m2v", ".ts", ".m2ts", ".mts",
@@ -38,8 +40,9 @@ def is_url(path: str | Path) -> bool:
 
 
 def media_kind(path: str | Path) -> Literal["video", "image"]:
-    """``image`` for image extensions, else ``video``: unknown extensions are left for the decoder to judge."""
-    if is_url(path):
+    """``image`` for image extensions (animated GIF and WebP aside), else ``video``: unknown extensions are left
+    for the decoder to judge."""
+    if is_url(path) or is_animated(path):
         return "video"
     return "image" if Path(path).suffix.lower() in IMAGE_EXTS else "video"
 
@@ -79,7 +82,7 @@ def _walk_folder(folder: str) -> list[Input]:
                 found.append(Path(dirpath, name).relative_to(root).parts)
     if not found:
         return [Input(folder, "error", f"{folder}: no image or video files found")]
-    return [Input(str(root.joinpath(*parts)), media_kind(parts[-1])) for parts in sorted(found)]
+    return [Input(str(root.joinpath(*parts)), media_kind(root.joinpath(*parts))) for parts in sorted(found)]
 
 
 def _identity(path: str) -> str:
