@@ -267,13 +267,19 @@ def scan(
             "crops": ("--crops", crops), "decoder": ("--decoder", decoder), "decode_workers": ("--decode-workers", decode_workers),
         })
         checked_outputs((out, "output"), (html, "report"))
-        check_inputs(paths)
+        inputs = check_inputs(paths)
         try:
             engine = load_engine(cfg, quiet)
         except KeyboardInterrupt:
             fail("interrupted before scanning started; nothing written", INTERRUPTED)
+        planned = planned_frames(inputs, cfg)
+        if not quiet:
+            announce(engine, inputs, planned)
         show = not quiet and err.is_terminal
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True, disable=not show)
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=err, transient=True, disable=not show,
+        )
         counts = {"files": 0, "frames": 0}
         finished: dict[str, FileResult] = {}
         thumbnails = None
@@ -282,10 +288,11 @@ def scan(
 
             thumbnails = Thumbnails()
         with progress:
-            task = progress.add_task("scanning", total=None)
+            task = progress.add_task("scanning", total=planned)
 
             def tick() -> None:
-                progress.update(task, description=f"scanning: {counts['files']} files, {counts['frames']} frames")
+                total = None if planned is None else max(planned, counts["frames"])
+                progress.update(task, completed=counts["frames"], total=total, description=f"scanning: {counts['files']}/{len(inputs)} inputs")
 
             def on_result(result: FileResult) -> None:
                 finished[result.path] = result
@@ -321,8 +328,9 @@ def scan(
     raise typer.Exit(report.exit_code(results))
 
 
-def check_inputs(paths: List[str]) -> None:
-    """Refuse, before any model loads, a command line with nothing to scan: every input missing or unreadable (one line, exit 2)."""
+def check_inputs(paths: List[str]) -> list:
+    """The inputs to scan; a command line with nothing to scan (every input missing or unreadable) is refused
+    before any model loads (one line, exit 2)."""
     from .errors import MediaError
     from .video import expand_inputs
 
@@ -332,7 +340,26 @@ def check_inputs(paths: List[str]) -> None:
     errors = [item for item in inputs if item.kind == "error"]
     if len(errors) == len(inputs):
         raise MediaError((errors[0].error or errors[0].path) + (f" (and {len(errors) - 1} more inputs cannot be read)" if len(errors) > 1 else ""))
+    return inputs
 
+
+def planned_frames(inputs: list, cfg: Config) -> int | None:
+    """About how many frames a scan scores: an image one, a video its uniform count (fewer if it is shorter);
+    None for the other sampling modes, whose counts need each video's length."""
+    if cfg.sampling.mode != "uniform" and any(item.kind == "video" for item in inputs):
+        return None
+    return sum(1 if item.kind == "image" else cfg.sampling.frames for item in inputs if item.kind != "error")
+
+
+def announce(engine: Engine, inputs: list, planned: int | None) -> None:
+    """One line before the work starts: what runs where, and on a CPU with a full-size ADM what that costs."""
+    about = engine.scorer.describe()
+    media = sum(item.kind != "error" for item in inputs)
+    count = f"about {planned} frames" if planned is not None else "their sampled frames"
+    line = f"streamdet: scanning {media} inputs, {count}, with {'+'.join(about['methods'])} on {about['device']} ({about['precision']})"
+    if about["device"] == "cpu" and engine.settings.adm.image_size >= 256:
+        line += "; on a CPU the full-size ADM takes about 10-40 s a frame: fewer --frames, --cascade or a GPU help (docs/scan.md, 'On a CPU')"
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 def write_results(results: list[FileResult], fmt: str, info: dict, out: Path | None, html: Path | None, thumbnails: object | None) -> None:
     """The report (with --report), then the results in `fmt` to --out or stdout (the table on a terminal)."""
