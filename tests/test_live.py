@@ -439,8 +439,8 @@ def test_open_options_use_the_timeouts_ffmpeg_accepts():
         (["MISSING", "--realtime"], "no such file or directory"),
         (["rtsp://h/x", "--raise-at", "0.4", "--clear-at", "0.5"], "--clear-at 0.5 and --raise-at 0.4"),
         (["rtsp://h/x", "--window", "2", "--min-frames", "9"], "--min-frames 9: a 2 s window at 2 fps holds at most 4 frames"),
-        (["rtsp://h/x", "--rtsp-transport", "sctp"], "--rtsp-transport sctp: use tcp or udp"),
-        (["rtsp://h/x", "--fps", "0"], "--fps must be positive"),
+        (["rtsp://h/x", "--rtsp-transport", "sctp"], "--rtsp-transport: expected one of 'tcp' or 'udp', got str 'sctp'"),
+        (["rtsp://h/x", "--fps", "0"], "--fps: must be greater than 0, not 0.0"),
     ],
 )
 def test_bad_watch_options_are_one_line_errors(args, problem, tmp_path, tiny_adm_ckpt, real_student_ckpt):
