@@ -18,7 +18,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from streamdet.aggregate import file_score
 from streamdet.cli import app
 from streamdet.errors import ConfigError
 from streamdet.live.clock import RateSampler, StreamClock
@@ -55,7 +54,8 @@ def test_window_score_is_the_file_rule_over_the_last_window_seconds():
     _feed(window, scores)
     last_four = scores[-4:]  # times 1.5 .. 3.0 lie within 2 s of the newest (3.0); 1.0 does not
     assert len(window) == 4
-    assert window.score == pytest.approx(file_score(last_four, 0.25))
+    assert window.score == pytest.approx(0.8), "the mean of the top quarter of 4 scores is their highest, 0.8 (at t=2.5)"
+    assert last_four == [0.3, 0.4, 0.8, 0.05]
 
 
 def test_no_score_and_no_alert_below_min_frames():
