@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import json
 import os
 import shutil
@@ -11,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from streamdet.video import Sampling
 from .engines import configured, scan
 
 from .media import corrupt_packets, make_video
+from .servers import trickle
 
 ray = pytest.importorskip("ray", reason="the cluster tests need Ray: pip install -e '.[ray]'")
 pytest.importorskip("ray.data", reason="the cluster tests need Ray Data: pip install -e '.[ray]'")
@@ -140,32 +139,6 @@ def test_other_settings_on_the_same_folder_are_refused(batch_run, archive, tiny_
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-class _Trickle(http.server.BaseHTTPRequestHandler):
-    """Serves one clip: a byte at a time while `slow` is set (its scan cannot finish), the rest at once when it is cleared."""
-
-    clip: bytes = b""
-    slow = threading.Event()
-
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "video/mp2t")
-        self.send_header("Content-Length", str(len(self.clip)))
-        self.end_headers()
-        sent = 0
-        try:
-            while self.slow.is_set() and sent < len(self.clip):  # a byte every 0.2 s: hours for this clip
-                self.wfile.write(self.clip[sent : sent + 1])
-                self.wfile.flush()
-                sent += 1
-                time.sleep(0.2)  # the server's pace, not a wait of the test
-            self.wfile.write(self.clip[sent:])
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_path, tiny_adm_ckpt, fake_student_ckpt):
     """Five clips finish while a sixth, served over HTTP a few bytes at a time, cannot: the run is killed with exactly
     five rows written, and the rerun scans only the sixth (served whole now)."""
@@ -173,18 +146,14 @@ def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_pat
     media.mkdir()
     for i in range(5):
         make_video(media / f"v{i}.mp4", 16)
-    _Trickle.clip = make_video(tmp_path / "slow.ts", 16).read_bytes()
-    _Trickle.slow.set()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/slow.ts"
-    listing = tmp_path / "inputs.txt"
-    listing.write_text("# the clips\n" + "".join(f"{p}\n" for p in sorted(media.glob("*.mp4"))) + url + "\n")
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "streamdet", "batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray,
-               "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--part-rows", "1", "-q"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    try:
+    with trickle(make_video(tmp_path / "slow.ts", 16)) as slow:
+        url = slow.url
+        listing = tmp_path / "inputs.txt"
+        listing.write_text("# the clips\n" + "".join(f"{p}\n" for p in sorted(media.glob("*.mp4"))) + url + "\n")
+        out = tmp_path / "out"
+        command = [sys.executable, "-m", "streamdet", "batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray,
+                   "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--part-rows", "1", "--cpus-per-actor", "0", "-q"]  # both CPUs decode
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 300
@@ -197,11 +166,9 @@ def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_pat
         first = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
         assert sorted(read_rows(out)) == sorted(str(p) for p in media.glob("*.mp4")), "killed with the five clips done, the slow one not"
 
-        _Trickle.slow.clear()
+        slow.release()
         result = runner.invoke(app, ["batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray, "--config", "tiny",
                                      "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt)])
-    finally:
-        server.shutdown()
     assert result.exit_code == 1, result.output  # every clip FAKE with this student
     assert "scanned 1 " in result.stdout and "skipped 5 already done" in result.stdout
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in first} == first
