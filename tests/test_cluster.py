@@ -28,6 +28,8 @@ from .engines import configured, scan
 from .media import corrupt_packets, make_video
 from .servers import trickle
 
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
 ray = pytest.importorskip("ray", reason="the cluster tests need Ray: pip install -e '.[ray]'")
 pytest.importorskip("ray.data", reason="the cluster tests need Ray Data: pip install -e '.[ray]'")
 

@@ -28,6 +28,8 @@ from .checkpoints import save_student
 from .media import make_video
 from .trainingdata import make_image_dataset
 
+pytestmark = [pytest.mark.slow, pytest.mark.training]
+
 runner = CliRunner()
 
 

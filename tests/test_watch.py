@@ -31,6 +31,8 @@ from streamdet.export.exporter import export_models
 from .media import make_video
 from .rtsp import RtspServer, free_port, unavailable
 
+pytestmark = [pytest.mark.slow, pytest.mark.live]
+
 _WHY_NO_RTSP = unavailable()
 
 
