@@ -25,7 +25,8 @@ from streamdet.video.fileplan import plan_file
 from streamdet.video.videofile import VideoFile
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs the ffmpeg and ffprobe CLIs for the reference decode"
+    not (shutil.which("ffmpeg") and shutil.which("ffprobe")),
+    reason="needs the ffmpeg and ffprobe CLIs for the reference decode",
 )
 
 SPECS = ["all", "uniform:5", "uniform:16", "every:7", "fps:1.5", "keyframes"]
