@@ -1,5 +1,5 @@
 """Exact frames on the files people have, against FFmpeg's own decode: B-frames with broken timestamps, packed
-B-frames, open GOPs, variable frame rate and missing timestamps, each in every sampling mode.
+B-frames, MPEG-2 and MPEG-4 part 2, open GOPs, variable frame rate and missing timestamps, in every sampling mode.
 
 The files are made here with the ``ffmpeg`` CLI; the reference is the ``ffmpeg`` CLI's own decode of each (every
 frame it outputs, in its presentation order, as rgb24) and ``ffprobe``'s frame times and key flags. Frame
@@ -25,7 +25,8 @@ from streamdet.video.fileplan import plan_file
 from streamdet.video.videofile import VideoFile
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs the ffmpeg and ffprobe CLIs for the reference decode"
+    not (shutil.which("ffmpeg") and shutil.which("ffprobe")),
+    reason="needs the ffmpeg and ffprobe CLIs for the reference decode",
 )
 
 SPECS = ["all", "uniform:5", "uniform:16", "every:7", "fps:1.5", "keyframes"]
@@ -62,7 +63,9 @@ def make_cases(root: Path) -> dict[str, Path]:
     # pts = dts: the muxer fault; shifted to start at 0, and as written (the leading frames then cut by the edit list)
     remux("pts_dts.mp4", bframes, "-bsf:v", "setts=pts=DTS-STARTDTS:dts=DTS-STARTDTS")
     remux("pts_dts_edit.mp4", bframes, "-bsf:v", "setts=pts=DTS")
+    remux("pts_dts.mkv", bframes, "-bsf:v", "setts=pts=DTS")  # Matroska stores pts only
     encode("mpeg4.avi", "-c:v", "mpeg4", "-bf", "2", "-g", "12", "-q:v", "3")
+    encode("mpeg2.mpg", "-c:v", "mpeg2video", "-bf", "2", "-g", "12", "-q:v", "3")
     if has_encoder("libxvid"):  # XviD writes packed B-frames into AVI, as DivX did
         packed = encode("packed.avi", "-c:v", "libxvid", "-bf", "2", "-g", "12", "-q:v", "3")
         remux("unpacked.avi", packed, "-bsf:v", "mpeg4_unpack_bframes")
@@ -117,8 +120,8 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, tup
     return {name: (path, reference(path)) for name, path in make_cases(root).items()}
 
 
-CASES = ["bframes.mp4", "pts_dts.mp4", "pts_dts_edit.mp4", "mpeg4.avi", "packed.avi", "unpacked.avi",
-         "open_gop.mp4", "open_gop.ts", "vfr.mp4", "raw.h264"]
+CASES = ["bframes.mp4", "pts_dts.mp4", "pts_dts_edit.mp4", "pts_dts.mkv", "mpeg4.avi", "mpeg2.mpg", "packed.avi",
+         "unpacked.avi", "open_gop.mp4", "open_gop.ts", "vfr.mp4", "raw.h264"]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -141,7 +144,8 @@ def test_sampled_frames_are_ffmpegs(cases: dict, case: str, spec: str, workers: 
 
 @pytest.mark.parametrize(
     ("case", "problem"),
-    [("bframes.mp4", None), ("pts_dts.mp4", "pts in decode order"), ("packed.avi", "packed B-frames"),
+    [("bframes.mp4", None), ("pts_dts.mp4", "pts in decode order"), ("pts_dts.mkv", "pts in decode order"),
+     ("packed.avi", "packed B-frames"),
      ("unpacked.avi", None), ("mpeg4.avi", None), ("open_gop.ts", None), ("vfr.mp4", None)],
 )
 def test_untrusted_timestamps_are_recognised(cases: dict, case: str, problem: str | None) -> None:

@@ -424,8 +424,8 @@ def test_corrupt_packets_are_skipped_and_counted(tmp_path: Path, caplog: pytest.
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_errors_inside_frames_are_counted_into_the_warning(tmp_path: Path, workers: int) -> None:
-    """Two inter-coded frames overwritten from their middle on: the decoder conceals the damage and flags those two frames;
-    every frame still comes out, and the warning says two were decoded with errors."""
+    """Two inter-coded frames overwritten from their middle on: the decoder conceals the damage and flags those
+    two frames; every frame still comes out, and the warning says two were decoded with errors."""
     video = make_video(tmp_path / "overwritten.mp4", n_frames=30, size=(128, 96), gop=10)
     path = corrupt_packets(video, [5, 14], keep=0.5)
     stats = DecodeStats()

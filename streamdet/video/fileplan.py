@@ -35,7 +35,8 @@ def plan_file(video: VideoFile, sampling: Sampling, stats: DecodeStats) -> FileP
     if duration is None and sampling.mode == "uniform":
         duration = video.require_duration()
     stats.note_end(index.end, duration, video.fps, index.read_error)
-    problem = timestamp_problem([p.pts for p in index.packets], bool(video.stream.codec_context.has_b_frames), index.packed)
+    reorders = bool(video.stream.codec_context.has_b_frames)
+    problem = timestamp_problem([packet.pts for packet in index.packets], reorders, index.packed)
     if problem is not None:
         log.info("%s: %s, so every frame is decoded in order", video.path, problem)
         video.untrusted = problem

@@ -32,7 +32,7 @@ class Packet:
 class PacketIndex:
     """A file's video packets in decode order, the frame order they present in, and where the last one ends (s).
 
-    ``packed`` says the stream flags DivX-style packed B-frames (see ``trust``).
+    ``packed`` says a packet holds two MPEG-4 part 2 pictures: DivX-style packed B-frames (see ``trust``).
     """
 
     packets: list[Packet]

@@ -14,9 +14,10 @@ END_SLACK_S = 0.1
 class DecodeStats:
     """Counts filled in while a file is decoded: packets the decoder rejected, where reading stopped, frames out.
 
-    ``damaged`` counts frames the decoder output with errors in them (FFmpeg's "error while decoding MB": the
-    broken part concealed from neighbouring pixels). ``stopped_at`` is the time (s) of the last packet read when reading ended before ``duration`` (a read error
-    or a file cut short); ``missing`` counts sampled frames that were planned but never came out of the decoder.
+    ``stopped_at`` is the time (s) of the last packet read when reading ended before ``duration`` (a read error
+    or a file cut short); ``missing`` counts sampled frames that were planned but never came out of the decoder;
+    ``damaged`` counts frames the decoder output with errors in them (FFmpeg's "error while decoding MB", the
+    broken part concealed from neighbouring pixels).
     """
 
     corrupt: int = 0
@@ -28,7 +29,7 @@ class DecodeStats:
     duration: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, corrupt: int, decoded: int, missing: int, damaged: int = 0) -> None:
+    def add(self, corrupt: int, decoded: int, missing: int, damaged: int) -> None:
         """Add one decoder's counts (parallel decoders of one file report from their own threads)."""
         with self._lock:
             self.corrupt += corrupt
@@ -46,7 +47,7 @@ class DecodeStats:
             self.stopped_at = last_time
 
     def warning(self) -> str | None:
-        """One line on what was lost (corrupt packets, damaged frames, an early stop, frames missing), or None for a clean read."""
+        """One line on what was lost (an early stop, corrupt packets, damaged frames, frames missing), or None if nothing."""
         parts = []
         if self.stopped_at is not None:
             whole = f" of {self.duration:.1f} s" if self.duration is not None else ""

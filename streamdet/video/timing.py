@@ -11,17 +11,18 @@ class BestEffort:
     """Times in seconds for the frames a decoder outputs, in output order, by FFmpeg's best-effort rule.
 
     FFmpeg (``guess_correct_pts``) takes each frame's pts until pts have gone backwards more often than the
-    decode timestamps (dts) have, then the dts. ``prefer_dts`` starts from the dts, for streams whose pts are
-    known to be wrong (packed B-frames, pts in decode order), as FFmpeg ends up doing after their first fault.
+    decode timestamps (dts) have, then the dts. With ``ignore_pts``, for streams whose pts are known to be wrong
+    (packed B-frames, pts in decode order), the dts alone, where FFmpeg ends up after their first fault.
     A time that is missing or not after the previous frame's (FFmpeg's at the decoder's drain, or on streams
     without timestamps) is the previous frame's plus one frame duration, so times always increase.
     """
 
-    def __init__(self, start: int, time_base: Fraction, rate: float | None, prefer_dts: bool = False) -> None:
+    def __init__(self, start: int, time_base: Fraction, rate: float | None, ignore_pts: bool = False) -> None:
         self.start = start
         self.time_base = time_base
         self.step = 1 / rate if rate else 0.0
-        self.faulty_pts = int(prefer_dts)
+        self.ignore_pts = ignore_pts
+        self.faulty_pts = 0
         self.faulty_dts = 0
         self.last_pts: int | None = None
         self.last_dts: int | None = None
@@ -29,7 +30,7 @@ class BestEffort:
 
     def time(self, frame: av.VideoFrame) -> float:
         """The next output frame's time in seconds from the stream start."""
-        pts, dts = frame.pts, frame.dts
+        pts, dts = None if self.ignore_pts else frame.pts, frame.dts
         if dts is not None:
             self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
             self.last_dts = dts

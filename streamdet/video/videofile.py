@@ -25,7 +25,7 @@ class VideoFile:
 
     ``corrupt`` counts packets the decoder rejected or the demuxer flagged, ``damaged`` frames the decoder output
     with errors in them (concealed), ``decoded`` frames output. ``untrusted`` says why the packet timestamps are
-    wrong, where the plan found out (see ``trust``); frame times then start from the decode timestamps.
+    wrong, where the plan found out (see ``trust``); frame times then come from the decode timestamps.
     """
 
     def __init__(self, path: str, threads: int = 0) -> None:
@@ -159,7 +159,7 @@ class VideoFile:
 
     def timed(self) -> Iterator[tuple[float, av.VideoFrame]]:
         """Decoded frames in output order with their time in seconds from the stream start (see ``BestEffort``)."""
-        clock = BestEffort(self.start, self.stream.time_base, self.fps, prefer_dts=self.untrusted is not None)
+        clock = BestEffort(self.start, self.stream.time_base, self.fps, ignore_pts=self.untrusted is not None)
         for frame in self.decode():
             yield clock.time(frame), frame
 
