@@ -1,4 +1,4 @@
-"""The one preprocessing function: uint8 RGB frames → N×3×S×S in [-1, 1] on the device (DESIGN.md §2)."""
+"""The one preprocessing function: uint8 RGB frames → N×3×S×S in [-1, 1] on the device (docs/design.md §2)."""
 
 from __future__ import annotations
 
