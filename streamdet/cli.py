@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import io
 import logging
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -217,6 +218,7 @@ def quiet_libraries() -> None:
     """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings) off stderr: users see streamdet's messages; --verbose shows all."""
     warnings.simplefilter("ignore")
     logging.getLogger("torch").setLevel(logging.ERROR)
+    os.environ.setdefault("TORCH_LOGS", "-torch")  # torch, imported later, resets its loggers from this on import
 
 
 @app.command()
