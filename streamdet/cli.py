@@ -465,8 +465,6 @@ def batch_command(
 
 def quiet_ray() -> None:
     """Keep Ray's own log lines (token-auth notices, actor restarts) off stderr unless --verbose."""
-    import os
-
     os.environ.setdefault("RAY_LOG_TO_STDERR", "0")
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     logging.getLogger("ray").setLevel(logging.ERROR)
