@@ -30,7 +30,8 @@ from streamdet.video.parallel import ordered, workers_available
 from streamdet.video.plan import Packet, Segment, read_index, runs, segments, split, targets
 from streamdet.video.sampling import Sampling, select
 from streamdet.video.stats import DecodeStats
-from streamdet.video.sources import is_url, media_kind
+from streamdet.video.headers import check_image_header, check_pixels
+from streamdet.video.sources import is_url, media_kind, special_file
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def iter_frames(
     workers: int = 1,
     planes: bool = False,
     cores: int = 0,
+    max_pixels: int | None = None,
 ) -> Iterator[Frame]:
     """Yield the frames of a video or image that ``sampling`` selects, as upright RGB images, in presentation order.
 
@@ -114,16 +116,18 @@ def iter_frames(
     with what was lost. ``cores`` caps the decoder threads of this file (0: all cores), so that files decoded side
     by side do not each start a thread per core. An image yields one frame (index 0, time 0). Errors surface as
     ``MediaError``. ``planes`` yields 8-bit 4:2:0 frames as ``YuvImage`` (no RGB conversion on the CPU; see
-    ``yuv_image``).
+    ``yuv_image``). Pictures of more than ``max_pixels`` (default ``headers.DEFAULT_MAX_PIXELS``) are refused
+    from the header, before decoding.
     """
     path = str(path)
     stats = stats if stats is not None else DecodeStats()
     if media_kind(path) == "image":
         stats.decoded = stats.sampled = 1
-        yield Frame(source=path, index=0, time=0.0, image=read_image(path))
+        yield Frame(source=path, index=0, time=0.0, image=read_image(path, max_pixels))
         return
     budget = cores or workers_available()
     with VideoFile(path, budget if cores else 0) as video:
+        check_pixels(path, video.stream.codec_context.width, video.stream.codec_context.height, max_pixels)
         plan = None if is_url(path) else plan_file(video, sampling, stats)
         if plan is None:
             yield from _linear(video, sampling, stats, planes)
@@ -520,6 +524,8 @@ def _check_file(path: str) -> None:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(path)
+        if problem := special_file(path, info):
+            raise MediaError(problem)
         if stat.S_ISREG(info.st_mode):
             if info.st_size == 0:
                 raise MediaError(f"{path}: empty file (0 bytes)")
@@ -619,7 +625,7 @@ def transposes(matrix: Sequence[int] | None) -> bool:
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """An upright ``H×W×3`` uint8 RGB copy of a decoded frame, whatever its pixel format."""
-    return orient(frame.to_ndarray(format="rgb24"), display_matrix(frame))
+    return orient(frame.to_ndarray(format="rgb24", threads=1), display_matrix(frame))
 
 
 def yuv_image(frame: av.VideoFrame, matrix: Sequence[int] | None) -> YuvImage | None:
@@ -650,14 +656,18 @@ def _converted(
             matrix = display_matrix(frame)
         if planes and (image := yuv_image(frame, matrix)) is not None:
             return image
-        return orient(frame.to_ndarray(format="rgb24"), matrix)
+        return orient(frame.to_ndarray(format="rgb24", threads=1), matrix)  # threads=1: no swscale pool per frame
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"{path}: cannot convert {frame.format.name} frames to RGB ({exc})") from None
 
 
-def read_image(path: str) -> np.ndarray:
-    """Decode an image to upright ``H×W×3`` uint8 RGB: EXIF orientation applied, alpha dropped, 16-bit scaled."""
+def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image to upright ``H×W×3`` uint8 RGB: EXIF orientation applied, alpha dropped, 16-bit scaled.
+
+    One above ``max_pixels`` is refused from its header, before decoding (see ``streamdet.video.headers``).
+    """
     _check_file(path)
+    check_image_header(path, max_pixels)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
@@ -667,7 +677,8 @@ def read_image(path: str) -> np.ndarray:
     except cv2.error:
         image = None
     if image is not None:
-        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        check_pixels(path, image.shape[1], image.shape[0], max_pixels)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second copy of a large image
     with VideoFile(path) as video:
         frame = next(video.decode(), None)
         if frame is None:
