@@ -21,7 +21,7 @@ from . import report, weights
 from .aggregate import parse_band
 from .allocator import reuse_frame_buffers
 from .config import Config, SamplingConfig, load_config, with_overrides
-from .errors import StreamdetError
+from .errors import StreamdetError, shown
 from .files import write_text
 from .version import __version__
 
@@ -64,7 +64,7 @@ def interrupted_result(path: str, kind: str) -> FileResult:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error on stderr and exit with `code`."""
-    err.print(f"[bold red]streamdet: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]streamdet: error:[/] {escape(shown(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -172,6 +172,8 @@ def main(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version, help="Print the version and exit."),
 ) -> None:
     logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(report.OneLineFormatter("streamdet: %(levelname)s: %(message)s"))
     reuse_frame_buffers()
     if not verbose:
         quiet_libraries()
@@ -297,7 +299,7 @@ def scan(
         sys.stdout.write(report.render(results, fmt, settings))
     for r in results:
         if r.status == "error":
-            err.print(f"[yellow]streamdet: {r.error}[/]", highlight=False, soft_wrap=True)
+            err.print(f"[yellow]streamdet: {escape(shown(r.error))}[/]", highlight=False, soft_wrap=True)
     if interrupted:
         done = sum(r.path in finished for r in results)
         err.print(f"[bold red]streamdet: interrupted:[/] {done} of {len(results)} inputs finished; the others are reported as interrupted", highlight=False, soft_wrap=True)
@@ -371,7 +373,7 @@ def batch_command(
         f"this run scanned {summary.scanned} ({summary.frames} frames, {rate:.1f} frames/s), skipped {summary.skipped} already done"
     )
     for row in errors[:20]:
-        err.print(f"[yellow]streamdet: {escape(row['error'] or row['path'])}[/]", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]streamdet: {escape(shown(row['error'] or row['path']))}[/]", highlight=False, soft_wrap=True)
     if len(errors) > 20:
         err.print(f"[yellow]streamdet: … and {len(errors) - 20} more errors (status \"error\" in the part files)[/]", highlight=False)
     raise typer.Exit(report.exit_code(FileResult(r["path"], r["kind"], status=r["status"], verdict=r["verdict"]) for r in rows))
@@ -512,7 +514,7 @@ def count_progress(label: str, quiet: bool) -> tuple[Progress, Callable[[int, in
 
 def warn(message: str) -> None:
     """Print a one-line warning on stderr (an input that was skipped, and why)."""
-    err.print(f"streamdet: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"streamdet: {shown(message)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("frames")
