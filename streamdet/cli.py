@@ -180,9 +180,13 @@ def main(
 
 
 def quiet_libraries() -> None:
-    """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings) off stderr: users see streamdet's messages; --verbose shows all."""
+    """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings, OpenCV's
+    `[ WARN:0@…]` lines for damaged images) off stderr: users see streamdet's messages; --verbose shows all."""
+    import cv2
+
     warnings.simplefilter("ignore")
     logging.getLogger("torch").setLevel(logging.ERROR)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 @app.command()

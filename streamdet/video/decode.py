@@ -332,7 +332,7 @@ class VideoFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.container.close()
-        if self.corrupt:
+        if self.corrupt and exc_info[0] is None:  # a failure's own error says what was lost: one line, not two
             log.warning("%s: skipped %d corrupt or unreadable packet(s)", self.path, self.corrupt)
 
     @property
@@ -365,7 +365,7 @@ class VideoFile:
         if duration is None and not is_url(self.path):
             duration = _scan_duration(self.path, self.stream.index, self.fps)
         if duration is None:
-            raise MediaError(f"{self.path}: duration unknown, so uniform sampling is impossible; use fps or every")
+            raise MediaError(f"{self.path}: duration unknown, so uniform sampling is impossible; use --fps or --every")
         return duration
 
     @property
@@ -491,7 +491,10 @@ def _video_stream(container: av.container.InputContainer, path: str) -> av.video
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
     audio_only = bool(container.streams.audio)
+    kind = None if container.streams else container.format.long_name or container.format.name
     container.close()
+    if kind is not None:  # e.g. an MP4 whose index (moov) is zeroed: the container is there, its list of streams is not
+        raise MediaError(f"{path}: damaged {kind} file: its header describes no streams")
     raise MediaError(f"{path}: no video stream" + (" (audio only)" if audio_only else ""))
 
 
