@@ -244,13 +244,13 @@ def find_config(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path
+    candidate = CONFIG_DIR / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
     if path.is_dir():
         raise ConfigError(f"{name}: is a folder, not a config file")
     if path.exists():
         raise ConfigError(f"{name}: is not a regular file, so not a config file")
-    candidate = CONFIG_DIR / f"{name}.yaml"
-    if candidate.is_file():
-        return candidate
     known = ", ".join(builtin_configs()) or "none"
     raise ConfigError(f"{name}: no such config file or built-in config (built-in: {known})")
 

@@ -350,11 +350,14 @@ def check_archive(path: Path) -> None:
     _remember(path, stat, zip_crc="ok")
 
 
-def _refusal(exc: Exception) -> str:
-    """Why torch's data-only loader refused a file, without its advice to load it as code."""
+def _refusal(path: Path, exc: Exception) -> str:
+    """Why torch's data-only loader refused a file, without its advice to load it as code: a file naming Python
+    objects is refused as such; anything else is not a checkpoint (its own reason, the boilerplate dropped)."""
     found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-    what = f" ({found.group(1)})" if found else ""
-    return f"it holds Python objects{what}, not only tensors; streamdet loads checkpoints as data only and never runs code from one"
+    if found:
+        return f"{path}: refused: it holds Python objects ({found.group(1)}), not only tensors; streamdet loads checkpoints as data only and never runs code from one"
+    own = [line.strip() for line in str(exc).splitlines()[1:] if line.strip() and not line.startswith(("Please file", "Check the documentation"))]
+    return f"{path}: not a PyTorch checkpoint ({own[0] if own else 'unpickling error'})"
 
 
 def load_checkpoint(path: str | Path) -> Any:
@@ -375,9 +378,7 @@ def load_checkpoint(path: str | Path) -> Any:
             raise WeightsError(f"{path}: truncated or corrupt checkpoint ({first})") from None
         raise WeightsError(f"{path}: cannot load checkpoint ({first})") from None
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
-            raise WeightsError(f"{path}: refused: {_refusal(exc)}") from None
-        raise WeightsError(f"{path}: not a PyTorch checkpoint ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'unpickling error'})") from None
+        raise WeightsError(_refusal(path, exc)) from None
     except Exception as exc:  # other pickle errors, OS errors: all are "not a checkpoint"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path}: not a PyTorch checkpoint ({first})") from None

@@ -11,11 +11,10 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+# The default limit, 100 million pixels (e.g. 10000 × 10000): decoding one needs about 1 GB (3 bytes a pixel for
+# the decoded image, 4 for one float channel while it is resized). Above the limit an input is refused.
 from streamdet.config import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from streamdet.errors import MediaError
-
-# DEFAULT_MAX_PIXELS, 100 million pixels (e.g. 10000 × 10000): decoding one needs about 1 GB (3 bytes a pixel for
-# the decoded image, 4 for one float channel while it is resized). Above the limit an input is refused.
 
 # How the image formats streamdet decodes as images begin (JPEG, PNG, GIF, BMP, TIFF; WebP is RIFF....WEBP).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")

@@ -107,7 +107,7 @@ def _walk_folder(folder: str) -> list[Input]:
                     info = None  # a broken link: kept, so that the decoder reports it
                 if info is not None and (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
                     continue
-                found.append((Path(path).relative_to(root).parts, info and special_file(path, info)))
+                found.append((Path(path).relative_to(root).parts, special_file(path, info) if info else None))
     if not found:
         return [Input(folder, "error", f"{folder}: no image or video files found")]
     inputs = []
