@@ -22,7 +22,7 @@ from rich.table import Table
 
 from .aggregate import parse_band
 from .allocator import reuse_frame_buffers
-from .errors import StreamdetError
+from .errors import StreamdetError, shown
 from .files import check_writable, write_text
 from .version import __version__
 
@@ -90,7 +90,7 @@ def stdout_console() -> Console:
 
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error on stderr and exit with `code`."""
-    err.print(f"[bold red]streamdet: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]streamdet: error:[/] {escape(shown(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -209,16 +209,20 @@ def main(
     version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version, metavar="", help="Print the version and exit."),
 ) -> None:
     logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(report.OneLineFormatter("streamdet: %(levelname)s: %(message)s"))
     reuse_frame_buffers()
     if not verbose:
         quiet_libraries()
 
 
 def quiet_libraries() -> None:
-    """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings) off stderr: users see streamdet's messages; --verbose shows all."""
+    """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings, OpenCV's
+    `[ WARN:0@…]` lines for damaged images) off stderr: users see streamdet's messages; --verbose shows all."""
     warnings.simplefilter("ignore")
     logging.getLogger("torch").setLevel(logging.ERROR)
     os.environ.setdefault("TORCH_LOGS", "-torch")  # torch, imported later, resets its loggers from this on import
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when OpenCV is first imported, which the CLI defers
 
 
 @app.command()
@@ -625,7 +629,7 @@ def count_progress(label: str, quiet: bool) -> tuple[Progress, Callable[[int, in
 
 def warn(message: str) -> None:
     """Print a one-line warning on stderr (an input that was skipped, and why)."""
-    err.print(f"streamdet: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"streamdet: {shown(message)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("frames")

@@ -525,11 +525,12 @@ def test_a_one_frame_gif_or_webp_stays_an_image(tmp_path: Path, ext: str) -> Non
     assert (frame.index, frame.time, read_index(frame.image)) == (0, 0.0, 0)
 
 
-def test_image_opencv_cannot_read_is_decoded_with_pyav(cfr: Path, tmp_path: Path) -> None:
+def test_video_named_as_an_image_is_decoded_as_the_video_it_is(cfr: Path, tmp_path: Path) -> None:
+    """The content decides, not the extension: a video renamed .png is not scored on its first frame only."""
     path = tmp_path / "actually_a_video.png"
     path.write_bytes(cfr.read_bytes())
-    (frame,) = iter_frames(path)
-    assert read_index(frame.image) == 0
+    frames = list(iter_frames(path, Sampling(mode="every", every=10)))
+    assert [read_index(f.image) for f in frames] == [f.index for f in frames] == [0, 10, 20]
 
 
 def test_broken_image_is_a_media_error(tmp_path: Path) -> None:
@@ -550,7 +551,7 @@ def test_expand_inputs_walks_folders_and_keeps_files(tmp_path: Path) -> None:
     names = ["b.mp4", "a.JPG", "notes.txt", ".hidden.mp4", "sub/c.mkv", "sub/deeper/d.png", ".cache/e.mp4", "a2/f.webm"]
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(b"x")
+        (root / name).write_bytes({".JPG": b"\xff\xd8\xff\xe0", ".png": b"\x89PNG\r\n\x1a\n"}.get(Path(name).suffix, b"x"))
     missing, empty, odd = tmp_path / "missing.mp4", tmp_path / "empty", tmp_path / "clip.weird"
     empty.mkdir()
     (empty / "readme.md").write_text("nothing")

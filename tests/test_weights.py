@@ -58,6 +58,7 @@ def registered(tmp_path, monkeypatch, http_url):
     """Register a checkpoint served by the local server, with the cache in tmp_path; returns a factory."""
     monkeypatch.setenv("STREAMDET_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("STREAMDET_OFFLINE", raising=False)
+    monkeypatch.setenv("STREAMDET_DOWNLOAD_RETRIES", "1")  # one retry, made at once (later ones wait 2 s, 4 s, …)
 
     def register(path: str = "/w.pth", sha256: str | None = BODY_SHA256, size: int | None = None) -> WeightFile:
         weight = WeightFile("test-student", "student", f"{http_url}{path}", 1, "served by the test", sha256=sha256, bytes=size)
@@ -265,7 +266,7 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, tuple[Path, str]]:
         "noise": (noise, "not a PyTorch checkpoint"),
         "truncated": (truncated, "truncated or corrupt"),
         "empty": (empty, "empty file"),
-        "code": (code, "not a PyTorch checkpoint"),
+        "code": (code, "refused: it holds Python objects (torch.nn.modules.linear.Linear), not only tensors"),
     }
 
 
@@ -277,6 +278,7 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path, tiny_config, tiny_
             loader(path)
         message = str(info.value)
         assert message.startswith(str(path)) and problem in message and "\n" not in message
+        assert "weights_only" not in message, "never advise loading a checkpoint as code"
 
 
 def test_student_file_given_as_adm_names_the_missing_keys(tiny_config, student_ckpt):

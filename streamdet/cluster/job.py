@@ -160,7 +160,7 @@ def _round(ray: Any, todo: list[Pending], blocks: int, config: Config, weights: 
     ds = ray.data.from_items([{"path": item.path} for item in todo], override_num_blocks=blocks)
     with warnings.catch_warnings():  # bounded retries have no named parameter yet; Ray's default is to retry forever
         warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map_batches(decode_inputs, fn_kwargs={"sampling": config.sampling}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
+        ds = ds.map_batches(decode_inputs, fn_kwargs={"sampling": config.sampling, "max_pixels": config.max_pixels}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
         ds = ds.map_batches(
             ScoreFrames, fn_constructor_args=(config, weights), batch_size=config.batch, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=actor_cpus,

@@ -56,7 +56,7 @@ def _rows(frames: list[Frame], done: dict[str, Any] | None = None) -> dict[str, 
     return columns
 
 
-def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling) -> Iterator[dict[str, np.ndarray]]:
+def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling, max_pixels: int | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Decode each input of the batch exactly as the local scan does, in chunks of frames, then its `done` row."""
     reuse_frame_buffers()  # this runs in a Ray worker process, not in the CLI's
     for path in batch["path"]:
@@ -66,7 +66,7 @@ def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling) -> Iterator[
         pending: list[Frame] = []
         count, error = 0, None
         try:
-            for frame in iter_frames(path, sampling, stats, 1, cores=1):  # a decode task holds one CPU
+            for frame in iter_frames(path, sampling, stats, 1, cores=1, max_pixels=max_pixels):  # a decode task holds one CPU
                 pending.append(frame)
                 count += 1
                 if len(pending) >= CHUNK:

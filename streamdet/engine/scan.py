@@ -60,6 +60,7 @@ class _Decoding:
     device: Any = None
     crops: str = "center"  # other modes get their boxes in the decode threads, off the loop that feeds the device
     faces: FaceFinder | None = None
+    max_pixels: int | None = None  # larger pictures are refused before decoding (the settings' max_pixels)
 
 
 def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -> Iterator[Frame]:
@@ -67,7 +68,7 @@ def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -
     frames = None
     if how.nvdec is not None:
         frames = iter_frames_nvdec(path, sampling, how.device, stats, strict=how.nvdec == "nvdec")
-    return frames if frames is not None else iter_frames(path, sampling, stats, how.workers, how.planes, cores=how.workers)
+    return frames if frames is not None else iter_frames(path, sampling, stats, how.workers, how.planes, cores=how.workers, max_pixels=how.max_pixels)
 
 
 def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, how: _Decoding) -> None:
@@ -182,7 +183,7 @@ def scan(
 
     cores = workers_available()
     n_workers = settings.decode_workers or min(cores, max(1, len(media)))
-    how = _Decoding(max(1, cores // n_workers), planes, nvdec, scorer.device, crops, scorer.faces)
+    how = _Decoding(max(1, cores // n_workers), planes, nvdec, scorer.device, crops, scorer.faces, settings.max_pixels)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="streamdet-decode") as pool:
         try:
             for item in media:

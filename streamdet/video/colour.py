@@ -21,7 +21,7 @@ FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """An upright ``H×W×3`` uint8 RGB copy of a decoded frame, whatever its pixel format."""
-    return orient(frame.to_ndarray(format="rgb24"), display_matrix(frame))
+    return orient(frame.to_ndarray(format="rgb24", threads=1), display_matrix(frame))
 
 
 def yuv_image(frame: av.VideoFrame, matrix: Sequence[int] | None) -> YuvImage | None:
@@ -52,6 +52,6 @@ def converted(
             matrix = display_matrix(frame)
         if planes and (image := yuv_image(frame, matrix)) is not None:
             return image
-        return orient(frame.to_ndarray(format="rgb24"), matrix)
+        return orient(frame.to_ndarray(format="rgb24", threads=1), matrix)  # threads=1: no swscale pool per frame
     except (av.FFmpegError, ValueError) as exc:
         raise MediaError(f"{path}: cannot convert {frame.format.name} frames to RGB ({exc})") from None

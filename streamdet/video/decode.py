@@ -26,6 +26,7 @@ from streamdet.video.chunks import MAX_TARGETS_PER_CHUNK, chunk_decoder, decode_
 from streamdet.video.colour import converted
 from streamdet.video.fileplan import plan_file
 from streamdet.video.frame import Frame
+from streamdet.video.headers import check_pixels
 from streamdet.video.image import read_image
 from streamdet.video.orient import display_matrix, rotation_degrees, transposes
 from streamdet.video.parallel import ordered, workers_available
@@ -92,6 +93,7 @@ def iter_frames(
     workers: int = 1,
     planes: bool = False,
     cores: int = 0,
+    max_pixels: int | None = None,
 ) -> Iterator[Frame]:
     """Yield the frames of a video or image that ``sampling`` selects, as upright RGB images, in presentation order.
 
@@ -100,19 +102,21 @@ def iter_frames(
     with what was lost. ``cores`` caps the decoder threads of this file (0: all cores), so that files decoded side
     by side do not each start a thread per core. An image yields one frame (index 0, time 0); animated GIF and
     WebP are sampled as videos (see ``animation``). Errors surface as ``MediaError``. ``planes`` yields 8-bit
-    4:2:0 frames as ``YuvImage`` (no RGB conversion on the CPU; see ``yuv_image``).
+    4:2:0 frames as ``YuvImage`` (no RGB conversion on the CPU; see ``yuv_image``). Pictures of more than
+    ``max_pixels`` (default ``headers.DEFAULT_MAX_PIXELS``) are refused from the header, before decoding.
     """
     path = str(path)
     stats = stats if stats is not None else DecodeStats()
     if media_kind(path) == "image":
         stats.decoded = stats.sampled = 1
-        yield Frame(source=path, index=0, time=0.0, image=read_image(path))
+        yield Frame(source=path, index=0, time=0.0, image=read_image(path, max_pixels))
         return
     if decoded_by_pillow(path):
         yield from iter_animation(path, sampling, stats)
         return
     budget = cores or workers_available()
     with VideoFile(path, budget if cores else 0) as video:
+        check_pixels(path, video.stream.codec_context.width, video.stream.codec_context.height, max_pixels)
         plan = None if is_url(path) else plan_file(video, sampling, stats)
         if plan is None:
             yield from _linear(video, sampling, stats, planes)

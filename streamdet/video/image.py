@@ -7,13 +7,18 @@ import numpy as np
 
 from streamdet.errors import MediaError
 from streamdet.video.colour import to_rgb
+from streamdet.video.headers import check_image_header, check_pixels
 from streamdet.video.opening import check_file, os_problem
 from streamdet.video.videofile import VideoFile
 
 
-def read_image(path: str) -> np.ndarray:
-    """Decode an image to upright ``H×W×3`` uint8 RGB: EXIF orientation applied, alpha dropped, 16-bit scaled."""
+def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image to upright ``H×W×3`` uint8 RGB: EXIF orientation applied, alpha dropped, 16-bit scaled.
+
+    One above ``max_pixels`` is refused from its header, before decoding (see ``streamdet.video.headers``).
+    """
     check_file(path)
+    check_image_header(path, max_pixels)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
@@ -23,7 +28,8 @@ def read_image(path: str) -> np.ndarray:
     except cv2.error:
         image = None
     if image is not None:
-        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        check_pixels(path, image.shape[1], image.shape[0], max_pixels)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second copy of a large image
     with VideoFile(path) as video:
         frame = next(video.decode(), None)
         if frame is None:

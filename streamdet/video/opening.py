@@ -9,7 +9,7 @@ import av
 
 from streamdet.errors import MediaError
 from streamdet.video.sniff import invalid_data_problem
-from streamdet.video.sources import is_url
+from streamdet.video.sources import is_url, special_file
 
 
 def open_container(path: str) -> av.container.InputContainer:
@@ -32,7 +32,10 @@ def video_stream(container: av.container.InputContainer, path: str) -> av.video.
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
     audio_only = bool(container.streams.audio)
+    kind = None if container.streams else container.format.long_name or container.format.name
     container.close()
+    if kind is not None:  # e.g. an MP4 whose index (moov) is zeroed: the container is there, its list of streams is not
+        raise MediaError(f"{path}: damaged {kind} file: its header describes no streams")
     raise MediaError(f"{path}: no video stream" + (" (audio only)" if audio_only else ""))
 
 
@@ -42,6 +45,8 @@ def check_file(path: str) -> None:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(path)
+        if problem := special_file(path, info):
+            raise MediaError(problem)
         if stat.S_ISREG(info.st_mode):
             if info.st_size == 0:
                 raise MediaError(f"{path}: empty file (0 bytes)")

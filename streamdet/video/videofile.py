@@ -55,7 +55,7 @@ class VideoFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.container.close()
-        if self.corrupt:
+        if self.corrupt and exc_info[0] is None:  # a failure's own error says what was lost: one line, not two
             log.warning("%s: skipped %d corrupt or unreadable packet(s)", self.path, self.corrupt)
         if self.damaged:
             log.warning("%s: %d frame(s) decoded with errors", self.path, self.damaged)
@@ -92,7 +92,7 @@ class VideoFile:
         if duration is None and not is_url(self.path):
             duration = scan_duration(self.path, self.stream.index, self.fps)
         if duration is None:
-            raise MediaError(f"{self.path}: duration unknown, so uniform sampling is impossible; use fps or every")
+            raise MediaError(f"{self.path}: duration unknown, so uniform sampling is impossible; use --fps or --every")
         return duration
 
     @property
