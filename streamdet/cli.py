@@ -155,14 +155,15 @@ def sampling_options(frames: int | None, every: int | None, fps: float | None, k
 
 def settings_from(config: str | None, options: dict[str, tuple[str, object]]) -> Config:
     """The run's one settings object: defaults < the config < the options given ({key: (flag, value)}; None = not given)."""
-    return config_module.load_config(config, {key: value for key, (_, value) in options.items()}, {key: flag for key, (flag, _) in options.items()})
+    given = {key: (flag, value) for key, (flag, value) in options.items() if value is not None}
+    return config_module.load_config(config, {key: value for key, (_, value) in given.items()}, {key: flag for key, (flag, _) in given.items()})
 
 
-def checked_outputs(*pairs: tuple[Path | None, str]) -> None:
+def checked_outputs(*paths: Path | None) -> None:
     """Refuse, before any work, output paths that cannot be written (one line, exit 2)."""
-    for path, what in pairs:
+    for path in paths:
         if path is not None:
-            check_writable(path, what)
+            check_writable(path)
 
 
 def output_format(json_: bool, jsonl: bool, csv_: bool, out: Path | None) -> str:
@@ -272,7 +273,7 @@ def scan(
             "weights.dire": ("--dire", dire), "threshold": ("--threshold", threshold), "uncertain": ("--uncertain", band_option(uncertain)),
             "crops": ("--crops", crops), "decoder": ("--decoder", decoder), "decode_workers": ("--decode-workers", decode_workers),
         })
-        checked_outputs((out, "output"), (html, "report"))
+        checked_outputs(out, html)
         inputs = check_inputs(paths)
         try:
             engine = load_engine(cfg, quiet)
@@ -434,7 +435,7 @@ def batch_command(
         })
         if out_dir.exists() and not out_dir.is_dir():
             fail(f"{out_dir}: is not a folder; --out-dir names the folder of part files")
-        checked_outputs((out_dir / ".streamdet-write-check", "part files"))
+        checked_outputs(out_dir / ".streamdet-write-check")
         require_ray()
         if not logging.getLogger("streamdet").isEnabledFor(logging.INFO):
             quiet_ray()
@@ -502,7 +503,7 @@ def calibrate_command(
             "student_precision": ("--student-precision", student_precision), "crops": ("--crops", crops),
         }
         cfg = settings_from(config, options)
-        checked_outputs((out, "config"))
+        checked_outputs(out)
         engine = load_engine(cfg, quiet)
         result = calibrate(engine, real, fpr, fake)
         recorded = {key: value for key, (_, value) in options.items() if value is not None and key in ("crops", "weights.adm", "weights.student")}
@@ -572,7 +573,7 @@ def watch_command(
             fail(f"{cfg.source}: method both: watch runs one method (distildire or dire)")
         settings = WatchSettings.from_config(cfg)
         targets = parse_targets(urls, cfg.watch.realtime)
-        checked_outputs((events, "events file"))
+        checked_outputs(events)
         engine = load_engine(cfg, quiet)
         run_watch(engine, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
 
@@ -656,7 +657,7 @@ def frames_command(
             **sampling_options(frames, every, fps, keyframes, all_frames, snap),
             "train.val_fraction": ("--val-fraction", val_fraction), "train.seed": ("--seed", seed),
         })
-        checked_outputs((dst / "manifest.jsonl", "frame dataset"))
+        checked_outputs(dst / "manifest.jsonl")
         bar, update = count_progress("videos", quiet)
         with bar:
             result = build_frames(
@@ -784,7 +785,7 @@ def eval_command(
             **model_options(adm, student, device, precision, batch), "backend": ("--backend", backend), "engines": ("--engines", engines and str(engines)),
             "student_precision": ("--student-precision", student_precision), "threshold": ("--threshold", threshold), "weights.dire": ("--dire", dire),
         })
-        checked_outputs((out, "output"), (plot, "plot"))
+        checked_outputs(out, plot)
         if degrade and method != "distildire":
             fail(f"--degrade evaluates the distildire method, not {method}")
         if plot is not None and not degrade:
@@ -844,7 +845,7 @@ def distill_lite_command(
 
     with user_errors():
         cfg = settings_from(config, {"device": ("--device", device), "weights.adm": ("--adm", adm), "train.batch": ("--batch", batch), "train.lr": ("--lr", lr)})
-        checked_outputs((out, "lite checkpoint"))
+        checked_outputs(out)
         result = distill_lite(
             dataset, cfg, teacher_student, out, adm=adm, backbone=backbone, epochs=epochs, kd_weight=kd_weight,
             on_epoch=None if quiet else lambda epoch, loss: err.print(f"epoch {epoch + 1}: loss {loss:.4f}", highlight=False),
@@ -878,7 +879,7 @@ def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], 
         })
         settings.update(dataclasses.asdict(cfg.compress))
         target = out or Path(f"{Path(student).stem}-{method}.pth")
-        checked_outputs((target, "compressed checkpoint"))
+        checked_outputs(target)
         lite = is_lite_checkpoint(student)
         if lite and method != "quantize":
             fail(f"{student}: is a lite detector; of the compress methods only quantize applies to it")

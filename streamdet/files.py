@@ -169,27 +169,6 @@ def _as_output_error(path: Path, names: tuple[str, ...]) -> Iterator[None]:
         raise OutputError(f"{path}: cannot write ({_problem(exc)})") from None
 
 
-def check_writable(path: str | Path) -> None:
-    """Raise an `OutputError` (one line naming `path`) unless an atomic write of `path` can succeed: call it before
-    the work whose result goes there. A stream must exist and be writable; a file needs a writable folder (the
-    nearest existing one, where folders are still to be made), probed by creating and removing a temporary file."""
-    path = Path(path)
-    if written_in_place(path):
-        if not os.access(path, os.W_OK):
-            raise OutputError(f"{path}: cannot write (permission denied)")
-        return
-    target = _target(path)
-    folder = target.parent
-    while not folder.exists():
-        folder = folder.parent
-    try:
-        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({_problem(exc)})") from None
-
-
 def write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
     """Write `data` to `path` atomically; with `fsync`, durable once this returns (see `atomic_path`)."""
     with atomic_path(path, fsync) as tmp:
@@ -201,29 +180,29 @@ def write_text(path: Path, text: str, fsync: bool = False) -> None:
     write_bytes(path, text.encode("utf-8"), fsync)
 
 
-def check_writable(path: str | os.PathLike, what: str = "output") -> None:
-    """A one-line OutputError now, before any work, where `path` cannot be written: a folder, a read-only file,
-    a parent that is not a folder or takes no new file (tried with a temporary file). Devices and pipes
-    (/dev/stdout, /dev/null) are written through, so they only need to be writable."""
-    from .errors import OutputError
-
-    target = Path(path)
-    if target.is_dir():
-        raise OutputError(f"{target}: is a folder; give a file name for the {what}")
-    if target.exists() and not target.is_file():
-        if not os.access(target, os.W_OK):
-            raise OutputError(f"{target}: cannot write the {what} (permission denied)")
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise an `OutputError` (the one line a failed write of `path` would give) unless a write of `path` can
+    succeed: call it before the work whose result goes there. A stream (/dev/stdout, a FIFO) must be writable; a
+    file must not be a folder or read-only and needs a folder (the nearest existing one, where folders are still
+    to be made) that takes a new file, probed by creating and removing a temporary file."""
+    path = Path(path)
+    if written_in_place(path):
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"{path}: cannot write (permission denied)")
         return
+    target = _target(path)
+    if target.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name to write")
     folder = target.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise OutputError(f"{target}: cannot write the {what}: {folder} is not a folder")
+        raise OutputError(f"{path}: cannot write ({folder} is not a folder)")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".streamdet-probe.", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
-        raise OutputError(f"{target}: cannot write the {what} in {folder} ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
+        raise OutputError(f"{path}: cannot write ({_problem(exc)})") from None
     if target.is_file() and not os.access(target, os.W_OK):
-        raise OutputError(f"{target}: cannot write the {what} (the file is read-only)")
+        raise OutputError(f"{path}: cannot write (the file is read-only)")
