@@ -20,6 +20,7 @@ import numpy as np
 
 from ..aggregate import VerdictRule, conclude
 from ..config import ClusterConfig, Config
+from ..crops import FaceFinder
 from ..errors import StreamdetError
 from ..results import FileResult, FrameScore
 from ..weights import file_sha256, resolve
@@ -160,7 +161,7 @@ def _round(ray: Any, todo: list[Pending], blocks: int, config: Config, weights: 
     ds = ray.data.from_items([{"path": item.path} for item in todo], override_num_blocks=blocks)
     with warnings.catch_warnings():  # bounded retries have no named parameter yet; Ray's default is to retry forever
         warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map_batches(decode_inputs, fn_kwargs={"sampling": config.sampling, "max_pixels": config.max_pixels}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
+        ds = ds.map_batches(decode_inputs, fn_kwargs={"config": config}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
         ds = ds.map_batches(
             ScoreFrames, fn_constructor_args=(config, weights), batch_size=config.batch, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=actor_cpus,
@@ -218,6 +219,8 @@ def run_batch(
     from ..engine.core import fingerprint
 
     settings = config.cluster
+    if config.crops == "faces":
+        FaceFinder().check()  # the decode tasks find faces: a missing cascade is one line here, not a failed task
     start = time.perf_counter()
     inputs = pending_inputs(sources)
     by_path = {item.path: item for item in inputs}
