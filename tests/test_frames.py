@@ -156,3 +156,20 @@ def test_untrusted_timestamps_are_recognised(cases: dict, case: str, problem: st
         plan = plan_file(video, Sampling("uniform", frames=4), DecodeStats())
         assert (plan is None) == (problem is not None)
         assert video.untrusted is None if problem is None else problem in video.untrusted
+
+
+def test_a_stream_that_allows_b_frames_but_uses_none_keeps_its_gop_plan(tmp_path: Path) -> None:
+    """x264 allows B-frames (has_b_frames) but puts none in a few simple frames: the pts only increase in decode
+    order, yet the dts lag them by the reorder delay, so the pts are right and the file is planned by GOPs."""
+    import av
+
+    from .media import make_video
+
+    path = make_video(tmp_path / "no_b.mp4", 12, (1920, 1080), 30)  # x264 chooses no B-frame for these
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.has_b_frames
+        packets = [(p.pts, p.dts) for p in container.demux(stream) if p.size]
+    assert all(a < b for (a, _), (b, _) in zip(packets, packets[1:])) and packets[0][1] < packets[0][0]
+    with VideoFile(str(path)) as video:
+        assert plan_file(video, Sampling(mode="all"), DecodeStats()) is not None and video.untrusted is None

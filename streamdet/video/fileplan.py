@@ -36,7 +36,7 @@ def plan_file(video: VideoFile, sampling: Sampling, stats: DecodeStats) -> FileP
         duration = video.require_duration()
     stats.note_end(index.end, duration, video.fps, index.read_error)
     reorders = bool(video.stream.codec_context.has_b_frames)
-    problem = timestamp_problem([packet.pts for packet in index.packets], reorders, index.packed)
+    problem = timestamp_problem([packet.pts for packet in index.packets], reorders, index.packed, index.pts_is_dts)
     if problem is not None:
         log.info("%s: %s, so every frame is decoded in order", video.path, problem)
         video.untrusted = problem

@@ -39,6 +39,7 @@ class PacketIndex:
     end: float
     read_error: bool = False
     packed: bool = False
+    pts_is_dts: bool = False  # every packet's pts equals its dts (or it has none): no reordering offset was written
     shown: list[Packet] = field(init=False)
     keys: list[int] = field(init=False)
 
@@ -72,6 +73,8 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
     end = 0.0
     mpeg4 = stream.codec_context.name == "mpeg4"
     packed = False
+    same = True
+    stores_dts = "matroska" not in container.format.name  # Matroska stores pts only: FFmpeg makes its dts up from them
     demuxed = container.demux(stream)
     while True:
         try:
@@ -86,6 +89,7 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
         if packet.pts is None or packet.pts in seen:
             return None
         seen.add(packet.pts)
+        same &= not stores_dts or packet.dts is None or packet.dts == packet.pts
         if mpeg4 and not packed:
             packed = packed_bframes(bytes(packet))
         time = (packet.pts - start) * num / den
@@ -93,7 +97,7 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
         end = max(end, (packet.pts + (packet.duration or 0) - start) * num / den)
     if not packets or not packets[0].key:
         return None
-    return PacketIndex(packets, end, read_error, packed)
+    return PacketIndex(packets, end, read_error, packed, same)
 
 
 def targets(index: PacketIndex, sampling: Sampling, duration: float | None) -> list[tuple[int, float, Packet]]:

@@ -19,14 +19,16 @@ def packed_bframes(data: bytes) -> bool:
     return first >= 0 and data.find(VOP_START, first + len(VOP_START)) >= 0
 
 
-def timestamp_problem(pts: Sequence[int], reorders: bool, packed: bool) -> str | None:
+def timestamp_problem(pts: Sequence[int], reorders: bool, packed: bool, pts_is_dts: bool) -> str | None:
     """Why packets with these pts (in decode order) cannot place decoded frames, or None where they can.
 
-    ``reorders``: the decoder reorders frames (the stream has B-frames), so pts that only ever increase in
-    decode order were written in decode order.
+    ``reorders``: the decoder may reorder frames (the stream allows B-frames). pts that only ever increase in
+    decode order and equal the dts (``pts_is_dts``) were then written in decode order; a stream that allows
+    B-frames but used none (x264 on still or simple content) has increasing pts too, but its dts lag them by
+    the reorder delay, and its pts are right.
     """
     if packed:
         return "packed B-frames"
-    if reorders and len(pts) > 2 and all(a < b for a, b in zip(pts, pts[1:])):
+    if reorders and pts_is_dts and len(pts) > 2 and all(a < b for a, b in zip(pts, pts[1:])):
         return "pts in decode order on a stream with B-frames"
     return None
