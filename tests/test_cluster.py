@@ -142,8 +142,8 @@ def test_other_settings_on_the_same_folder_are_refused(batch_run, archive, tiny_
 
 
 def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_path, tiny_adm_ckpt, fake_student_ckpt):
-    """Five clips finish while a sixth, served over HTTP a few bytes at a time, cannot: the run is killed with exactly
-    five rows written, and the rerun scans only the sixth (served whole now)."""
+    """Clips finish while a sixth, served over HTTP a byte at a time, cannot: the run is killed once a row is written
+    (so at least one input and never the sixth is done), and the rerun scans only what is left (served whole now)."""
     media = tmp_path / "media"
     media.mkdir()
     for i in range(5):
@@ -159,20 +159,21 @@ def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_pat
         job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 300
-            while len(read_rows(out) if out.is_dir() else {}) < 5 and job.poll() is None and time.monotonic() < deadline:
+            while not (read_rows(out) if out.is_dir() else {}) and job.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             job.send_signal(signal.SIGKILL)
         finally:
             job.wait()
         assert job.returncode == -signal.SIGKILL, job.stderr.read().decode()
         first = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
-        assert sorted(read_rows(out)) == sorted(str(p) for p in media.glob("*.mp4")), "killed with the five clips done, the slow one not"
+        done = set(read_rows(out))
+        assert done and done <= {str(p) for p in media.glob("*.mp4")}, "killed with some clips done, the slow one not"
 
         slow.release()
         result = runner.invoke(app, ["batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray, "--config", "tiny",
                                      "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt)])
     assert result.exit_code == 1, result.output  # every clip FAKE with this student
-    assert "scanned 1 " in result.stdout and "skipped 5 already done" in result.stdout
+    assert f"scanned {6 - len(done)} " in result.stdout and f"skipped {len(done)} already done" in result.stdout
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in first} == first
     paths = [json.loads(line)["path"] for p in out.glob("part-*.jsonl") for line in p.read_text().splitlines()]
     assert sorted(paths) == sorted([*(str(p) for p in media.glob("*.mp4")), url]), "each clip has exactly one row"
