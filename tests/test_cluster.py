@@ -154,7 +154,7 @@ def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_pat
         listing.write_text("# the clips\n" + "".join(f"{p}\n" for p in sorted(media.glob("*.mp4"))) + url + "\n")
         out = tmp_path / "out"
         command = [sys.executable, "-m", "streamdet", "batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray,
-                   "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--part-rows", "1", "--cpus-per-actor", "0", "-q"]  # both CPUs decode
+                   "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--every", "4", "--part-rows", "1", "--cpus-per-actor", "0", "-q"]  # both CPUs decode
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -171,8 +171,8 @@ def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_pat
 
         slow.release()
         result = runner.invoke(app, ["batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray, "--config", "tiny",
-                                     "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt)])
-    assert result.exit_code == 1, result.output  # every clip FAKE with this student
+                                     "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--every", "4"])
+    assert result.exit_code == 1, result.output  # every clip FAKE with this student (a stream has no duration: --every)
     assert f"scanned {6 - len(done)} " in result.stdout and f"skipped {len(done)} already done" in result.stdout
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in first} == first
     paths = [json.loads(line)["path"] for p in out.glob("part-*.jsonl") for line in p.read_text().splitlines()]
