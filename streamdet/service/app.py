@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -254,13 +254,14 @@ async def _read_upload(request: Request, service: Service) -> tuple[dict[str, st
         reader = FormReader(request.headers["content-type"], service.spool.open_partial, limit)
     except FormError as exc:
         raise ApiError(400, str(exc)) from None
+    chunks = request.stream()
     try:
-        async for chunk in request.stream():
+        async for chunk in chunks:
             reader.feed(chunk)
         form = reader.finish()
     except TooLarge:
         reader.close()
-        await _drain(request, 2 * limit)
+        await _drain(chunks, 2 * limit)
         _discard(reader.form.path)
         raise ApiError(413, f"upload larger than {limit:,} bytes, the most this server accepts") from None
     except FormError as exc:
@@ -272,10 +273,10 @@ async def _read_upload(request: Request, service: Service) -> tuple[dict[str, st
     return form.fields, form.path, form.filename
 
 
-async def _drain(request: Request, most: int) -> None:
+async def _drain(chunks: AsyncIterator[bytes], most: int) -> None:
     """Read and drop up to `most` more bytes of a refused body, so the client can read the answer."""
     seen = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         seen += len(chunk)
         if seen > most:
             return
