@@ -99,7 +99,7 @@ def weights(tiny_adm_ckpt: Path, fake_student_ckpt: Path) -> list[str]:
 def served(tmp_path_factory: pytest.TempPathFactory, media: Path, weights: list[str]):
     """One server on loopback without tokens, with the media root and small limits; (process, its folder, config)."""
     folder = tmp_path_factory.mktemp("served")
-    config = serve_config(folder, media_root=str(media))
+    config = serve_config(folder, media_root=str(media), jobs_per_token=64)
     with ServeProcess(["--config", str(config), *weights], env={"STREAMDET_HOME": str(folder / "home")}) as server:
         server.wait_ready()
         yield server, folder, config
