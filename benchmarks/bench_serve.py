@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from fastapi import FastAPI, UploadFile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,7 +46,6 @@ def reference_server(config: str, adm: str, student: str, port_file: str) -> Non
     import socket
 
     import uvicorn
-    from fastapi import FastAPI, UploadFile
 
     from streamdet.engine import Engine
     from streamdet.video import iter_frames

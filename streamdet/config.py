@@ -293,7 +293,7 @@ class ServeConfig:
     max_frames: Positive = 512  # frames one job may sample
     queue_size: Positive = 64  # jobs accepted and not finished, all clients together
     jobs_per_token: Positive = 16  # of those, per API token
-    decode_jobs: Positive = 4  # jobs decoded at once
+    decode_jobs: Positive | None = None  # jobs decoded at once (default: twice the batch, at least one per core)
     retention: Seconds = 86400.0  # seconds a finished job stays readable
     webhooks: list[StrictStr] = dataclasses.field(default_factory=list)  # URL prefixes callbacks may go to
 

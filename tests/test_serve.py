@@ -6,11 +6,15 @@ run of the command line); waits are on conditions with deadlines (a job's status
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.server
 import json
 import re
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +38,7 @@ pytest.importorskip("fastapi", reason="streamdet serve needs its extra (pip inst
 runner = CliRunner()
 TOKEN_A = "token-a-0123456789abcdef"
 TOKEN_B = "token-b-0123456789abcdef"
+SECRET = "callback-secret-for-tests"
 LIMITS = {"max_upload_bytes": 300_000, "max_duration": 20.0, "max_pixels": 640 * 480, "max_frames": 64}
 
 
@@ -104,8 +109,8 @@ def weights(tiny_adm_ckpt: Path, fake_student_ckpt: Path, one_torch_thread: None
 def served(tmp_path_factory: pytest.TempPathFactory, media: Path, weights: list[str]):
     """One server on loopback without tokens, with the media root and small limits; (process, its folder, config)."""
     folder = tmp_path_factory.mktemp("served")
-    config = serve_config(folder, media_root=str(media), jobs_per_token=64)
-    with ServeProcess(["--config", str(config), *weights], env=server_env(folder)) as server:
+    config = serve_config(folder, media_root=str(media), jobs_per_token=64, webhooks=["http://127.0.0.1:"])
+    with ServeProcess(["--config", str(config), *weights], env={**server_env(folder), "STREAMDET_WEBHOOK_SECRET": SECRET}) as server:
         server.wait_ready()
         yield server, folder, config
 
@@ -171,7 +176,7 @@ def test_bad_input_gets_a_clear_one_line_error(served, media: Path, tmp_path: Pa
         (submit, "large.png", {"frames": 3, "every": 2}, 422, "options frames and every: choose one frame sampling option"),
         (submit, "large.png", {"threshold": 2}, 422, "option threshold"),
         (submit, "large.png", {"method": "dire"}, 422, "this server runs 'distildire'"),
-        (submit, "large.png", {"callback": "http://example.com/hook"}, 422, "option callback"),
+        (submit, "large.png", {"callback": "http://example.com/hook"}, 422, "option callback: 'http://example.com/hook' is not a URL this server may call"),
     ]
     with server.client() as http:
         for send, name, options, status, words in cases:
@@ -267,6 +272,46 @@ def test_health_readiness_metrics_openapi_and_idempotent_retries(served, media: 
     assert "multipart/form-data" in schema["paths"]["/v1/scans"]["post"]["requestBody"]["content"]
 
 
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A callback receiver that answers 503 to the first POST and 200 to the others, recording each."""
+
+    posts: list[tuple[dict, bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).posts.append((dict(self.headers), body))
+        self.send_response(503 if len(type(self).posts) == 1 else 200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_callback_is_signed_and_retried_until_delivered(served, media: Path):
+    server, _, _ = served
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        with server.client() as client:
+            url = f"http://127.0.0.1:{receiver.server_address[1]}/hook?from=streamdet"
+            answer = client.post("/v1/scans", json={"path": "still1.png", "callback": url}, params={"wait": 60})
+            final = wait_finished(client, answer.json()["id"])
+        deadline = time.monotonic() + 60
+        while len(Receiver.posts) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        receiver.shutdown()
+    assert len(Receiver.posts) == 2, "one 503, then one retry that was accepted"
+    for headers, body in Receiver.posts:
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Streamdet-Signature"], expected)
+    event = json.loads(Receiver.posts[-1][1])
+    (only,) = final["result"]["inputs"]
+    assert event["event"] == "scan.finished" and event["id"] == final["id"] and event["status"] == "done"
+    assert (event["verdict"], event["score"]) == (only["verdict"], only["score"])
+    assert event["links"]["self"] == f"/v1/scans/{final['id']}"
+
+
 def metric(text: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
 
@@ -353,6 +398,9 @@ def test_listening_beyond_loopback_needs_tokens(tmp_path: Path):
     (tmp_path / "empty").write_text("# nothing\n")
     empty = serve("--tokens", str(tmp_path / "empty"))
     assert empty.returncode == 2 and "no tokens in the file" in empty.stderr
+    unsigned = subprocess.run([sys.executable, "-m", "streamdet", "serve", "--config", str(serve_config(tmp_path, webhooks=["https://hooks.example/"]))],
+                              capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "STREAMDET_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert unsigned.returncode == 2 and "set the STREAMDET_WEBHOOK_SECRET environment variable" in unsigned.stderr
 
 
 def test_the_serve_section_is_validated_like_every_other():

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from ..config import Config
 from ..version import __version__
 from .auth import Tokens
+from .callbacks import allowed
 from .form import FormError, FormReader, TooLarge
 from .media import NotMedia, OverLimit, check_limits, inspect
 from .metrics import Metrics
@@ -112,12 +113,11 @@ class Service:
 
     def room_for(self, owner: str) -> None:
         """429 now, before an upload is read, where the queue or this token's share is already full."""
-        counts = self.store.counts()
         limits = self.settings.serve
-        if counts["queued"] + counts["running"] >= limits.queue_size:
+        if self.store.active() >= limits.queue_size:
             self.metrics.rejected.labels(reason="queue").inc()
             raise ApiError(429, f"the queue is full ({limits.queue_size} jobs); retry later", self.retry_after())
-        if sum(1 for j in self.store.listing(owner) if j["status"] in ("queued", "running")) >= limits.jobs_per_token:
+        if self.store.active(owner) >= limits.jobs_per_token:
             self.metrics.rejected.labels(reason="token").inc()
             raise ApiError(429, f"this token has {limits.jobs_per_token} jobs queued or running, its limit; retry when one ends", self.retry_after())
 
@@ -315,8 +315,8 @@ def _accept(service: Service, owner: str, values: dict[str, Any], upload: Path |
     except OptionError as exc:
         raise ApiError(422, str(exc)) from None
     limits = service.settings.serve
-    if options.callback is not None and not any(options.callback.startswith(prefix) for prefix in limits.webhooks):
-        raise ApiError(422, "option callback: not a URL this server may call (see the operator's serve.webhooks)")
+    if options.callback is not None and not allowed(options.callback, limits.webhooks):
+        raise ApiError(422, f"option callback: {options.callback!r} is not a URL this server may call (the operator's serve.webhooks)")
     source, name = (upload, _display_name(filename)) if upload is not None else _under_media_root(service, str(path))
     try:
         facts = inspect(source)

@@ -34,6 +34,7 @@ from .options import OptionError, ScanOptions, job_settings
 
 if TYPE_CHECKING:
     from ..config import Config
+    from .callbacks import Callbacks
     from .metrics import Metrics
     from .spool import Spool
     from .store import Job, JobStore
@@ -80,14 +81,18 @@ class Running:
 class Runner:
     """Claims queued jobs, decodes up to `decode_jobs` of them at once and scores all their frames in one loop."""
 
-    def __init__(self, settings: "Config", store: "JobStore", spool: "Spool", metrics: "Metrics", on_finished: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: "Config", store: "JobStore", spool: "Spool", metrics: "Metrics", callbacks: "Callbacks", on_finished: Callable[[str], None]
+    ) -> None:
         self.settings = settings
+        self.callbacks = callbacks
         self.store = store
         self.spool = spool
         self.metrics = metrics
         self.on_finished = on_finished
         self.engine: Engine | None = None
-        self.decode_jobs = settings.serve.decode_jobs or max(settings.batch, workers_available())
+        # enough jobs decoding that the next batch is waiting in the queue while the current one computes
+        self.decode_jobs = settings.serve.decode_jobs or max(2 * settings.batch, workers_available())
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -153,12 +158,12 @@ class Runner:
                 self.store.expire(time.time() - self.settings.serve.retention)
             while not self._stop.is_set():
                 with self._lock:
-                    if len(self._running) >= self.decode_jobs:
-                        break
-                job = self.store.claim()
-                if job is None:
+                    room = self.decode_jobs - len(self._running)
+                jobs = self.store.claim(room) if room > 0 else []
+                for job in jobs:
+                    self._begin(job)
+                if len(jobs) < room or not jobs:
                     break
-                self._begin(job)
 
     def _begin(self, job: "Job") -> None:
         """Start decoding a claimed job, or end it at once where it cannot run."""
@@ -216,7 +221,7 @@ class Runner:
         in_flight: list[tuple[InFlight, list[Running], str, float]] = []
         while not self._stop.is_set():
             try:
-                running, item, layout = self._frames.get(timeout=0.02 if pending or in_flight else 0.5)
+                running, item, layout = self._frames.get(timeout=(0.02 if self._decoding() else 0.0) if pending or in_flight else 0.5)
             except queue.Empty:
                 if pending:
                     self._send(pending, next(iter(pending)), in_flight)
@@ -234,6 +239,11 @@ class Runner:
             pending.setdefault(mode, []).append((running, item, layout))
             if len(pending[mode]) >= self.engine.scorer.batch.size:
                 self._send(pending, mode, in_flight)
+
+    def _decoding(self) -> bool:
+        """Whether a running job may still put frames on the queue (else a partial batch waits for nothing)."""
+        with self._lock:
+            return any(running.done is None for running in self._running.values())
 
     def _send(self, pending: dict[str, list], mode: str, in_flight: list) -> None:
         """Send the pending frames of one crop mode as one model call, then read back the call before it."""
@@ -304,15 +314,22 @@ class Runner:
             document = to_json([result], info)
             report = to_html([result], info, running.thumbs)
             status = "error" if result.status == "error" else "done"
-            self._end(running.job, status, document, report, result.error)
+            self._end(running.job, status, document, report, result.error, result)
         except Exception as exc:  # never lose the job: it ends with the error
             log.exception("finishing job %s failed", running.job.id)
             self._end(running.job, "error", None, None, f"{running.job.name}: cannot finish ({type(exc).__name__}: {exc})")
 
-    def _end(self, job: "Job", status: str, document: str | None, report: str | None, error: str | None) -> None:
-        """Store a job's outcome, remove its upload, count it and tell whoever waits for it."""
-        if self.store.finish(job.id, status, document, report, error):
+    def _end(self, job: "Job", status: str, document: str | None, report: str | None, error: str | None, result: FileResult | None = None) -> None:
+        """Store a job's outcome, remove its upload, count it and tell whoever waits for it (its callback too)."""
+        stored = self.store.finish(job.id, status, document, report, error)
+        if stored:
             self.metrics.finished(status, time.time() - job.created)
         if job.spooled:
             self.spool.remove(job.source)
         self.on_finished(job.id)
+        if stored and job.callback is not None:
+            verdict = {"verdict": result.verdict, "score": result.score} if result is not None else {}
+            self.callbacks.send(job.callback, {
+                "event": "scan.finished", "id": job.id, "status": status, "name": job.name, **verdict, "error": error,
+                "links": {"self": f"/v1/scans/{job.id}", "report": f"/v1/scans/{job.id}/report"},
+            })

@@ -21,6 +21,15 @@ from ..errors import ConfigError, StreamdetError
 
 def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str], None] | None = None) -> None:
     """Run the service with `settings` (its `serve` section: address, folders, limits) until stopped."""
+    from .auth import Tokens, load_tokens, require_tokens_off_loopback
+    from .callbacks import Callbacks
+
+    cfg = settings.serve
+    tokens = load_tokens(tokens_file)  # refusals first: they need no web stack and no models
+    require_tokens_off_loopback(cfg.host, tokens)
+    if cfg.media_root is not None and not Path(cfg.media_root).is_dir():
+        raise ConfigError(f"serve.media_root {cfg.media_root}: not a folder")
+    callbacks = Callbacks(cfg.webhooks)
     try:
         import fastapi  # noqa: F401
         import python_multipart  # noqa: F401
@@ -30,18 +39,12 @@ def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str]
     from ..engine import Engine
     from ..weights import home
     from .app import Service, Waiters, create_app
-    from .auth import Tokens, load_tokens, require_tokens_off_loopback
     from .metrics import Metrics
     from .runner import Runner
     from .spool import Spool
     from .store import JobStore
 
     say = say or (lambda line: print(f"streamdet serve: {line}", file=sys.stderr, flush=True))
-    cfg = settings.serve
-    tokens = load_tokens(tokens_file)
-    require_tokens_off_loopback(cfg.host, tokens)
-    if cfg.media_root is not None and not Path(cfg.media_root).is_dir():
-        raise ConfigError(f"serve.media_root {cfg.media_root}: not a folder")
     root = Path(cfg.spool) if cfg.spool else home() / "serve"
     sock = _bind(cfg.host, cfg.port)
     store = JobStore(root / "jobs.sqlite3")
@@ -50,7 +53,7 @@ def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str]
     spool.sweep(store.sources())
     waiters = Waiters()
     metrics = Metrics(store.counts)
-    runner = Runner(settings, store, spool, metrics, waiters.notify)
+    runner = Runner(settings, store, spool, metrics, callbacks, waiters.notify)
     service = Service(settings, store, spool, runner, metrics, Tokens(tokens), waiters)
     server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5))
     failure: list[StreamdetError] = []
@@ -80,6 +83,7 @@ def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str]
         server.run(sockets=[sock])
     finally:
         runner.close()
+        callbacks.close()
         store.close()
         sock.close()
     if failure:

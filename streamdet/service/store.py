@@ -117,14 +117,20 @@ class JobStore:
             )
         return job
 
-    def claim(self) -> Job | None:
-        """The oldest queued job, now marked running (its attempt counted), or None."""
+    def claim(self, most: int) -> list[Job]:
+        """Up to `most` of the oldest queued jobs, now marked running (their attempts counted), in one transaction."""
         with self._lock, self._transaction():
-            row = self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created, id LIMIT 1").fetchone()
-            if row is None:
-                return None
-            self._db.execute("UPDATE jobs SET status = 'running', started = ?, attempts = attempts + 1 WHERE id = ?", (time.time(), row["id"]))
-            return _job(self._db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+            ids = [row["id"] for row in self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created, id LIMIT ?", (most,))]
+            started = time.time()
+            self._db.executemany("UPDATE jobs SET status = 'running', started = ?, attempts = attempts + 1 WHERE id = ?", [(started, i) for i in ids])
+            jobs = {row["id"]: _job(row) for row in self._db.execute(f"SELECT * FROM jobs WHERE id IN ({','.join('?' * len(ids))})", ids)}
+        return [jobs[i] for i in ids]
+
+    def active(self, owner: str | None = None) -> int:
+        """Jobs queued or running (of `owner`, where given)."""
+        query = "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')" + (" AND owner = ?" if owner is not None else "")
+        with self._lock:
+            return self._db.execute(query, () if owner is None else (owner,)).fetchone()[0]
 
     def finish(self, job_id: str, status: str, result: str | None, report: str | None, error: str | None) -> bool:
         """Record a running job's outcome; False where it is no longer running (deleted meanwhile)."""
