@@ -16,8 +16,6 @@ from ..aggregate import parse_band
 from ..config import Config, with_overrides
 from ..errors import ConfigError
 
-Fraction = Field(default=None, ge=0.0, le=1.0)
-
 
 class OptionError(Exception):
     """Options that cannot be used: the message is one line naming the option and the problem."""
@@ -36,7 +34,7 @@ class ScanOptions(BaseModel):
     snap: Literal["none", "keyframes"] | None = None
     crops: Literal["center", "cover", "faces"] | None = None
     uncertain: str | None = Field(default=None, description="LOW:HIGH")
-    threshold: float | None = Fraction
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     method: str | None = None
     callback: str | None = Field(default=None, description="URL POSTed to when the job ends (from the operator's allow-list)")
 

@@ -22,6 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
+from ..crops import crop_boxes
 from ..engine import Engine, InFlight
 from ..errors import MediaError, StreamdetError
 from ..report.html import Thumbnails, to_html
@@ -29,7 +32,6 @@ from ..report.text import to_json
 from ..results import FileResult
 from ..video import DecodeStats, Frame, iter_frames
 from ..video.parallel import put_unless_stopped, workers_available
-from ..crops import crop_boxes
 from .options import OptionError, ScanOptions, job_settings
 
 if TYPE_CHECKING:
@@ -271,7 +273,8 @@ class Runner:
         share = (time.perf_counter() - started) / max(1, len(scores))
         for running, frame, score in zip(jobs, sent.frames, scores):
             running.result.frames.append(score)
-            running.thumbs.add(frame, score)
+            if isinstance(frame.image, np.ndarray):  # the report's thumbnails are cut from RGB frames (not YUV planes sent to a GPU)
+                running.thumbs.add(frame, score)
             running.model_s += share
             running.scored += 1
         self.metrics.scored(len(scores))

@@ -141,11 +141,6 @@ class JobStore:
             )
         return cursor.rowcount == 1
 
-    def fail_queued(self, job_id: str, error: str) -> None:
-        """End a queued job with an error without running it (it was started too often)."""
-        with self._lock:
-            self._db.execute("UPDATE jobs SET status = 'error', error = ?, finished = ? WHERE id = ? AND status = 'queued'", (error, time.time(), job_id))
-
     def recover(self) -> list[str]:
         """Put the jobs a stopped server left running back in the queue (in their old order); their ids."""
         with self._lock, self._transaction():
