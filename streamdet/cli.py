@@ -552,7 +552,7 @@ def serve_command(
     precision: Optional[str] = PRECISION,
     batch: Optional[int] = typer.Option(None, min=1, help="Most frames per model call (frames of all jobs share calls)."),
 ) -> None:
-    """Serve scans over HTTP (needs streamdet[serve]): POST /v1/scans, poll, read the result and report; a page at /. See docs/serve.md."""
+    """Serve scans over HTTP (needs the serve extra): POST /v1/scans, poll, read the result and report; a page at /. See docs/serve.md."""
     from .service import serve
 
     with user_errors():

@@ -9,6 +9,7 @@ and are run again at the next start.
 from __future__ import annotations
 
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -46,8 +47,11 @@ def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str]
 
     say = say or (lambda line: print(f"streamdet serve: {line}", file=sys.stderr, flush=True))
     root = Path(cfg.spool) if cfg.spool else home() / "serve"
+    try:
+        store = JobStore(root / "jobs.sqlite3")
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"serve.spool {root}: cannot open the job database ({exc})") from None
     sock = _bind(cfg.host, cfg.port)
-    store = JobStore(root / "jobs.sqlite3")
     recovered = store.recover()
     spool = Spool(root / "uploads")
     spool.sweep(store.sources())
