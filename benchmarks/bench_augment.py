@@ -116,7 +116,7 @@ def main() -> None:
     print(f"| recompute eps on the augmented frame every step | {e} | {recompute:.0f} | {recompute / plain:.2f} |")
     print(f"| cache {k} augmented copies in prepare | {k} | {cached:.0f} (prepare {cached_prepare:.0f}) | {cached / plain:.2f} |")
 
-    # Full size from DESIGN.md §4: an ADM pass is 2,240 GFLOP, a student step about 3 × 11 GFLOP (forward + backward);
+    # Full size from docs/design.md §4: an ADM pass is 2,240 GFLOP, a student step about 3 × 11 GFLOP (forward + backward);
     # prepare already costs 1 + 2 × dire_steps passes per image (eps and DIRE).
     adm, step, base_passes = 2240.0, 33.0, 1 + 2 * config.train.dire_steps
     base = base_passes * adm + e * step

@@ -75,7 +75,9 @@ def worker(args: argparse.Namespace) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    det = Detector.load(config, adm=args.adm, student=args.student, backend=args.worker, engines=args.engines, student_precision=args.student_precision)
+    settings = {"weights.adm": str(args.adm), "weights.student": str(args.student), "backend": args.worker, "engines": str(args.engines),
+                "student_precision": args.student_precision}
+    det = Detector.load(with_overrides(config, settings))
     load_s = time.perf_counter() - started
     device = det.device
     x = det.preprocess(frames(args.batch * args.batches, config.adm.image_size))

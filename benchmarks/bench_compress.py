@@ -78,8 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    base = load_config("tiny")
-    config = dataclasses.replace(base, train=dataclasses.replace(base.train, kd=False, epochs=args.epochs, batch=8, lr=1e-3, workers=0, val_fraction=0.5, jpeg_prob=0.0))
+    config = load_config("tiny", {"train.kd": False, "train.epochs": args.epochs, "train.batch": 8, "train.lr": 1e-3, "train.workers": 0,
+                                  "train.val_fraction": 0.5, "train.jpeg_prob": 0.0})
     tune = {"steps": args.steps, "lr": args.lr, "labels": args.labels}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -4,7 +4,8 @@ Random weights in the chosen config's architecture on generated H.264 clips (16:
 across each frame so `faces` finds one). Prints a markdown table per mode: frames and crops scored, crops per
 frame, frames scored on a face (the rest fall back to the centre), seconds, frames/s and crops/s end to end, the
 face detector's own ms per frame, and the model's cost per
-frame in GFLOP for the full-size models (crops per frame × 2,251 GFLOP, DESIGN.md §4).
+frame in GFLOP for the full-size models (crops per frame × 2,251 GFLOP, docs/design.md §4). One detector serves
+every mode: each mode is an engine around it with that `crops` setting, as `scan --crops` builds.
 
     python benchmarks/bench_crops.py --config tiny        # CPU, about a minute
 """
@@ -26,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streamdet.config import load_config, with_overrides  # noqa: E402
 from streamdet.crops import MODES, FaceFinder  # noqa: E402
 from streamdet.detector import Detector  # noqa: E402
-from streamdet.pipeline import scan  # noqa: E402
-from streamdet.video import Sampling, iter_frames  # noqa: E402
+from streamdet.engine import Engine  # noqa: E402
+from streamdet.video import iter_frames  # noqa: E402
 from tests.checkpoints import random_student, save_adm, save_student  # noqa: E402
 from tests.media import drawn_face, make_video  # noqa: E402
 
-FULL_GFLOP = 2240 + 11.0  # one 256×256 crop through the full-size ADM and student (DESIGN.md §4)
+FULL_GFLOP = 2240 + 11.0  # one 256×256 crop through the full-size ADM and student (docs/design.md §4)
 
 
 def face_clip(path: Path, width: int, height: int, frames: int) -> Path:
@@ -52,17 +53,17 @@ def main() -> None:
     parser.add_argument("--clip-frames", type=int, default=60, help="frames per generated clip")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated crop modes to time")
     args = parser.parse_args()
-    config = with_overrides(load_config(args.config), device="cpu" if args.config == "tiny" else None)
+    config = load_config(args.config, {"device": "cpu" if args.config == "tiny" else None, "sampling.mode": "uniform", "sampling.frames": args.frames})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         adm = save_adm(root / "adm.pt", config.adm)
         student = save_student(root / "student.pth", random_student(seed=1))
+        config = with_overrides(config, {"weights.adm": str(adm), "weights.student": str(student)})
         clips = [face_clip(root / "wide.mp4", 1280, 720, args.clip_frames), face_clip(root / "four3.mp4", 640, 480, args.clip_frames)]
-        detector = Detector.load(config, adm=adm, student=student)
-        sampling = Sampling(mode="uniform", frames=args.frames)
-        scan(detector, clips[:1], sampling=sampling)  # warm-up
+        detector = Detector.load(config)
+        Engine(detector, config).scan(clips[:1])  # warm-up
         finder = FaceFinder()
-        images = [f.image for clip in clips for f in iter_frames(str(clip), sampling)]
+        images = [f.image for clip in clips for f in iter_frames(str(clip), config.sampling)]
         started = time.perf_counter()
         for image in images:
             finder.faces(image)
@@ -75,7 +76,7 @@ def main() -> None:
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for mode in args.modes.split(","):
             started = time.perf_counter()
-            results = scan(detector, clips, sampling=sampling, crops=mode)
+            results = Engine(detector, with_overrides(config, crops=mode)).scan(clips)
             seconds = time.perf_counter() - started
             frames = [f for r in results for f in r.frames]
             crops = sum(len(f.crops) if f.crops else 1 for f in frames)

@@ -34,7 +34,10 @@ import numpy as np
 
 from streamdet.allocator import reuse_frame_buffers
 from streamdet.video import DecodeStats, Sampling, iter_frames
-from streamdet.video import decode
+from streamdet.video.chunks import MAX_TARGETS_PER_CHUNK, chunk_decoder
+from streamdet.video.fileplan import plan_file
+from streamdet.video.pool import OpenFiles
+from streamdet.video.videofile import VideoFile
 from streamdet.video.plan import read_index, runs, segments, split, targets
 
 MODES = {
@@ -136,12 +139,12 @@ def _chunk_in_process(args: tuple[str, str, int, int, bool]) -> int:
     pinned_cpu = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, [pinned_cpu[part % len(pinned_cpu)]])
     stats = DecodeStats()
-    with decode.VideoFile(path) as video:
-        plan = decode.plan_file(video, MODES[mode], stats)
-    chunks = split(plan.parts, parts, decode.MAX_TARGETS_PER_CHUNK)
+    with VideoFile(path) as video:
+        plan = plan_file(video, MODES[mode], stats)
+    chunks = split(plan.parts, parts, MAX_TARGETS_PER_CHUNK)
     mine = [chunk for i, chunk in enumerate(chunks) if i % parts == part]
-    with decode.OpenFiles(path, 1) as files:
-        return sum(sum(1 for _ in decode.chunk_decoder(files, runs(chunk), plan, stats, False)()) for chunk in mine)
+    with OpenFiles(path, 1) as files:
+        return sum(sum(1 for _ in chunk_decoder(files, runs(chunk), plan, stats, False)()) for chunk in mine)
 
 
 def _plain_in_process(args: tuple[str, int, bool]) -> int:
@@ -218,7 +221,7 @@ def main() -> None:
     parser.add_argument("--uhd", action="store_true", help="Also 2160p files (slow to generate on a small CPU).")
     parser.add_argument("--gops", default="30,60,250", help="Key-frame intervals (default 30,60,250).")
     parser.add_argument("--codecs", default="libx264,libx265", help="Encoders (default libx264,libx265).")
-    parser.add_argument("--workers", type=int, default=None, help="Workers for the parallel columns (default: all available cores).")
+    parser.add_argument("--decode-workers", type=int, default=None, help="Decode threads (and processes) of the parallel columns, as `scan --decode-workers` (default: all available cores).")
     parser.add_argument("--repeat", type=int, default=2, help="Runs per figure; the best is kept (default 2).")
     parser.add_argument("--tables", default="decode,conversion", help="Tables to print: decode, conversion (default both).")
     parser.add_argument("--system-malloc", action="store_true", help="Leave glibc's malloc thresholds at their defaults.")
@@ -226,7 +229,7 @@ def main() -> None:
     args = parser.parse_args()
     AVAILABLE.update(os.sched_getaffinity(0))
     TUNED[0] = not args.system_malloc and reuse_frame_buffers()
-    workers = args.workers or len(AVAILABLE)
+    workers = args.decode_workers or len(AVAILABLE)
     args.media.mkdir(parents=True, exist_ok=True)
     sizes = [(1920, 1080)] + ([(3840, 2160)] if args.uhd else [])
     files = [

@@ -17,7 +17,6 @@ per triage T the share of frames escalated and the recall lost against the full 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamdet.cascade import Cascade  # noqa: E402
 from streamdet.compress import Settings, quantize_lite  # noqa: E402
-from streamdet.config import Config, load_config  # noqa: E402
+from streamdet.config import Config, load_config, with_overrides  # noqa: E402
 from streamdet.detector import Detector  # noqa: E402
 from streamdet.export.exporter import export_models  # noqa: E402
 from streamdet.export.metadata import BatchRange  # noqa: E402
@@ -49,7 +48,7 @@ Score = Callable[[torch.Tensor], torch.Tensor]
 def separating_student(config: Config, adm: Path, x: torch.Tensor, labels: torch.Tensor, out: Path, steps: int = 400) -> Path:
     """A random student whose head is fitted (logistic regression, Adam) to `labels` on the pooled features of (x, eps)."""
     student = random_student(seed=0)
-    detector = Detector.load(config, adm=adm, student=save_student(out, student))
+    detector = Detector.load(with_overrides(config, {"weights.adm": str(adm), "weights.student": str(save_student(out, student))}))
     with torch.no_grad():
         _, features = student.forward_features(x, detector.noise(x))
         pooled = features.mean(dim=(2, 3))
@@ -94,8 +93,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    config = load_config(args.config)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch=16, workers=0, lr=1e-3, val_fraction=args.val_fraction))
+    config = load_config(args.config, {"train.batch": 16, "train.workers": 0, "train.lr": 1e-3, "train.val_fraction": args.val_fraction})
     size, threshold = config.adm.image_size, config.threshold
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -114,7 +112,7 @@ def main() -> None:
             lites[f" q{args.quant_bits}"] = quantized
 
         labels = torch.tensor([item.label for item in val], dtype=torch.bool)
-        full = Detector.load(config, adm=adm, student=student)
+        full = Detector.load(with_overrides(config, {"weights.adm": str(adm), "weights.student": str(student)}))
         x = full.preprocess([read_rgb(data / item.path) for item in val])
         p_full = full.score(x)
         flagged = p_full >= threshold

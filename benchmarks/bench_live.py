@@ -1,4 +1,4 @@
-"""Benchmark `streamdet watch`: N simultaneous live streams sharing one detector.
+"""Benchmark `streamdet watch`: N simultaneous live streams sharing one engine (one detector).
 
 For each stream count, runs a watch for a fixed time and prints, per stream count: analysed frames/s per
 stream (against the target `--fps`), the mean batch size (frames of several streams share model calls),
@@ -20,11 +20,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_scan import make_clip, random_detector
 
-from streamdet.config import load_config, with_overrides
-from streamdet.live import AlertRule, EventLog, SourceSettings, StreamTarget, Watch, WatchSettings
-from streamdet.live.window import default_min_frames
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.bench_scan import make_clip, random_weights  # noqa: E402
+from streamdet.config import Config, load_config, with_overrides  # noqa: E402
+from streamdet.engine import Engine  # noqa: E402
+from streamdet.live import EventLog, StreamTarget, Watch, WatchSettings  # noqa: E402
 
 RTSP_SERVER = Path(__file__).resolve().parent.parent / "tests" / "rtsp_server.py"
 
@@ -43,13 +45,13 @@ def start_rtsp(n: int, fps: int, size: str) -> tuple[subprocess.Popen, list[str]
     return server, [f"rtsp://127.0.0.1:{port}/s{i}" for i in range(n)]
 
 
-def run(detector, urls: list[str], kind: str, seconds: float, fps: float) -> dict:
-    """One watch over `urls` for `seconds`; the per-stream figures averaged, plus the mean batch size."""
+def run(engine: Engine, urls: list[str], kind: str, seconds: float, fps: float) -> dict:
+    """One watch over `urls` for `seconds` (the engine's `watch:` settings, with `fps`, realtime reading of local
+    files and no status lines); the per-stream figures averaged, plus the mean batch size."""
     targets = [StreamTarget(f"s{i}", url, kind) for i, url in enumerate(urls)]
-    window = 10.0
-    rule = AlertRule(window_s=window, min_frames=default_min_frames(window, fps))
-    settings = WatchSettings(SourceSettings(fps=fps, realtime=kind == "file"), rule, status_every_s=3600, duration_s=seconds)
-    watch = Watch(detector, targets, settings, EventLog(io.StringIO()))
+    changes = {"watch.fps": fps, "watch.realtime": kind == "file", "watch.status_every": 3600.0, "watch.duration": seconds}
+    settings = WatchSettings.from_config(with_overrides(engine.settings, changes))
+    watch = Watch(engine, targets, settings, EventLog(io.StringIO()))
     watch.run()
     snaps = [watch.health[t.id].snapshot() for t in targets]
     latencies50 = [s["latency_p50_ms"] for s in snaps if s["latency_p50_ms"] is not None]
@@ -83,16 +85,17 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    config = with_overrides(load_config(args.config), device=args.device, precision=args.precision, batch=args.batch)
-    detector = random_detector(config)
+    config: Config = with_overrides(load_config(args.config), device=args.device, precision=args.precision, batch=args.batch)
     width, height = (int(v) for v in args.size.split("x"))
     counts = [int(n) for n in args.streams.split(",")]
-    print(f"# bench_live: config {config.source}, device {detector.device}, precision {detector.precision}, batch {detector.batch.size}, "
-          f"torch threads {torch.get_num_threads()}, {args.source} streams {args.size} at {args.stream_fps} fps, analysed at {args.fps} fps, "
-          f"{args.seconds:g} s per row")
-    print("| streams | analysed fps / stream (mean, min) | mean batch | latency p50 ms | latency p95 ms | drop rate |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine.load(random_weights(config, Path(tmp)))
+        detector = engine.scorer
+        print(f"# bench_live: config {config.source}, device {detector.device}, precision {detector.precision}, batch {detector.batch.size}, "
+              f"torch threads {torch.get_num_threads()}, {args.source} streams {args.size} at {args.stream_fps} fps, analysed at {args.fps} fps, "
+              f"{args.seconds:g} s per row")
+        print("| streams | analysed fps / stream (mean, min) | mean batch | latency p50 ms | latency p95 ms | drop rate |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
         clip = None
         if args.source == "file":
             frames = int((args.seconds + 5) * args.stream_fps)
@@ -105,7 +108,7 @@ def main() -> None:
             else:
                 urls, kind = [str(clip)] * n, "file"
             try:
-                r = run(detector, urls, kind, args.seconds, args.fps)
+                r = run(engine, urls, kind, args.seconds, args.fps)
             finally:
                 if server is not None:
                     server.terminate()

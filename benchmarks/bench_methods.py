@@ -59,7 +59,8 @@ def main() -> None:
         dire = save_dire_classifier(Path(tmp) / "dire.pth", random_dire_classifier())
         rows = []
         for method in ("distildire", "dire"):
-            detector = Detector.load(config, adm=adm, student=student, dire=dire, method=method, backend=args.backend)
+            weights = {"weights.adm": str(adm), "weights.student": str(student), "weights.dire": str(dire)}
+            detector = Detector.load(with_overrides(config, weights, method=method, backend=args.backend))
             rows.append((method, rate(detector, frames, args.repeats), detector))
             print(f"{method}: {rows[-1][1]:.2f} frames/s", file=sys.stderr, flush=True)
     device, precision = rows[0][2].device, rows[0][2].precision

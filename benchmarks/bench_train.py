@@ -11,7 +11,6 @@ formats (ADM state_dict, torchvision resnet50 state_dict for the teacher), and r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import tempfile
 import time
@@ -46,7 +45,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="training epochs (the first one warms up; the last is reported)")
     parser.add_argument("--batch", type=int, default=None, help="prepare batch (default: the config's)")
     parser.add_argument("--train-batch", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="training data loader processes")
+    parser.add_argument("--loader-workers", type=int, default=2, help="training data loader processes (train.workers, `train --loader-workers`)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
@@ -63,8 +62,8 @@ def main() -> None:
         torch.save(build_adm(config.adm).state_dict(), tmp / "adm.pt")
         torch.save(resnet50(weights=None).state_dict(), tmp / "teacher.pth")
         root = make_dataset(tmp / "data", args.images, size)
-        train_cfg = dataclasses.replace(config.train, epochs=args.epochs, batch=args.train_batch, workers=args.workers, teacher=str(tmp / "teacher.pth"), val_fraction=0.1)
-        config = dataclasses.replace(config, train=train_cfg)
+        config = with_overrides(config, {"train.epochs": args.epochs, "train.batch": args.train_batch, "train.workers": args.loader_workers,
+                                         "train.teacher": str(tmp / "teacher.pth"), "train.val_fraction": 0.1})
 
         start = time.perf_counter()
         eps = prepare(root, config, adm=tmp / "adm.pt", dire=False)
@@ -78,14 +77,13 @@ def main() -> None:
             (f"prepare: DIRE ({config.train.dire_steps} DDIM steps)", dire.dire / dire.dire_s, dire.dire / dire_wall),
         ]
         for kd in (True, False):
-            cfg = dataclasses.replace(config, train=dataclasses.replace(train_cfg, kd=kd))
-            result = train(root, cfg, tmp / f"run-kd{int(kd)}")
+            result = train(root, with_overrides(config, {"train.kd": kd}), tmp / f"run-kd{int(kd)}")
             rows.append((f"train: {'BCE + KD (teacher on DIRE)' if kd else 'BCE only (--no-kd)'}", None, result.epochs[-1]["train_images_per_s"]))
 
     precision = pick_precision(config.precision, device)
     print(f"bench_train: config {args.config} ({size}x{size}), {args.images} images, device {device}, "
           f"prepare precision {precision}, batch {config.batch} (prepare) / {args.train_batch} (train), "
-          f"torch threads {torch.get_num_threads()}, loader workers {args.workers}, load average before {load:.1f}")
+          f"torch threads {torch.get_num_threads()}, loader workers {args.loader_workers}, load average before {load:.1f}")
     print()
     print("| stage | model only, images/s | end to end, images/s |")
     print("| --- | ---: | ---: |")

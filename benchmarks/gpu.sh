@@ -3,10 +3,12 @@
 # opencv, typer, rich, pyyaml already there): installs the wheels carried in .whl/, records nvidia-smi,
 # generates 1080p H.264 clips, runs bench_scan.py with the full-size models (and bench_decode.py where the
 # repo has it), and writes the tables as markdown into OUTDIR (argument, else $OUT, else benchmarks/out).
-# Planned to end in about 5 to 7 minutes on one H100 (an estimate: not yet run on a GPU): about 2,240 GFLOP
+# Planned to end in about 5 to 8 minutes on one H100 (an estimate: not yet run on a GPU): about 2,240 GFLOP
 # per frame for the ADM forward and torch.compile's warm-up of 1 to 3 minutes (the GOP-aware decoder gives
 # about 25-40 exact uniform-16 frames/s per core on 1080p H.264, so 16 cores should keep up with the model);
-# each step is stopped at its timeout so the whole stays under 10 minutes.
+# the reference loop scores the same frames as the engine's rows, one at a time (1,328 frames with the
+# defaults: about half a minute at an assumed 50 frames/s); each step is stopped at its timeout so the whole
+# stays under 10 minutes.
 #
 # Fill .whl/ first, from the repo root, on a machine with network (guided-diffusion-sdk is a source
 # release, so pip builds its pure-Python wheel):
@@ -19,7 +21,7 @@
 # Environment:
 #   BENCH_CONFIG=tiny        CPU check: the tiny config, no wheels installed (default: default, with wheels)
 #   BENCH_SCAN_ARGS="..."    extra bench_scan.py options, e.g. "--videos 4 --frames 90 --backends torch" to go faster
-#   BENCH_SCAN_TIMEOUT=420   seconds before bench_scan.py is stopped; BENCH_DECODE_TIMEOUT=120 likewise
+#   BENCH_SCAN_TIMEOUT=450   seconds before bench_scan.py is stopped; BENCH_DECODE_TIMEOUT=120 likewise
 #   PYTHON=python3           the interpreter
 set -uo pipefail
 
@@ -77,7 +79,7 @@ status=0
 } >"$out/gpu-bench.md.part"
 
 # shellcheck disable=SC2086  # BENCH_SCAN_ARGS is a list of options
-run bench_scan "${BENCH_SCAN_TIMEOUT:-420}" "$python" benchmarks/bench_scan.py --config "$config" --media "$media" ${BENCH_SCAN_ARGS:-} || status=1
+run bench_scan "${BENCH_SCAN_TIMEOUT:-450}" "$python" benchmarks/bench_scan.py --config "$config" --media "$media" ${BENCH_SCAN_ARGS:-} || status=1
 if [ -f benchmarks/bench_decode.py ]; then
     run bench_decode "${BENCH_DECODE_TIMEOUT:-120}" "$python" benchmarks/bench_decode.py || status=1
 fi

@@ -19,7 +19,7 @@ def main() -> None:
     except KeyboardInterrupt:
         interrupted()
     try:
-        code = app(prog_name="streamdet", standalone_mode=False)
+        code = app(verbose_first(sys.argv[1:]), prog_name="streamdet", standalone_mode=False)
     except KeyboardInterrupt:
         interrupted()
     except Exception as exc:  # anything unforeseen: one line and exit 2, never 1 (FAKE)
@@ -34,6 +34,13 @@ def main() -> None:
         print(f"streamdet: error: unexpected {type(exc).__name__}: {text} (rerun with --verbose for the traceback)", file=sys.stderr)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def verbose_first(args: list[str]) -> list[str]:
+    """`streamdet scan x --verbose` as `streamdet --verbose scan x`: --verbose is the app's option, given anywhere."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in ("--verbose", "-v")]
+    return [*flags, *(a for a in args[:end] if a not in ("--verbose", "-v")), *args[end:]] if flags else args
 
 
 def interrupted() -> None:

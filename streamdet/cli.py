@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import io
 import logging
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from .aggregate import parse_band
 from .allocator import reuse_frame_buffers
-from .errors import StreamdetError
+from .errors import StreamdetError, shown
 from .files import check_writable, write_text
 from .version import __version__
 
@@ -61,8 +62,8 @@ err = Console(stderr=True)
 CONFIG = typer.Option(None, "--config", "-c", help="Config name in configs/ or a YAML file.")
 ADM = typer.Option(None, help="ADM checkpoint: a file or a registered name.")
 STUDENT = typer.Option(None, help="Student checkpoint: a file or a registered name.")
-DEVICE = typer.Option(None, help="auto, cpu, cuda or cuda:N.")
-PRECISION = typer.Option(None, help="auto, fp32, fp16 or bf16; int8 or fp8 run a quantized ADM exported by `streamdet export --model noise` (--backend onnxruntime or tensorrt).")
+DEVICE = typer.Option(None, help="auto (default: CUDA where there is a GPU), cpu, cuda or cuda:N.")
+PRECISION = typer.Option(None, help="auto (default: bf16 on recent GPUs, fp16 on older ones, fp32 on the CPU), fp32, fp16 or bf16; int8 or fp8 run a quantized ADM exported by `streamdet export --model noise` (--backend onnxruntime or tensorrt).")
 BACKEND = typer.Option(None, help="What runs the models: torch (default), compile (torch.compile), onnxruntime or tensorrt (files from `streamdet export`).")
 ENGINES = typer.Option(None, help="Folder of the exported files for onnxruntime / tensorrt (default: engines).")
 STUDENT_PRECISION = typer.Option(None, help="Student precision for onnxruntime / tensorrt when not --precision (e.g. int8).")
@@ -81,9 +82,15 @@ def interrupted_result(path: str, kind: str) -> FileResult:
     return FileResult(path, kind, status="error", error=f"{path}: interrupted (Ctrl-C before this input was finished)")
 
 
+def stdout_console() -> Console:
+    """The console for results on stdout: the terminal's width on a terminal; unwrapped rows when piped or
+    redirected, so that `| grep` sees each input on one line and no digit is cut."""
+    return Console() if sys.stdout.isatty() else Console(width=100_000, color_system=None)
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a one-line error on stderr and exit with `code`."""
-    err.print(f"[bold red]streamdet: error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]streamdet: error:[/] {escape(shown(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -148,14 +155,15 @@ def sampling_options(frames: int | None, every: int | None, fps: float | None, k
 
 def settings_from(config: str | None, options: dict[str, tuple[str, object]]) -> Config:
     """The run's one settings object: defaults < the config < the options given ({key: (flag, value)}; None = not given)."""
-    return config_module.load_config(config, {key: value for key, (_, value) in options.items()}, {key: flag for key, (flag, _) in options.items()})
+    given = {key: (flag, value) for key, (flag, value) in options.items() if value is not None}
+    return config_module.load_config(config, {key: value for key, (_, value) in given.items()}, {key: flag for key, (flag, _) in given.items()})
 
 
-def checked_outputs(*pairs: tuple[Path | None, str]) -> None:
+def checked_outputs(*paths: Path | None) -> None:
     """Refuse, before any work, output paths that cannot be written (one line, exit 2)."""
-    for path, what in pairs:
+    for path in paths:
         if path is not None:
-            check_writable(path, what)
+            check_writable(path)
 
 
 def output_format(json_: bool, jsonl: bool, csv_: bool, out: Path | None) -> str:
@@ -198,19 +206,24 @@ def model_options(adm: str | None, student: str | None, device: str | None, prec
 
 @app.callback()
 def main(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what streamdet is doing."),
-    version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version, help="Print the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="", help="Log what streamdet is doing."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version, metavar="", help="Print the version and exit."),
 ) -> None:
     logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(report.OneLineFormatter("streamdet: %(levelname)s: %(message)s"))
     reuse_frame_buffers()
     if not verbose:
         quiet_libraries()
 
 
 def quiet_libraries() -> None:
-    """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings) off stderr: users see streamdet's messages; --verbose shows all."""
+    """Keep the libraries' own warnings (torch's CUDA_HOME notice, guided-diffusion's FutureWarnings, OpenCV's
+    `[ WARN:0@…]` lines for damaged images) off stderr: users see streamdet's messages; --verbose shows all."""
     warnings.simplefilter("ignore")
     logging.getLogger("torch").setLevel(logging.ERROR)
+    os.environ.setdefault("TORCH_LOGS", "-torch")  # torch, imported later, resets its loggers from this on import
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when OpenCV is first imported, which the CLI defers
 
 
 @app.command()
@@ -221,7 +234,7 @@ def scan(
     student: Optional[str] = STUDENT,
     device: Optional[str] = DEVICE,
     precision: Optional[str] = PRECISION,
-    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call (default: the config's batch, 16)."),
     backend: Optional[str] = BACKEND,
     engines: Optional[Path] = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
@@ -229,23 +242,23 @@ def scan(
     triage: Optional[float] = TRIAGE,
     method: Optional[str] = typer.Option(None, help="distildire (default), dire (slower; DDIM reconstruction error), or both (DistilDIRE's verdict, DIRE's beside it as a second opinion)."),
     dire: Optional[str] = DIRE,
-    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
-    frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (the default, 16)."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE (default: the config's threshold, 0.5)."),
+    frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (default: the config's sampling, 16 frames in the default config)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
     fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
-    keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only (fast: no other frame is decoded)."),
-    all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
+    keyframes: bool = typer.Option(False, "--keyframes", metavar="", help="Sample key frames only (fast: no other frame is decoded)."),
+    all_frames: bool = typer.Option(False, "--all-frames", metavar="", help="Score every frame."),
     snap: Optional[str] = SNAP,
     decode_workers: Optional[int] = typer.Option(None, "--decode-workers", min=1, help="Files decoded at once (default: one per available core; spare cores decode GOPs of a file in parallel)."),
     decoder: Optional[str] = typer.Option(None, "--decoder", help="cpu (default); nvdec: NVIDIA hardware decoding straight into GPU memory (needs torchcodec and a CUDA device; not yet run on a GPU); auto: nvdec for the files it can decode, else cpu."),
-    json_: bool = typer.Option(False, "--json", help="One JSON document with every input and its frame scores."),
-    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON line per frame."),
-    csv_: bool = typer.Option(False, "--csv", help="One CSV row per frame."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="One JSON document with every input and its frame scores."),
+    jsonl: bool = typer.Option(False, "--jsonl", metavar="", help="One JSON line per frame."),
+    csv_: bool = typer.Option(False, "--csv", metavar="", help="One CSV row per frame."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file (format from the flag or the extension)."),
     uncertain: Optional[str] = UNCERTAIN,
     crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (the published rule, default), cover (squares covering the whole frame, frame score = their max) or faces (each detected face)."),
     html: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report (timelines, most suspicious frames, settings) to this file."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar."),
 ) -> None:
     """Scan videos and images; exit 0 if all are REAL (or UNCERTAIN), 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
     from .results import FileResult
@@ -260,14 +273,20 @@ def scan(
             "weights.dire": ("--dire", dire), "threshold": ("--threshold", threshold), "uncertain": ("--uncertain", band_option(uncertain)),
             "crops": ("--crops", crops), "decoder": ("--decoder", decoder), "decode_workers": ("--decode-workers", decode_workers),
         })
-        checked_outputs((out, "output"), (html, "report"))
-        check_inputs(paths)
+        checked_outputs(out, html)
+        inputs = check_inputs(paths)
         try:
             engine = load_engine(cfg, quiet)
         except KeyboardInterrupt:
             fail("interrupted before scanning started; nothing written", INTERRUPTED)
+        planned = planned_frames(inputs, cfg)
+        if not quiet:
+            announce(engine, inputs, planned)
         show = not quiet and err.is_terminal
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err, transient=True, disable=not show)
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=err, transient=True, disable=not show,
+        )
         counts = {"files": 0, "frames": 0}
         finished: dict[str, FileResult] = {}
         thumbnails = None
@@ -276,10 +295,11 @@ def scan(
 
             thumbnails = Thumbnails()
         with progress:
-            task = progress.add_task("scanning", total=None)
+            task = progress.add_task("scanning", total=planned)
 
             def tick() -> None:
-                progress.update(task, description=f"scanning: {counts['files']} files, {counts['frames']} frames")
+                total = None if planned is None else max(planned, counts["frames"])
+                progress.update(task, completed=counts["frames"], total=total, description=f"scanning: {counts['files']}/{len(inputs)} inputs")
 
             def on_result(result: FileResult) -> None:
                 finished[result.path] = result
@@ -315,8 +335,9 @@ def scan(
     raise typer.Exit(report.exit_code(results))
 
 
-def check_inputs(paths: List[str]) -> None:
-    """Refuse, before any model loads, a command line with nothing to scan: every input missing or unreadable (one line, exit 2)."""
+def check_inputs(paths: List[str]) -> list:
+    """The inputs to scan; a command line with nothing to scan (every input missing or unreadable) is refused
+    before any model loads (one line, exit 2)."""
     from .errors import MediaError
     from .video import expand_inputs
 
@@ -326,7 +347,26 @@ def check_inputs(paths: List[str]) -> None:
     errors = [item for item in inputs if item.kind == "error"]
     if len(errors) == len(inputs):
         raise MediaError((errors[0].error or errors[0].path) + (f" (and {len(errors) - 1} more inputs cannot be read)" if len(errors) > 1 else ""))
+    return inputs
 
+
+def planned_frames(inputs: list, cfg: Config) -> int | None:
+    """About how many frames a scan scores: an image one, a video its uniform count (fewer if it is shorter);
+    None for the other sampling modes, whose counts need each video's length."""
+    if cfg.sampling.mode != "uniform" and any(item.kind == "video" for item in inputs):
+        return None
+    return sum(1 if item.kind == "image" else cfg.sampling.frames for item in inputs if item.kind != "error")
+
+
+def announce(engine: Engine, inputs: list, planned: int | None) -> None:
+    """One line before the work starts: what runs where, and on a CPU with a full-size ADM what that costs."""
+    about = engine.scorer.describe()
+    media = sum(item.kind != "error" for item in inputs)
+    count = f"about {planned} frames" if planned is not None else "their sampled frames"
+    line = f"streamdet: scanning {media} inputs, {count}, with {'+'.join(about['methods'])} on {about['device']} ({about['precision']})"
+    if about["device"] == "cpu" and engine.settings.adm.image_size >= 256:
+        line += "; on a CPU the full-size ADM takes about 10-40 s a frame: fewer --frames, --cascade or a GPU help (docs/scan.md, 'On a CPU')"
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 def write_results(results: list[FileResult], fmt: str, info: dict, out: Path | None, html: Path | None, thumbnails: object | None) -> None:
     """The report (with --report), then the results in `fmt` to --out or stdout (the table on a terminal)."""
@@ -337,7 +377,7 @@ def write_results(results: list[FileResult], fmt: str, info: dict, out: Path | N
     if out is not None:
         write_text(out, report.render(results, fmt, info), fsync=True)
     elif fmt == "table":
-        Console().print(report.table(results, info["threshold"], info.get("uncertain")))
+        stdout_console().print(report.table(results, info["threshold"], info.get("uncertain")))
     else:
         sys.stdout.write(report.render(results, fmt, info))
 
@@ -358,14 +398,14 @@ def batch_command(
     triage: Optional[float] = TRIAGE,
     method: Optional[str] = typer.Option(None, help="distildire (default), dire, or both, as for scan."),
     dire: Optional[str] = DIRE,
-    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which a file is FAKE (default: the config's threshold, 0.5)."),
     uncertain: Optional[str] = UNCERTAIN,
     crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (default), cover or faces, as for scan."),
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (default: the config's)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
     fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
-    keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only."),
-    all_frames: bool = typer.Option(False, "--all-frames", help="Score every frame."),
+    keyframes: bool = typer.Option(False, "--keyframes", metavar="", help="Sample key frames only."),
+    all_frames: bool = typer.Option(False, "--all-frames", metavar="", help="Score every frame."),
     snap: Optional[str] = SNAP,
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help="Detector actors (default: one per GPU of the cluster, else 1)."),
     gpus_per_actor: Optional[float] = typer.Option(None, min=0.0, help="GPUs per detector actor (default: 1 where the cluster has GPUs, else 0)."),
@@ -374,9 +414,9 @@ def batch_command(
     part_rows: Optional[int] = typer.Option(None, min=1, help="Rows per part file (default 100)."),
     part_seconds: Optional[float] = typer.Option(None, min=0.0, help="Write a part file at least this often while results come in (default 30 s)."),
     retries: Optional[int] = typer.Option(None, min=0, help="Times an input whose worker crashed is run again (alone) before it is recorded as an error (default 2)."),
-    ship_weights: bool = typer.Option(False, "--ship-weights", help="Send the checkpoints through Ray's object store (when the nodes share no folder)."),
-    retry_errors: bool = typer.Option(False, "--retry-errors", help="Scan again the inputs whose row is an error (after a crash, or a file fixed in place)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ship_weights: bool = typer.Option(False, "--ship-weights", metavar="", help="Send the checkpoints through Ray's object store (when the nodes share no folder)."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", metavar="", help="Scan again the inputs whose row is an error (after a crash, or a file fixed in place)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar."),
 ) -> None:
     """Scan an archive on a Ray cluster into resumable part files; verdicts as scan's; exit codes as scan (over all inputs named), 130 on Ctrl-C."""
     from .cluster import gather_sources, require_ray, run_batch
@@ -395,7 +435,7 @@ def batch_command(
         })
         if out_dir.exists() and not out_dir.is_dir():
             fail(f"{out_dir}: is not a folder; --out-dir names the folder of part files")
-        checked_outputs((out_dir / ".streamdet-write-check", "part files"))
+        checked_outputs(out_dir / ".streamdet-write-check")
         require_ray()
         if not logging.getLogger("streamdet").isEnabledFor(logging.INFO):
             quiet_ray()
@@ -430,8 +470,6 @@ def batch_command(
 
 def quiet_ray() -> None:
     """Keep Ray's own log lines (token-auth notices, actor restarts) off stderr unless --verbose."""
-    import os
-
     os.environ.setdefault("RAY_LOG_TO_STDERR", "0")
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     logging.getLogger("ray").setLevel(logging.ERROR)
@@ -449,12 +487,12 @@ def calibrate_command(
     student: Optional[str] = STUDENT,
     device: Optional[str] = DEVICE,
     precision: Optional[str] = PRECISION,
-    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Frames per model call (default: the config's batch, 16)."),
     backend: Optional[str] = BACKEND,
     engines: Optional[Path] = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
     crops: Optional[str] = typer.Option(None, "--crops", help="Calibrate for this crop mode (center, cover, faces; written into the config too)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No download progress."),
 ) -> None:
     """Find the threshold that keeps false positives on your real media at or below --fpr, and write it into a config."""
     from .calibrate import calibrate, write_config
@@ -465,7 +503,7 @@ def calibrate_command(
             "student_precision": ("--student-precision", student_precision), "crops": ("--crops", crops),
         }
         cfg = settings_from(config, options)
-        checked_outputs((out, "config"))
+        checked_outputs(out)
         engine = load_engine(cfg, quiet)
         result = calibrate(engine, real, fpr, fake)
         recorded = {key: value for key, (_, value) in options.items() if value is not None and key in ("crops", "weights.adm", "weights.student")}
@@ -505,14 +543,14 @@ def watch_command(
     status_every: Optional[float] = typer.Option(None, help="Seconds between status events and status lines on stderr (default 30)."),
     metrics_port: Optional[int] = typer.Option(None, min=0, max=65535, help="Serve Prometheus text metrics at http://127.0.0.1:PORT/metrics."),
     duration: Optional[float] = typer.Option(None, help="Stop after this many seconds (default: run until Ctrl-C or SIGTERM)."),
-    realtime: bool = typer.Option(False, "--realtime", help="Play inputs at their own speed (required for local video files)."),
+    realtime: bool = typer.Option(False, "--realtime", metavar="", help="Play inputs at their own speed (required for local video files)."),
     rtsp_transport: Optional[str] = typer.Option(None, "--rtsp-transport", help="RTSP transport: tcp (default) or udp."),
     timeout: Optional[float] = typer.Option(None, help="Seconds without an answer or data before a stream counts as down (default 10)."),
     max_backoff: Optional[float] = typer.Option(None, help="Longest pause between reconnection attempts, seconds (default 60)."),
-    log_frames: bool = typer.Option(False, "--log-frames", help="Also write a `frame` event for every scored frame."),
+    log_frames: bool = typer.Option(False, "--log-frames", metavar="", help="Also write a `frame` event for every scored frame."),
     uncertain: Optional[str] = UNCERTAIN,
     crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (default), cover or faces, as for scan; a frame's score is its best region's."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No status lines and no download progress on stderr."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No status lines and no download progress on stderr."),
 ) -> None:
     """Monitor live streams: alerts over a sliding window and health, as JSON-line events, until stopped."""
     from .live import WatchSettings, parse_targets, run_watch
@@ -535,7 +573,7 @@ def watch_command(
             fail(f"{cfg.source}: method both: watch runs one method (distildire or dire)")
         settings = WatchSettings.from_config(cfg)
         targets = parse_targets(urls, cfg.watch.realtime)
-        checked_outputs((events, "events file"))
+        checked_outputs(events)
         engine = load_engine(cfg, quiet)
         run_watch(engine, targets, settings, events, webhook, None if quiet else lambda line: print(f"streamdet watch: {line}", file=sys.stderr, flush=True))
 
@@ -574,7 +612,7 @@ def export_command(
     max_batch: Optional[int] = typer.Option(None, min=1, help="Largest batch the exported graph accepts (default: the config's batch)."),
     calibrate: Optional[Path] = typer.Option(None, help="Folder of images / videos like those you will scan, to calibrate int8 on."),
     calibration_frames: Optional[int] = typer.Option(None, min=1, help="Most frames used for int8 calibration (default 128)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No download progress."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No download progress."),
 ) -> None:
     """Export the noise model and the student to ONNX or TensorRT, each with a metadata JSON beside it."""
     from .export.exporter import export_models
@@ -611,7 +649,7 @@ def count_progress(label: str, quiet: bool) -> tuple[Progress, Callable[[int, in
 
 def warn(message: str) -> None:
     """Print a one-line warning on stderr (an input that was skipped, and why)."""
-    err.print(f"streamdet: {message}", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"streamdet: {shown(message)}", style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("frames")
@@ -622,12 +660,12 @@ def frames_command(
     frames: Optional[int] = typer.Option(None, min=1, help="Sample N frames spread over each video (default: the config's)."),
     every: Optional[int] = typer.Option(None, min=1, help="Sample every Nth frame."),
     fps: Optional[float] = typer.Option(None, min=0.001, help="Sample this many frames per second of video."),
-    keyframes: bool = typer.Option(False, "--keyframes", help="Sample key frames only."),
-    all_frames: bool = typer.Option(False, "--all-frames", help="Keep every frame."),
+    keyframes: bool = typer.Option(False, "--keyframes", metavar="", help="Sample key frames only."),
+    all_frames: bool = typer.Option(False, "--all-frames", metavar="", help="Keep every frame."),
     snap: Optional[str] = SNAP,
     val_fraction: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Share of the videos (per label and generator) put in the val split (default: train.val_fraction)."),
     seed: Optional[int] = typer.Option(None, help="Seed of the train/val split (default: train.seed)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar."),
 ) -> None:
     """Build a frame dataset from labelled videos, split into train/val by video."""
     from .train import build_frames
@@ -638,7 +676,7 @@ def frames_command(
             **sampling_options(frames, every, fps, keyframes, all_frames, snap),
             "train.val_fraction": ("--val-fraction", val_fraction), "train.seed": ("--seed", seed),
         })
-        checked_outputs((dst / "manifest.jsonl", "frame dataset"))
+        checked_outputs(dst / "manifest.jsonl")
         bar, update = count_progress("videos", quiet)
         with bar:
             result = build_frames(
@@ -660,11 +698,11 @@ def prepare_command(
     config: Optional[str] = CONFIG,
     adm: Optional[str] = ADM,
     device: Optional[str] = DEVICE,
-    precision: Optional[str] = PRECISION,
+    precision: Optional[str] = typer.Option(None, help="auto (default: bf16 on recent GPUs, fp16 on older ones, fp32 on the CPU), fp32, fp16 or bf16."),
     batch: Optional[int] = typer.Option(None, min=1, help="Images per model call."),
     dire_steps: Optional[int] = typer.Option(None, min=1, help="DDIM steps for DIRE (default 20, as the paper)."),
-    no_dire: bool = typer.Option(False, "--no-dire", help="Compute eps only (enough for --no-kd training and for eval)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    no_dire: bool = typer.Option(False, "--no-dire", metavar="", help="Compute eps only (enough for --no-kd training and for eval)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar."),
 ) -> None:
     """Compute and cache each image's first-step eps and DIRE; rerun to finish an interrupted run."""
     from .train import prepare
@@ -692,14 +730,14 @@ def train_command(
     batch: Optional[int] = typer.Option(None, min=1, help="Images per step and process."),
     lr: Optional[float] = typer.Option(None, min=0.0, help="Adam learning rate."),
     kd_weight: Optional[float] = typer.Option(None, min=0.0, help="λ, the weight of the distillation loss (default 0.5)."),
-    no_kd: bool = typer.Option(False, "--no-kd", help="Train with the classification loss only (needs no DIRE, no teacher)."),
+    no_kd: bool = typer.Option(False, "--no-kd", metavar="", help="Train with the classification loss only (needs no DIRE, no teacher)."),
     val_fraction: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Validation share when the dataset has no manifest split."),
     seed: Optional[int] = typer.Option(None, help="Seed of initialisation, data order, augmentation and split."),
     loader_workers: Optional[int] = typer.Option(None, "--loader-workers", min=0, help="Data loader processes (default: train.workers)."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N (under torchrun: each process's GPU)."),
     precision: Optional[str] = typer.Option(None, help="auto (bf16/fp16 mixed precision on CUDA), fp32, fp16 or bf16."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pth."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue the run in --out from its last.pth."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar."),
 ) -> None:
     """Train a student by distillation; launch with `torchrun --nproc-per-node N --no-python streamdet train …` for DDP."""
     from .train import train
@@ -746,11 +784,11 @@ def eval_command(
     engines: Optional[Path] = ENGINES,
     student_precision: Optional[str] = STUDENT_PRECISION,
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="P(fake) at which an image or video counts as FAKE."),
-    json_: bool = typer.Option(False, "--json", help="One JSON document instead of the table."),
+    json_: bool = typer.Option(False, "--json", metavar="", help="One JSON document instead of the table."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the output to this file."),
     degrade: Optional[List[str]] = typer.Option(None, "--degrade", help="Score under degradations too, e.g. jpeg:95,75,50,30  scale:0.75,0.5  blur:1,2  noise:5  h264:23,28,35  hevc:28  scale:0.5+h264:28 (repeatable)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="With --degrade: draw AP against strength per degradation into this PNG (needs matplotlib)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar."),
 ) -> None:
     """Accuracy and average precision per generator and on average (and per video for `frames` datasets); unless eager fp32, the change against it.
 
@@ -766,7 +804,7 @@ def eval_command(
             **model_options(adm, student, device, precision, batch), "backend": ("--backend", backend), "engines": ("--engines", engines and str(engines)),
             "student_precision": ("--student-precision", student_precision), "threshold": ("--threshold", threshold), "weights.dire": ("--dire", dire),
         })
-        checked_outputs((out, "output"), (plot, "plot"))
+        checked_outputs(out, plot)
         if degrade and method != "distildire":
             fail(f"--degrade evaluates the distildire method, not {method}")
         if plot is not None and not degrade:
@@ -803,7 +841,7 @@ def eval_command(
         console.print(show(result))
         write_text(out, console.file.getvalue(), fsync=True)
     else:
-        Console().print(show(result))
+        stdout_console().print(show(result))
 
 
 @app.command("distill-lite")
@@ -819,16 +857,17 @@ def distill_lite_command(
     batch: Optional[int] = typer.Option(None, min=1, help="Frames per training step (default: train.batch)."),
     lr: Optional[float] = typer.Option(None, min=0.0, help="Adam learning rate (default: train.lr)."),
     kd_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the feature-imitation loss (default: train.kd_weight)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No per-epoch lines on stderr."),
 ) -> None:
     """Distill the ADM-free lite detector from the full pipeline (ADM + student) on frames; labels are used where present."""
     from .train.lite import distill_lite
 
     with user_errors():
         cfg = settings_from(config, {"device": ("--device", device), "weights.adm": ("--adm", adm), "train.batch": ("--batch", batch), "train.lr": ("--lr", lr)})
-        checked_outputs((out, "lite checkpoint"))
+        checked_outputs(out)
         result = distill_lite(
             dataset, cfg, teacher_student, out, adm=adm, backbone=backbone, epochs=epochs, kd_weight=kd_weight,
-            on_epoch=lambda epoch, loss: err.print(f"epoch {epoch + 1}: loss {loss:.4f}", highlight=False),
+            on_epoch=None if quiet else lambda epoch, loss: err.print(f"epoch {epoch + 1}: loss {loss:.4f}", highlight=False),
         )
     typer.echo(
         f"{result.path}: {result.frames} training frames; on {result.val_frames or result.frames} "
@@ -843,9 +882,9 @@ COMPRESS_OUT = typer.Option(None, "--out", "-o", help="Compressed checkpoint to 
 COMPRESS_STEPS = typer.Option(None, min=0, help="Fine-tune steps (distillation from the original student's P; default: compress.steps, 50).")
 COMPRESS_BATCH = typer.Option(None, min=1, help="Images per fine-tune step (default: compress.batch, 8).")
 COMPRESS_LR = typer.Option(None, min=0.0, help="Adam learning rate of the fine-tune (default: compress.lr, 1e-5).")
-COMPRESS_LABELS = typer.Option(False, "--labels", help="Fine-tune with BCE against the labels too (the student then drifts from the original's scores).")
+COMPRESS_LABELS = typer.Option(False, "--labels", metavar="", help="Fine-tune with BCE against the labels too (the student then drifts from the original's scores).")
 COMPRESS_CACHE = typer.Option(None, help="Cache folder given to prepare (default: DATASET/cache).")
-COMPRESS_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+COMPRESS_QUIET = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar.")
 
 
 def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], config: Optional[str], cache: Optional[Path], quiet: bool, **settings: object) -> None:
@@ -859,7 +898,7 @@ def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], 
         })
         settings.update(dataclasses.asdict(cfg.compress))
         target = out or Path(f"{Path(student).stem}-{method}.pth")
-        checked_outputs((target, "compressed checkpoint"))
+        checked_outputs(target)
         lite = is_lite_checkpoint(student)
         if lite and method != "quantize":
             fail(f"{student}: is a lite detector; of the compress methods only quantize applies to it")
@@ -883,7 +922,7 @@ def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], 
         c, m = side.cost, side.metrics
         ap = "n/a" if m.ap != m.ap else f"{m.ap:.3f}"
         table.add_row(name, f"{c.params:,}", f"{c.nonzero:,}", f"{side.stored_bytes / 1e6:.1f}", f"{c.gflops:.3f}", f"{c.gbops:.1f}", f"{m.acc:.3f}", ap)
-    Console().print(table)
+    stdout_console().print(table)
     typer.echo(f"max |ΔP| against the original: {result.max_abs_dp:.4f}")
 
 
@@ -953,7 +992,7 @@ def weights_list() -> None:
         out.add_column(column, no_wrap=column == "name")
     for w in weights.REGISTRY.values():
         out.add_row(w.name, w.kind, f"{w.size_mb} MB", cached_state(w), w.description)
-    Console().print(out)
+    stdout_console().print(out)
 
 
 def cached_state(weight: weights.WeightFile) -> str:

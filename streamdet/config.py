@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -36,6 +37,13 @@ SAMPLING_MODES = ("uniform", "every", "fps", "keyframes", "all")
 SNAPS = ("none", "keyframes")
 Rate = Annotated[StrictInt | StrictFloat, Field(gt=0, allow_inf_nan=False)]
 Seconds = Annotated[StrictInt | StrictFloat, Field(gt=0, allow_inf_nan=False)]
+MAX_PIXELS = 100_000_000  # the default `max_pixels`: larger pictures are refused (streamdet.video.headers, docs/security.md)
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB; larger ones are refused unread
+MAX_CONFIG_VALUES = 100_000  # values a config may expand to through YAML aliases (an alias bomb expands to billions)
+_QUOTE = reprlib.Repr()  # quotes of a value in an error: bounded, however large the value
+_QUOTE.maxstring = _QUOTE.maxother = 60
+_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = 4
+_QUOTE.maxlevel = 2
 
 
 def _one_line(source: str, error: Mapping[str, Any], section: str = "", flags: Mapping[str, str] | None = None) -> str:
@@ -44,7 +52,7 @@ def _one_line(source: str, error: Mapping[str, Any], section: str = "", flags: M
     key = (section + ".".join(str(part) for part in error["loc"])).rstrip(".") or "top level"
     where = flags[key] if flags and key in flags else f"{source}: {key}"
     value = error.get("input")
-    found = f"got {type(value).__name__} {_quote(value)}"
+    found = f"got {type(value).__name__} {_QUOTE.repr(value)}"
     kind = error["type"]
     expected = {
         "float_type": "a number",
@@ -59,15 +67,9 @@ def _one_line(source: str, error: Mapping[str, Any], section: str = "", flags: M
     if expected is not None:
         return f"{where}: expected {expected}, {found}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        return f"{where}: {error['msg'].replace('Input should be ', 'must be ')}, not {_quote(value)}"
+        return f"{where}: {error['msg'].replace('Input should be ', 'must be ')}, not {_QUOTE.repr(value)}"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{where}: {message}"
-
-
-def _quote(value: Any, limit: int = 80) -> str:
-    """A value as an error quotes it: its repr, cut to `limit` characters (a config can hold huge values)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _did_you_mean(key: str) -> str:
@@ -392,6 +394,7 @@ class Config:
     uncertain: list[Fraction] | None = None
     crops: Literal["center", "cover", "faces"] = "center"
     channels_last: StrictBool = True
+    max_pixels: Positive = MAX_PIXELS
     source: StrictStr = "<defaults>"
 
     _errors = model_validator(mode="wrap")(_as_config_error)
@@ -401,7 +404,7 @@ class Config:
     def _band(cls, value: list[float] | None) -> list[float] | None:
         """The uncertain band is [LOW, HIGH] with LOW < HIGH (scores in between are UNCERTAIN)."""
         if value is not None and (len(value) != 2 or not value[0] < value[1]):
-            raise ValueError(f"expected [LOW, HIGH] with LOW < HIGH, got {value}")
+            raise ValueError(f"expected [LOW, HIGH] with LOW < HIGH, got {_QUOTE.repr(value)}")
         return value
 
 
@@ -418,6 +421,10 @@ def find_config(name: str | Path) -> Path:
     candidate = CONFIG_DIR / f"{name}.yaml"
     if candidate.is_file():
         return candidate
+    if path.is_dir():
+        raise ConfigError(f"{name}: is a folder, not a config file")
+    if path.exists():
+        raise ConfigError(f"{name}: is not a regular file, so not a config file")
     known = ", ".join(builtin_configs()) or "none"
     raise ConfigError(f"{name}: no such config file or built-in config (built-in: {known})")
 
@@ -436,13 +443,43 @@ def parse_config(data: Any, source: str, flags: Mapping[str, str] | None = None)
 
 
 def read_config(name: str | Path) -> tuple[dict[str, Any], str]:
-    """The raw settings mapping of a config (a built-in name or a YAML file) and the file it came from."""
+    """The raw settings mapping of a config (a built-in name or a YAML file) and where it came from: the file, or
+    the built-in's name (what `--config` takes, in messages and rebuild hints)."""
     path = find_config(name)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes, too large for a config (at most {MAX_CONFIG_BYTES})")
+        text = path.read_text()
+        _check_expansion(yaml.compose(text, Loader=yaml.SafeLoader), path)
+        data = yaml.safe_load(text) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
-    return data, str(path)
+    except RecursionError:
+        raise ConfigError(f"{path}: cannot read config: nested too deeply") from None
+    builtin = path.resolve().parent == CONFIG_DIR.resolve() and str(name) == path.stem
+    return data, path.stem if builtin else str(path)
+
+
+def _check_expansion(root: yaml.Node | None, path: Path) -> None:
+    """Refuse a document whose aliases expand it past `MAX_CONFIG_VALUES` values, or refer back into themselves."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise ConfigError(f"{path}: an alias refers to a value that contains it (a recursive alias); refused")
+        open_nodes.add(id(node))
+        children = [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes[id(node)] = 1 + sum(size(child) for child in children)
+        open_nodes.discard(id(node))
+        if sizes[id(node)] > MAX_CONFIG_VALUES:
+            raise ConfigError(f"{path}: its aliases expand it to more than {MAX_CONFIG_VALUES} values (an alias bomb?); refused")
+        return sizes[id(node)]
+
+    if root is not None:
+        size(root)
 
 
 def load_config(name: str | Path | None = None, overrides: Mapping[str, Any] | None = None, flags: Mapping[str, str] | None = None) -> Config:

@@ -1,7 +1,7 @@
 """Which square regions of a frame are scored: the center rule, crops covering the whole frame, or faces.
 
 Boxes are `(x, y, w, h)` in the frame's own pixels, so a score can be traced back to where it was seen.
-`center` is the published rule (the middle square after resizing the short side, DESIGN.md §2). `cover`
+`center` is the published rule (the middle square after resizing the short side, docs/design.md §2). `cover`
 lays squares of the short side along the long side, overlapping by at least half a square, so anything
 up to half the short side in size lies wholly inside one of them (2 squares for 4:3, 3 for 16:9).
 `faces` finds faces with OpenCV's bundled Haar cascade (shipped in the opencv wheel, nothing downloaded)

@@ -21,10 +21,11 @@ from .preprocess import preprocess, preprocess_boxes
 from .runtime import AdaptiveBatch, Backend, make_backend
 from .runtime.dire import DIREBackend
 from .runtime.eager import TorchBackend
-from .runtime.factory import precisions
+from .runtime.base import REGISTRY
+from .runtime.factory import backend_spec, precisions
 from .upload import FrameUploader, PendingScores
 from .video.frame import YuvImage
-from .weights import Progress, resolve
+from .weights import Progress, resolve_all
 
 METHODS = ("distildire", "dire")
 CHOICES = (*METHODS, "both")
@@ -84,30 +85,37 @@ class Detector:
         method, backend = config.method, config.backend
         if method not in CHOICES:
             raise ConfigError(f"{method}: unknown method (choose {', '.join(CHOICES)})")
-        if method != "distildire" and backend not in ("torch", "compile"):
-            raise BackendError(f"the dire method runs on --backend torch or compile, not {backend} (DIRE is not exported)")
+        spec = backend_spec(backend)
+        if method != "distildire" and "dire" not in spec.methods:
+            able = " or ".join(s.name for s in REGISTRY.values() if "dire" in s.methods)
+            raise BackendError(f"the dire method runs on --backend {able}, not {backend} (DIRE is not exported)")
         where = pick_device(config.device)
         chunks = AdaptiveBatch(config.batch)
         specs = (config.weights.adm, config.weights.student)
+        needed = {"ADM": config.weights.adm} if spec.eager or method != "distildire" else {}
+        if spec.eager and method != "dire":
+            needed["student"] = config.weights.student
+        if method != "distildire":
+            needed["DIRE classifier"] = config.weights.dire
+        files = resolve_all(needed, progress)  # every missing checkpoint in one message, before any model is built
         loaded: dict[str, nn.Module] = {}
 
         def unet() -> nn.Module:
             if "unet" not in loaded:
-                loaded["unet"] = load_adm(config.adm, resolve(specs[0], progress("ADM") if progress else None))
+                loaded["unet"] = load_adm(config.adm, files["ADM"])
             return loaded["unet"]
 
         def models() -> tuple[nn.Module, nn.Module]:
-            noise_model = FirstStepNoise(unet(), config.adm)
-            return noise_model, load_student(resolve(specs[1], progress("student") if progress else None))
+            return FirstStepNoise(unet(), config.adm), load_student(files["student"])
 
         backends: dict[str, Backend] = {}
         if method in ("distildire", "both"):
             backends["distildire"] = make_backend(backend, config, where, chunks, models, specs, Path(config.engines), config.student_precision)
         if method in ("dire", "both"):
             run_precision, _ = precisions(backend, config, where, config.student_precision)
-            classifier = load_dire_classifier(resolve(config.weights.dire, progress("DIRE classifier") if progress else None))
+            classifier = load_dire_classifier(files["DIRE classifier"])
             reconstruction = DIRE(unet(), config.adm, config.train.dire_steps)
-            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")
+            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")  # torch or compile
         primary = "distildire" if method == "both" else method
         extra = {m: b for m, b in backends.items() if m != primary}
         return cls(backends[primary], config, chunks, primary, extra)

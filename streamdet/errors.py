@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def shown(text: str) -> str:
+    """`text` with every character that is not printable (newlines, tabs, ESC and other controls, bidi overrides,
+    undecodable bytes) written as its Python escape (\\n, \\x1b, \\u202e, \\udcff), so that a name found on disk
+    stays on one line and cannot drive the terminal."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 class StreamdetError(Exception):
     """Base class: its message is a complete one-line explanation for the user."""
 
@@ -31,5 +38,7 @@ class BackendError(StreamdetError):
     """A backend cannot run here: a missing package or GPU, a missing or mismatched exported file."""
 
 
-class OutputError(StreamdetError):
-    """An output file cannot be written where it was asked for."""
+class OutputError(StreamdetError, OSError):
+    """An output file cannot be written where it was asked for (a folder, a read-only place, a full disk).
+
+    It is an OSError too, so that code which caught the OSError of a failed write still does."""

@@ -1,4 +1,4 @@
-"""The one preprocessing function: uint8 RGB frames → N×3×S×S in [-1, 1] on the device (DESIGN.md §2)."""
+"""The one preprocessing function: uint8 RGB frames → N×3×S×S in [-1, 1] on the device (docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from .video.frame import YuvImage
 
 # (Kr, Kb) of the colour matrices FFmpeg converts 4:2:0 video with.
 _KR_KB = {False: (0.299, 0.114), True: (0.2126, 0.0722)}
+# 8-bit pictures of more pixels than this are made float one channel at a time (the result is identical).
+_LARGE = 1 << 22
 
 
 def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -25,6 +27,18 @@ def resize_center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     top = int(round((h - size) / 2.0))
     left = int(round((w - size) / 2.0))
     return x[..., top : top + size, left : left + size]
+
+
+def scaled(image: torch.Tensor, size: int) -> torch.Tensor:
+    """`resize_center_crop` of N×3×H×W RGB with values 0..255 (uint8 or float), then to [-1, 1].
+
+    A large uint8 picture is turned into floats one channel at a time, so it never has a whole float copy
+    (12 bytes a pixel): interpolation treats channels independently, so the values are the same bit for bit.
+    """
+    if image.dtype == torch.uint8 and image[:, 0].numel() > _LARGE:
+        channels = [resize_center_crop(image[:, c : c + 1].float(), size) for c in range(image.shape[1])]
+        return torch.cat(channels, dim=1) / 255 * 2 - 1
+    return resize_center_crop(image.float(), size) / 255 * 2 - 1
 
 
 def yuv420_to_rgb(i420: torch.Tensor, height: int, width: int, bt709: bool, full_range: bool) -> torch.Tensor:
@@ -63,19 +77,20 @@ def _upright(x: torch.Tensor, turn: tuple[bool, bool, bool]) -> torch.Tensor:
 
 
 def _rgb(tensor: torch.Tensor, group: np.ndarray | YuvImage | torch.Tensor) -> torch.Tensor:
-    """An uploaded group (N×H×W×3 uint8, a YuvImage's planes, or a 3×H×W tensor) as N×3×H×W float, values 0..255."""
+    """An uploaded group (N×H×W×3 uint8, a YuvImage's planes, or a 3×H×W tensor) as N×3×H×W RGB, values 0..255
+    (uint8 where it came as such: `scaled` makes it float)."""
     if isinstance(group, torch.Tensor):
-        return tensor[None].float()
+        return tensor[None]
     if isinstance(group, YuvImage):
         rgb = yuv420_to_rgb(tensor, group.height, group.width, group.bt709, group.full_range)
         return _upright(rgb, group.turn)[None]
-    return tensor.permute(0, 3, 1, 2).float()
+    return tensor.permute(0, 3, 1, 2)
 
 
 def _on_device(
     frames: np.ndarray | Sequence[np.ndarray | YuvImage | torch.Tensor], device: torch.device, uploader: FrameUploader | None
 ) -> list[torch.Tensor]:
-    """Frames as upright N×3×H×W float RGB on the device, values 0..255, one tensor per array or picture given."""
+    """Frames as upright N×3×H×W RGB on the device (uint8, or float for YUV planes), values 0..255, one tensor per array or picture given."""
     if isinstance(frames, np.ndarray) and frames.ndim == 3:
         frames = frames[None]
     groups = [frames] if isinstance(frames, np.ndarray) else [f if isinstance(f, (YuvImage, torch.Tensor)) else f[None] for f in frames]
@@ -110,7 +125,7 @@ def preprocess(
     images = _on_device(frames, device, uploader)
     if not images:
         return torch.empty(0, 3, size, size, device=device)
-    return torch.cat([resize_center_crop(image, size) / 255 * 2 - 1 for image in images]).contiguous()
+    return torch.cat([scaled(image, size) for image in images]).contiguous()
 
 
 def preprocess_boxes(
@@ -127,7 +142,7 @@ def preprocess_boxes(
     device = torch.device(device)
     images = _on_device(list(frames), device, uploader)
     out = [
-        resize_center_crop(image[..., y : y + h, x : x + w], size) / 255 * 2 - 1
+        scaled(image[..., y : y + h, x : x + w], size)
         for image, frame_boxes in zip(images, boxes, strict=True)
         for x, y, w, h in frame_boxes
     ]

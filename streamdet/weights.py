@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
-import urllib.error
-import urllib.request
+import pickle
+import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, IncompleteRead, MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError, ResponseError
 
 from .errors import WeightsError
 from .files import atomic_path, write_text
@@ -98,6 +103,11 @@ REGISTRY: dict[str, WeightFile] = {
 }
 
 Progress = Callable[[int, int | None], None]
+# Downloads: seconds without a byte (connecting or reading) before an attempt fails, and attempts after the first;
+# waits between attempts double from 2 s (urllib3's Retry backoff). STREAMDET_DOWNLOAD_TIMEOUT / _RETRIES override.
+DOWNLOAD_TIMEOUT = 60.0
+DOWNLOAD_RETRIES = 4
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 _hashes: dict[tuple[str, int, int, int], str] = {}
 
 
@@ -131,10 +141,24 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _remember(path: Path, stat: os.stat_result, sha256: str) -> None:
-    """Keep `sha256` for this size, mtime and inode, in memory and (where the cache folder is writable) in its record."""
-    _hashes[(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)] = sha256
-    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": sha256}
+def _record(path: Path, stat: os.stat_result) -> dict[str, Any]:
+    """What the cache folder remembers about this file at this size, mtime and inode ({} if nothing)."""
+    try:
+        record = json.loads(hash_record(path).read_text())
+        if isinstance(record, dict) and (record.get("size"), record.get("mtime_ns"), record.get("inode")) == (stat.st_size, stat.st_mtime_ns, stat.st_ino):
+            return record
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def _remember(path: Path, stat: os.stat_result, sha256: str | None = None, **facts: Any) -> None:
+    """Keep `sha256` (and other `facts`) for this size, mtime and inode, in memory and (where the cache folder is
+    writable) in its record."""
+    if sha256 is not None:
+        _hashes[(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)] = sha256
+        facts["sha256"] = sha256
+    record = {**_record(path, stat), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, **facts}
     try:
         write_text(hash_record(path), json.dumps(record) + "\n")
     except OSError:
@@ -151,13 +175,10 @@ def file_sha256(path: str | Path) -> str:
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
     if key in _hashes:
         return _hashes[key]
-    try:
-        record = json.loads(hash_record(path).read_text())
-        if (record.get("size"), record.get("mtime_ns"), record.get("inode")) == key[1:]:
-            _hashes[key] = str(record["sha256"])
-            return _hashes[key]
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass
+    record = _record(path, stat)
+    if "sha256" in record:
+        _hashes[key] = str(record["sha256"])
+        return _hashes[key]
     try:
         sha256 = _digest(path)
     except OSError as exc:
@@ -195,22 +216,76 @@ def verify(weight: WeightFile, path: Path) -> str:
     return "verified"
 
 
+def _download_settings() -> tuple[float, int]:
+    """The timeout (seconds) and retry count of downloads, from the environment where set."""
+    try:
+        timeout = float(os.environ.get("STREAMDET_DOWNLOAD_TIMEOUT") or DOWNLOAD_TIMEOUT)
+        retries = int(os.environ.get("STREAMDET_DOWNLOAD_RETRIES") or DOWNLOAD_RETRIES)
+    except ValueError:
+        raise WeightsError("STREAMDET_DOWNLOAD_TIMEOUT must be seconds and STREAMDET_DOWNLOAD_RETRIES a whole number") from None
+    if timeout <= 0 or retries < 0:
+        raise WeightsError("STREAMDET_DOWNLOAD_TIMEOUT must be above 0 and STREAMDET_DOWNLOAD_RETRIES at least 0")
+    return timeout, retries
+
+
+def _failure(exc: Exception, timeout: float, tries: int) -> str:
+    """What went wrong with a download, in a few words, from urllib3's error."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    inner = reason.args[1] if isinstance(reason, ProtocolError) and len(reason.args) > 1 else reason
+    after = f" ({tries} attempts)" if tries > 1 else ""
+    if isinstance(reason, ConnectTimeoutError):
+        return f"timed out connecting (no answer for {timeout:g} s){after}"
+    if isinstance(reason, ReadTimeoutError):
+        return f"timed out (no data for {timeout:g} s){after}"
+    if isinstance(reason, NewConnectionError):
+        return f"cannot connect ({str(reason).rsplit(': ', 1)[-1]}){after}"
+    if isinstance(inner, IncompleteRead):
+        return f"download cut short (got {inner.partial} of {inner.partial + inner.expected} bytes){after}"
+    if isinstance(inner, (http.client.BadStatusLine, http.client.LineTooLong)):
+        return f"the server's reply is not HTTP{after}"
+    if isinstance(reason, ResponseError):
+        return f"the server kept failing ({str(reason).removeprefix('too many ')}){after}"
+    text = str(inner).strip().splitlines()
+    return f"{text[0] if text else type(inner).__name__}{after}"
+
+
+def _fetch(url: str, tmp: Path, progress: Progress | None) -> None:
+    """Stream `url` into `tmp`, with timeouts, and retries with backoff (urllib3's Retry) for connection failures,
+    server errors and replies that stop part-way (those start again); any failure is a one-line `WeightsError`."""
+    timeout, retries = _download_settings()
+    retry = urllib3.Retry(total=retries, backoff_factor=1.0, status_forcelist=RETRY_STATUS)
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=timeout, read=timeout))
+    while True:
+        try:
+            response = http.request("GET", url, preload_content=False, retries=retry)
+        except (HTTPError, ValueError) as exc:  # MaxRetryError once the retries are spent, ValueError for a bad URL
+            raise WeightsError(f"{url}: download failed: {_failure(exc, timeout, retries + 1)}") from None
+        try:
+            if response.status != 200:
+                raise WeightsError(f"{url}: download failed: HTTP {response.status} {response.reason or ''}".rstrip())
+            known = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            with open(tmp, "wb") as out:
+                for chunk in response.stream(1 << 16):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, known)
+            return
+        except (ReadTimeoutError, ProtocolError) as exc:  # the body stopped: start again while attempts are left
+            try:
+                retry = (response.retries or retry).increment("GET", url, error=exc)
+            except MaxRetryError as spent:
+                raise WeightsError(f"{url}: download failed: {_failure(spent, timeout, retries + 1)}") from None
+            retry.sleep()
+        finally:
+            response.release_conn()
+
+
 def download(weight: WeightFile, dest: Path, progress: Progress | None = None) -> Path:
     """Fetch `weight` into `dest` through a temporary file, renamed (durably) only once complete and verified."""
-
-    def report(blocks: int, block_size: int, total: int) -> None:
-        if progress is not None:
-            known = total if total > 0 else None
-            done = blocks * block_size
-            progress(min(done, known) if known else done, known)
-
     with atomic_path(dest, fsync=True) as tmp:
-        try:
-            urllib.request.urlretrieve(weight.url, tmp, report)
-        except urllib.error.ContentTooShortError as exc:
-            raise WeightsError(f"{weight.url}: download cut short ({exc.reason})") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise WeightsError(f"{weight.url}: download failed: {getattr(exc, 'reason', exc)}") from None
+        _fetch(weight.url, tmp, progress)
         size = tmp.stat().st_size
         if size == 0 or (weight.bytes is not None and size != weight.bytes):
             raise WeightsError(f"{weight.url}: download has {size} bytes, the published file has {weight.bytes or 'more'}")
@@ -261,12 +336,39 @@ def resolve(spec: str | Path, progress: Progress | None = None) -> Path:
         raise WeightsError(_missing_message(weight, str(exc))) from None
 
 
+def check_archive(path: Path) -> None:
+    """Refuse a zip checkpoint (torch's format) whose bytes do not match the CRC-32s stored with them: torch.load does
+    not check them, so a damaged tensor would load silently. Checked once per size, mtime and inode (remembered)."""
+    stat = path.stat()
+    if _record(path, stat).get("zip_crc") == "ok" or not zipfile.is_zipfile(path):
+        return  # checked before, or the legacy pickle format (no CRCs to check)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise WeightsError(f"{path}: truncated or corrupt checkpoint ({exc})") from None
+    if bad is not None:
+        raise WeightsError(f"{path}: corrupt checkpoint: the bytes of {bad} do not match their CRC-32 (damaged on disk or in transfer); get the file again")
+    _remember(path, stat, zip_crc="ok")
+
+
+def _refusal(path: Path, exc: Exception) -> str:
+    """Why torch's data-only loader refused a file, without its advice to load it as code: a file naming Python
+    objects is refused as such; anything else is not a checkpoint (its own reason, the boilerplate dropped)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if found:
+        return f"{path}: refused: it holds Python objects ({found.group(1)}), not only tensors; streamdet loads checkpoints as data only and never runs code from one"
+    own = [line.strip() for line in str(exc).splitlines()[1:] if line.strip() and not line.startswith(("Please file", "Check the documentation"))]
+    return f"{path}: not a PyTorch checkpoint ({own[0] if own else 'unpickling error'})"
+
+
 def load_checkpoint(path: str | Path) -> Any:
-    """Read a checkpoint as data only (`weights_only=True`); any failure is one line naming the file."""
+    """Read a checkpoint as data only (`weights_only=True`), after checking its CRCs; any failure is one line naming the file."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise WeightsError(f"{path}: empty file, not a checkpoint")
+        check_archive(path)
         import torch
 
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -279,7 +381,9 @@ def load_checkpoint(path: str | Path) -> Any:
         if "zip" in first.lower() or "central directory" in first.lower() or isinstance(exc, EOFError):
             raise WeightsError(f"{path}: truncated or corrupt checkpoint ({first})") from None
         raise WeightsError(f"{path}: cannot load checkpoint ({first})") from None
-    except Exception as exc:  # pickle errors, weights_only refusals, OS errors: all are "not a checkpoint"
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(_refusal(path, exc)) from None
+    except Exception as exc:  # other pickle errors, OS errors: all are "not a checkpoint"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"{path}: not a PyTorch checkpoint ({first})") from None
 
@@ -333,3 +437,28 @@ def fetch_all(names: list[str], progress_factory: Callable[[WeightFile], Progres
         paths.append(resolve(name, progress))
     return paths
 
+
+
+def resolve_all(specs: Mapping[str, str | Path], progress: Callable[[str], Progress] | None = None) -> dict[str, Path]:
+    """Resolve every checkpoint a run needs (`specs`: label → name or file), downloading what is missing; the
+    registered ones that cannot be had are reported together in one error, with their sizes and the command
+    that fetches them all, rather than one at a time after each download."""
+    found: dict[str, Path] = {}
+    missing: list[tuple[WeightFile, str]] = []
+    for label, spec in specs.items():
+        weight = REGISTRY.get(str(spec))
+        try:
+            found[label] = resolve(spec, progress(label) if progress else None)
+        except WeightsError as exc:
+            if weight is None or cached_path(weight).is_file():
+                raise
+            missing.append((weight, str(exc)))
+    if len(missing) == 1:
+        raise WeightsError(missing[0][1])
+    if missing:
+        total = sum(w.size_mb for w, _ in missing)
+        listed = ", ".join(f"{w.name} ({w.size_mb} MB{', a manual download' if w.manual else ''})" for w, _ in missing)
+        fetchable = [w.name for w, _ in missing if not w.manual]
+        how = f"run `streamdet weights download {' '.join(fetchable)}` where the network is reachable" if fetchable else "see `streamdet weights list`"
+        raise WeightsError(f"{len(missing)} checkpoints are not cached ({total} MB in all): {listed}; {how}, or pass files with " + " / ".join(f"--{w.kind}" for w, _ in missing))
+    return found

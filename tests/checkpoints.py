@@ -1,4 +1,4 @@
-"""Random models saved in the official checkpoint formats (DESIGN.md §3), for tests and benchmarks."""
+"""Random models saved in the official checkpoint formats (docs/design.md §3), for tests and benchmarks."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 Pattern = Callable[[int, int, int], np.ndarray]
 
@@ -157,6 +158,15 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
+def write_animation(path: str | Path, delays_ms: Sequence[int], size: tuple[int, int] = (80, 40)) -> Path:
+    """An animated GIF or WebP (by extension, with Pillow) whose frame i shows ``index_bars(i)`` for ``delays_ms[i]``."""
+    path = Path(path)
+    frames = [Image.fromarray(index_bars(index, *size)) for index in range(len(delays_ms))]
+    extra = {"lossless": True} if path.suffix.lower() == ".webp" else {}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=list(delays_ms), loop=0, **extra)
+    return path
+
+
 def write_jpeg_with_orientation(path: str | Path, image: np.ndarray, orientation: int) -> Path:
     """Write an RGB image as JPEG with an EXIF Orientation tag (1-8) inserted right after the SOI marker."""
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -172,11 +182,12 @@ def write_jpeg_with_orientation(path: str | Path, image: np.ndarray, orientation
     return path
 
 
-def corrupt_packets(path: str | Path, packet_numbers: Sequence[int], seed: int = 0) -> Path:
+def corrupt_packets(path: str | Path, packet_numbers: Sequence[int], seed: int = 0, keep: float = 0.0) -> Path:
     """Overwrite the payload of the given video packets (0-based, in file order) with seeded random bytes.
 
     Meant for MP4, whose packets are bare payloads; use all-intra video (``gop=1``) so that later frames
-    still decode.
+    still decode. ``keep`` leaves that fraction of each payload intact at its start (the slice headers), so the
+    decoder takes the packet and meets the damage inside the picture, as in a file overwritten mid-stream.
     """
     path = Path(path)
     with av.open(str(path)) as container:
@@ -185,7 +196,8 @@ def corrupt_packets(path: str | Path, packet_numbers: Sequence[int], seed: int =
     rng = np.random.default_rng(seed)
     for number in packet_numbers:
         position, size = spans[number]
-        data[position : position + size] = rng.bytes(size)
+        start = position + int(size * keep)
+        data[start : position + size] = rng.bytes(position + size - start)
     path.write_bytes(bytes(data))
     return path
 

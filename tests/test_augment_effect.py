@@ -12,6 +12,8 @@ from streamdet.config import Config
 from .checkpoints import save_adm
 from .reencode_effect import COPIES, TEST_IMAGES, TRAIN_IMAGES, clean_and_degraded_ap, effect_config, make_reencode_dataset
 
+pytestmark = [pytest.mark.slow, pytest.mark.training]
+
 SEED = 3
 
 

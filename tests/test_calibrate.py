@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +14,9 @@ from typer.testing import CliRunner
 from streamdet.calibrate import threshold_for_fpr, wilson
 from streamdet.cli import app
 from streamdet.config import load_config
+from streamdet.detector import Detector
 
+from .engines import configured
 from .media import write_image
 
 runner = CliRunner()
@@ -49,6 +52,10 @@ def folders(tmp_path_factory) -> Path:
     return root
 
 
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
 def _models(adm: Path, student: Path) -> list[str]:
     return ["--adm", str(adm), "--student", str(student), "--quiet"]
 
@@ -67,8 +74,11 @@ def test_calibrated_config_keeps_false_positives_at_the_target(folders, tiny_adm
     assert cfg.adm == load_config("tiny").adm and cfg.sampling == load_config("tiny").sampling, "the base config is kept"
     assert "false positives on" in result.output and "1/5 = 0.2000 (95% Wilson interval 0.0362 to 0.6245)" in result.output
     assert len(_fakes(folders / "real", out, models)) == 1, "floor(0.2 · 5) = 1 real input reaches the threshold"
-    flagged = len(_fakes(folders / "fake", out, models))
+    detector = Detector.load(configured(load_config("tiny"), tiny_adm_ckpt, student_ckpt))
+    direct = [detector.score(detector.preprocess([read_rgb(p)])).item() for p in sorted((folders / "fake").glob("*.png"))]
+    flagged = sum(score >= cfg.threshold for score in direct)  # each image through the models directly, not through scan
     assert f"true positives on {folders / 'fake'}: {flagged}/3" in result.output
+    assert len(_fakes(folders / "fake", out, models)) == flagged
 
 
 def test_an_unreadable_real_input_stops_calibration_and_writes_nothing(folders, tiny_adm_ckpt, student_ckpt, tmp_path):

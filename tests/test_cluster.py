@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,11 +21,14 @@ from streamdet.cluster import gather_sources, read_rows, run_batch
 from streamdet.errors import StreamdetError
 from streamdet.detector import Detector
 from streamdet.results import FileResult
-
-from .engines import configured, scan
 from streamdet.video import Sampling
 
+from .engines import configured, scan
+
 from .media import corrupt_packets, make_video
+from .servers import trickle
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 ray = pytest.importorskip("ray", reason="the cluster tests need Ray: pip install -e '.[ray]'")
 pytest.importorskip("ray.data", reason="the cluster tests need Ray Data: pip install -e '.[ray]'")
@@ -103,13 +108,20 @@ def test_rows_parse_with_the_fields_of_scan_json(batch_run, archive):
     assert not list(out.glob(".*.tmp")), "no temporary file is left behind"
 
 
-def test_rerun_skips_done_inputs_and_redoes_changed_ones_and_errors(batch_run, archive, tiny_config, tiny_adm_ckpt, student_ckpt):
-    out, _ = batch_run
-    changed, broken = archive / "b.mp4", archive / "sub" / "broken.mp4"
+def test_rerun_skips_done_inputs_and_redoes_changed_ones_and_errors(batch_run, archive, tiny_config, tiny_adm_ckpt, student_ckpt, tmp_path):
+    """On copies of the module's archive and output (the other tests keep theirs as the CLI run left them)."""
+    done, _ = batch_run
+    mine, out = tmp_path / "archive", tmp_path / "out"
+    shutil.copytree(archive, mine)  # copy2: the copies keep the originals' size and mtime, the rows' resume key
+    out.mkdir()
+    for part in done.iterdir():
+        text = part.read_text().replace(str(archive), str(mine)) if part.suffix == ".jsonl" else part.read_text()
+        (out / part.name).write_text(text)
+    changed, broken = mine / "b.mp4", mine / "sub" / "broken.mp4"
     before = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
     make_video(changed, 16, size=(48, 64))
     run = configured(tiny_config, tiny_adm_ckpt, student_ckpt, sampling=every_third(tiny_config))
-    summary = run_batch(run, [str(archive)], out, retry_errors=True)
+    summary = run_batch(run, [str(mine)], out, retry_errors=True)
     assert (summary.skipped, summary.scanned) == (2, 2)
     assert sorted(r.path for r in summary.results) == sorted([str(changed), str(broken)])
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in before} == before
@@ -130,36 +142,40 @@ def test_other_settings_on_the_same_folder_are_refused(batch_run, archive, tiny_
 
 
 def test_killed_run_resumes_without_rescanning_finished_files(local_ray, tmp_path, tiny_adm_ckpt, fake_student_ckpt):
+    """Five clips finish while a sixth, served over HTTP a few bytes at a time, cannot: the run is killed with exactly
+    five rows written, and the rerun scans only the sixth (served whole now)."""
     media = tmp_path / "media"
     media.mkdir()
-    for i in range(6):
+    for i in range(5):
         make_video(media / f"v{i}.mp4", 16)
-    listing = tmp_path / "inputs.txt"
-    listing.write_text("# the clips\n" + "".join(f"{p}\n" for p in sorted(media.glob("*.mp4"))))
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "streamdet", "batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray,
-               "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--part-rows", "1", "-q"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("part-*.jsonl")) and job.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        job.send_signal(signal.SIGKILL)
-    finally:
-        job.wait()
-    assert job.returncode == -signal.SIGKILL, job.stderr.read().decode()
-    first = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
-    done = set(read_rows(out))
-    assert 1 <= len(done) < 6, "the job must be killed half way"
+    with trickle(make_video(tmp_path / "slow.ts", 16)) as slow:
+        url = slow.url
+        listing = tmp_path / "inputs.txt"
+        listing.write_text("# the clips\n" + "".join(f"{p}\n" for p in sorted(media.glob("*.mp4"))) + url + "\n")
+        out = tmp_path / "out"
+        command = [sys.executable, "-m", "streamdet", "batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray,
+                   "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt), "--part-rows", "1", "--cpus-per-actor", "0", "-q"]  # both CPUs decode
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 300
+            while len(read_rows(out) if out.is_dir() else {}) < 5 and job.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            job.send_signal(signal.SIGKILL)
+        finally:
+            job.wait()
+        assert job.returncode == -signal.SIGKILL, job.stderr.read().decode()
+        first = {p.name: p.read_bytes() for p in out.glob("part-*.jsonl")}
+        assert sorted(read_rows(out)) == sorted(str(p) for p in media.glob("*.mp4")), "killed with the five clips done, the slow one not"
 
-    result = runner.invoke(app, ["batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray, "--config", "tiny",
-                                 "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt)])
+        slow.release()
+        result = runner.invoke(app, ["batch", "--list", str(listing), "--out-dir", str(out), "--cluster", local_ray, "--config", "tiny",
+                                     "--adm", str(tiny_adm_ckpt), "--student", str(fake_student_ckpt)])
     assert result.exit_code == 1, result.output  # every clip FAKE with this student
-    assert f"scanned {6 - len(done)} " in result.stdout and f"skipped {len(done)} already done" in result.stdout
+    assert "scanned 1 " in result.stdout and "skipped 5 already done" in result.stdout
     assert {p.name: p.read_bytes() for p in out.glob("part-*.jsonl") if p.name in first} == first
     paths = [json.loads(line)["path"] for p in out.glob("part-*.jsonl") for line in p.read_text().splitlines()]
-    assert sorted(paths) == sorted(str(p) for p in media.glob("*.mp4")), "each clip has exactly one row"
+    assert sorted(paths) == sorted([*(str(p) for p in media.glob("*.mp4")), url]), "each clip has exactly one row"
     assert all(row["verdict"] == "FAKE" and len(row["frames"]) == 4 for row in read_rows(out).values())
 
 
@@ -202,3 +218,38 @@ def test_a_damaged_part_file_is_a_one_line_error_naming_it(tmp_path):
     (tmp_path / "part-1-000000.jsonl").write_text('{"path": "a.mp4", "status": "ok"}\n{"path": "b.mp4", "sta')
     with pytest.raises(StreamdetError, match=r"part-1-000000.jsonl:2: not a result row"):
         read_rows(tmp_path)
+
+
+@pytest.mark.slow
+def test_one_cpu_still_makes_progress(tmp_path, tiny_adm_ckpt, student_ckpt):
+    """A new local Ray with one CPU: the detector actor leaves it to the decode tasks instead of stalling them."""
+    clip = make_video(tmp_path / "a.mp4", 8)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamdet", "batch", str(clip), "--out-dir", str(tmp_path / "out"), "--cluster", "local", "--num-cpus", "1",
+         "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt), "-q"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert list(read_rows(tmp_path / "out")) == [str(clip)]
+
+
+@pytest.mark.parametrize("case", ["file", "unreachable", "no-inputs"])
+def test_batch_refuses_bad_places_in_one_line_before_ray_starts(case, tmp_path, tiny_adm_ckpt, student_ckpt):
+    clip = make_video(tmp_path / "a.mp4", 4)
+    out, cluster, sources = tmp_path / "out", "auto", [str(clip)]
+    if case == "file":
+        out.write_text("not a folder")
+    elif case == "unreachable":
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        cluster = f"127.0.0.1:{listener.getsockname()[1]}"
+        listener.close()  # nothing listens there now
+    else:
+        sources = []
+    result = runner.invoke(app, ["batch", *sources, "--out-dir", str(out), "--cluster", cluster, "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt), "-q"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("streamdet: error: ")
+    expected = {"file": f"{out}: is not a folder", "unreachable": f"--cluster {cluster}: no Ray head answers there", "no-inputs": "no inputs"}[case]
+    assert expected in lines[0]

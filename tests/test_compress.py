@@ -30,7 +30,7 @@ VARIANTS = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.training, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

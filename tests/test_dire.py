@@ -33,7 +33,7 @@ from .reference import guided_diffusion_dire
 runner = CliRunner()
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _reference_input(image: np.ndarray) -> torch.Tensor:

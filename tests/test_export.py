@@ -36,6 +36,8 @@ from .checkpoints import random_student, save_student
 from .trainingdata import make_image_dataset
 from .engines import configured
 
+pytestmark = [pytest.mark.slow]
+
 BATCHES = BatchRange(1, 4, 4)
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from .media import make_video
 
+pytestmark = [pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

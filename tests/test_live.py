@@ -18,7 +18,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from streamdet.aggregate import file_score
 from streamdet.cli import app
 from streamdet.errors import ConfigError
 from streamdet.live.clock import RateSampler, StreamClock
@@ -55,7 +54,8 @@ def test_window_score_is_the_file_rule_over_the_last_window_seconds():
     _feed(window, scores)
     last_four = scores[-4:]  # times 1.5 .. 3.0 lie within 2 s of the newest (3.0); 1.0 does not
     assert len(window) == 4
-    assert window.score == pytest.approx(file_score(last_four, 0.25))
+    assert window.score == pytest.approx(0.8), "the mean of the top quarter of 4 scores is their highest, 0.8 (at t=2.5)"
+    assert last_four == [0.3, 0.4, 0.8, 0.05]
 
 
 def test_no_score_and_no_alert_below_min_frames():
@@ -439,8 +439,8 @@ def test_open_options_use_the_timeouts_ffmpeg_accepts():
         (["MISSING", "--realtime"], "no such file or directory"),
         (["rtsp://h/x", "--raise-at", "0.4", "--clear-at", "0.5"], "--clear-at 0.5 and --raise-at 0.4"),
         (["rtsp://h/x", "--window", "2", "--min-frames", "9"], "--min-frames 9: a 2 s window at 2 fps holds at most 4 frames"),
-        (["rtsp://h/x", "--rtsp-transport", "sctp"], "--rtsp-transport sctp: use tcp or udp"),
-        (["rtsp://h/x", "--fps", "0"], "--fps must be positive"),
+        (["rtsp://h/x", "--rtsp-transport", "sctp"], "--rtsp-transport: expected one of 'tcp' or 'udp', got str 'sctp'"),
+        (["rtsp://h/x", "--fps", "0"], "--fps: must be greater than 0, not 0.0"),
     ],
 )
 def test_bad_watch_options_are_one_line_errors(args, problem, tmp_path, tiny_adm_ckpt, real_student_ckpt):

@@ -1,4 +1,4 @@
-"""The numerical contract of DESIGN.md §2 against guided-diffusion and torchvision themselves."""
+"""The numerical contract of docs/design.md §2 against guided-diffusion and torchvision themselves."""
 
 from __future__ import annotations
 

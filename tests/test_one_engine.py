@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from streamdet.calibrate import calibrate
 from streamdet.cli import app
 from streamdet.cluster import read_rows
-from streamdet.config import load_config
+from streamdet.config import load_config, read_config
 from streamdet.engine import Engine
 from streamdet.models.lite import LiteDetector, lite_checkpoint
 
@@ -68,7 +68,7 @@ def _config(tmp_path: Path, tiny_adm_ckpt: Path, student_ckpt: Path, extra: dict
     """A YAML config as a user writes one: the tiny models, cover crops, a band, 3 uniform frames, and `extra`."""
     weights = {"adm": str(tiny_adm_ckpt), "student": str(student_ckpt), **extra.pop("weights", {})}
     data = {"weights": weights, "crops": "cover", "uncertain": [0.45, 0.55], "sampling": {"mode": "uniform", "frames": 3}, **extra}
-    base = yaml.safe_load(Path(load_config("tiny").source).read_text())
+    base = read_config("tiny")[0]
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({**base, **data}))
     return path

@@ -26,6 +26,8 @@ from .media import write_image
 from .trainingdata import make_image_dataset
 from .engines import configured
 
+pytestmark = [pytest.mark.slow]
+
 runner = CliRunner()
 
 

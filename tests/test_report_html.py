@@ -22,6 +22,8 @@ from streamdet.video import Frame
 
 from .media import make_video, write_image
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 runner = CliRunner()
 
 

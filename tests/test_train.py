@@ -43,7 +43,7 @@ STREAMDET = str(Path(sys.executable).parent / "streamdet")
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.training, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def configured(base: Config, teacher: Path, **train) -> Config:

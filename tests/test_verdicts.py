@@ -163,7 +163,7 @@ def test_center_mode_keeps_outputs_and_cover_scores_are_their_best_crop(clips, t
 
 
 def test_cover_crops_of_yuv_planes_match_the_rgb_path(clips, tiny_config, tiny_adm_ckpt, student_ckpt):
-    """On a GPU frames reach the crops as YUV planes; the same boxes and scores (within DESIGN.md's scan tolerance) as from rgb24."""
+    """On a GPU frames reach the crops as YUV planes; the same boxes and scores (within docs/design.md's scan tolerance) as from rgb24."""
     detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     (rgb,) = scan(detector, [clips / "wide.mp4"], crops="cover", planes=False)
     (yuv,) = scan(detector, [clips / "wide.mp4"], crops="cover", planes=True)

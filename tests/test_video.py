@@ -19,12 +19,17 @@ from .media import (
     make_video,
     orientation_marks,
     read_index,
+    write_animation,
     write_image,
     write_jpeg_with_orientation,
 )
+from .sampling_reference import reference_pick
 from streamdet.errors import ConfigError, MediaError
 from streamdet.video import DecodeStats, Frame, Sampling, VideoInfo, expand_inputs, iter_frames, probe
-from streamdet.video import decode
+from streamdet.video import chunks
+from streamdet.video.orient import orient
+from streamdet.video.plan import Segment
+from streamdet.video.videofile import VideoFile
 from streamdet.video.sampling import pick_every, pick_fps, pick_shown_at, select, uniform_times
 
 VFR_TIMES = [0.0, 0.04, 0.08, 0.3, 0.31, 0.32, 1.0, 1.5, 1.51, 2.0]
@@ -185,14 +190,14 @@ def test_uniform_mode_decodes_each_gop_once_up_to_its_target(gop10: Path, monkey
     """Targets 12, 37, 62, 87 need only GOPs 10, 30, 60 and 80, from the key frame to the target (plus the
     B-frame reorder depth of x264, 3 frames): each packet sent to the decoder once."""
     sent: list[int] = []
-    real = decode.VideoFile.decode_packet
+    real = VideoFile.decode_packet
 
-    def spy(video: decode.VideoFile, packet: av.Packet | None) -> list:
+    def spy(video: VideoFile, packet: av.Packet | None) -> list:
         if packet is not None:
             sent.append(packet.pts)
         return real(video, packet)
 
-    monkeypatch.setattr(decode.VideoFile, "decode_packet", spy)
+    monkeypatch.setattr(VideoFile, "decode_packet", spy)
     with av.open(str(gop10)) as container:
         time_base = container.streams.video[0].time_base
     stats = DecodeStats()
@@ -312,10 +317,10 @@ def test_display_matrix_is_applied(
 def test_orient_matches_numpy_rotations() -> None:
     image = np.arange(2 * 3 * 3).reshape(2, 3, 3)
     one = 1 << 16
-    assert np.array_equal(decode.orient(image, (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, 1))
-    assert np.array_equal(decode.orient(image, (0, one, 0, -one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, -1))
-    assert np.array_equal(decode.orient(image, (-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30)), np.rot90(image, 2))
-    assert decode.orient(image, None) is image
+    assert np.array_equal(orient(image, (0, -one, 0, one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, 1))
+    assert np.array_equal(orient(image, (0, one, 0, -one, 0, 0, 0, 0, 1 << 30)), np.rot90(image, -1))
+    assert np.array_equal(orient(image, (-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30)), np.rot90(image, 2))
+    assert orient(image, None) is image
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -409,12 +414,25 @@ def test_permission_denied(cfr: Path) -> None:
 
 def test_corrupt_packets_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = corrupt_packets(make_video(tmp_path / "damaged.mp4", n_frames=20, gop=1), [5, 12])
-    with caplog.at_level(logging.WARNING, logger="streamdet.video.decode"):
+    with caplog.at_level(logging.WARNING, logger="streamdet.video.videofile"):
         frames = frames_of(path, "all")
     shown = [read_index(frame.image) for frame in frames]
     assert shown == [i for i in range(20) if i not in (5, 12)]
     assert [frame.time for frame in frames] == pytest.approx([i / 10 for i in shown])
     assert f"{path}: skipped 2 corrupt" in caplog.text
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_errors_inside_frames_are_counted_into_the_warning(tmp_path: Path, workers: int) -> None:
+    """Two inter-coded frames overwritten from their middle on: the decoder conceals the damage and flags those
+    two frames; every frame still comes out, and the warning says two were decoded with errors."""
+    video = make_video(tmp_path / "overwritten.mp4", n_frames=30, size=(128, 96), gop=10)
+    path = corrupt_packets(video, [5, 14], keep=0.5)
+    stats = DecodeStats()
+    frames = list(iter_frames(path, Sampling("all"), stats, workers=workers))
+    assert len(frames) == 30 and stats.corrupt == 0
+    assert stats.damaged == 2
+    assert stats.warning() == "2 frame(s) decoded with errors"
 
 
 def test_nothing_decodable_is_an_error(tmp_path: Path) -> None:
@@ -479,11 +497,40 @@ def test_alpha_channel_is_dropped(tmp_path: Path) -> None:
     assert frame.image[0, 0].tolist() == [200, 0, 0]
 
 
-def test_image_opencv_cannot_read_is_decoded_with_pyav(cfr: Path, tmp_path: Path) -> None:
+ANIMATION_DELAYS_MS = [100, 200, 100, 300, 100, 100, 50, 100]
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp"])
+def test_animated_gif_and_webp_are_sampled_like_videos(tmp_path: Path, ext: str) -> None:
+    """Each frame shown for its own delay: every rule picks by those times, as for a variable-frame-rate video."""
+    path = write_animation(tmp_path / f"animated.{ext}", ANIMATION_DELAYS_MS)
+    starts = [sum(ANIMATION_DELAYS_MS[:i]) / 1000 for i in range(len(ANIMATION_DELAYS_MS))]
+    duration = sum(ANIMATION_DELAYS_MS) / 1000
+    assert [item.kind for item in expand_inputs([tmp_path])] == ["video"]
+    info = probe(path)
+    assert (info.width, info.height, info.frames, info.duration) == (80, 40, 8, pytest.approx(duration))
+    frames = frames_of(path, "all")
+    assert indices(frames) == list(range(8))
+    assert [frame.time for frame in frames] == pytest.approx(starts)
+    for spec in ("uniform:3", "fps:4", "every:3"):
+        assert indices(frames_of(path, spec)) == reference_pick(starts, [i == 0 for i in range(8)], duration, spec)
+    assert indices(frames_of(path, "keyframes")) == [0]
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp"])
+def test_a_one_frame_gif_or_webp_stays_an_image(tmp_path: Path, ext: str) -> None:
+    path = write_animation(tmp_path / f"still.{ext}", [100])
+    assert [item.kind for item in expand_inputs([path])] == ["image"]
+    (frame,) = iter_frames(path, Sampling("all"))
+    assert (frame.index, frame.time, read_index(frame.image)) == (0, 0.0, 0)
+
+
+def test_video_named_as_an_image_is_decoded_as_the_video_it_is(cfr: Path, tmp_path: Path) -> None:
+    """The content decides, not the extension: a video renamed .png is not scored on its first frame only."""
     path = tmp_path / "actually_a_video.png"
     path.write_bytes(cfr.read_bytes())
-    (frame,) = iter_frames(path)
-    assert read_index(frame.image) == 0
+    frames = list(iter_frames(path, Sampling(mode="every", every=10)))
+    assert [read_index(f.image) for f in frames] == [f.index for f in frames] == [0, 10, 20]
 
 
 def test_broken_image_is_a_media_error(tmp_path: Path) -> None:
@@ -504,7 +551,7 @@ def test_expand_inputs_walks_folders_and_keeps_files(tmp_path: Path) -> None:
     names = ["b.mp4", "a.JPG", "notes.txt", ".hidden.mp4", "sub/c.mkv", "sub/deeper/d.png", ".cache/e.mp4", "a2/f.webm"]
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(b"x")
+        (root / name).write_bytes({".JPG": b"\xff\xd8\xff\xe0", ".png": b"\x89PNG\r\n\x1a\n"}.get(Path(name).suffix, b"x"))
     missing, empty, odd = tmp_path / "missing.mp4", tmp_path / "empty", tmp_path / "clip.weird"
     empty.mkdir()
     (empty / "readme.md").write_text("nothing")
@@ -549,35 +596,6 @@ def reference_frames(path: Path) -> tuple[list[tuple[int, float, bool, np.ndarra
     return [(index, *item) for index, item in enumerate(frames)], duration
 
 
-def reference_pick(frames: list[tuple[int, float, bool, np.ndarray]], duration: float, spec: str) -> list[int]:
-    """The indices a sampling spec names, chosen by direct loops over the full decode."""
-    mode, _, value = spec.partition(":")
-    times = [time for _, time, _, _ in frames]
-    if mode == "all":
-        return [index for index, *_ in frames]
-    if mode == "keyframes":
-        return [index for index, _, key, _ in frames if key]
-    if mode == "every":
-        return [index for index, *_ in frames if index % int(value) == 0]
-    if mode == "fps":
-        chosen, tick, rate = [], 0, float(value)
-        for index, time in enumerate(times):
-            if time - times[0] + 1e-6 >= tick / rate:
-                chosen.append(index)
-                while time - times[0] + 1e-6 >= tick / rate:
-                    tick += 1
-        return chosen
-    count = int(value)
-    if len(frames) <= count:
-        return list(range(len(frames)))
-    chosen = []
-    for i in range(count):
-        target = (i + 0.5) * duration / count
-        on_screen = [index for index, time in enumerate(times) if time <= target + 1e-6]
-        chosen.append(on_screen[-1] if on_screen else 0)
-    return sorted(set(chosen))
-
-
 def exact_cases(root: Path) -> dict[str, Path]:
     """Files with B-frames (H.264, HEVC with open GOPs), variable frame rate and rotation, several GOPs each."""
     return {
@@ -600,7 +618,7 @@ def exact_media(media_dir: Path) -> dict[str, tuple[Path, list, float]]:
 @pytest.mark.parametrize("spec", EXACT_SPECS)
 def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str, spec: str, workers: int) -> None:
     path, reference, duration = exact_media[case]
-    expected = reference_pick(reference, duration, spec)
+    expected = reference_pick([time for _, time, _, _ in reference], [key for _, _, key, _ in reference], duration, spec)
     stats = DecodeStats()
     frames = list(iter_frames(path, Sampling.parse(spec), stats, workers=workers))
     assert stats.warning() is None and stats.sampled == len(frames)
@@ -615,10 +633,10 @@ def test_sampled_frames_equal_the_reference_decode(exact_media: dict, case: str,
 def test_parallel_chunks_buffer_their_targets_within_the_reorder_budget(tmp_path: Path) -> None:
     """A chunk waiting for its turn may hold all its targets, but never more than REORDER_BYTES of frames per file."""
     path = make_video(tmp_path / "hd.mp4", 2, (1920, 1080), 10)
-    segment = lambda wanted: [decode.Segment(0, wanted - 1, frozenset(range(wanted)))]  # noqa: E731
+    segment = lambda wanted: [Segment(0, wanted - 1, frozenset(range(wanted)))]  # noqa: E731
     rgb_frame = 1920 * 1080 * 3
-    with decode.VideoFile(str(path)) as video:
-        assert decode._reorder_depth(video, [segment(30), segment(20)], 2, planes=False) == 30
-        assert decode._reorder_depth(video, [segment(250)], 2, planes=False) == decode.REORDER_BYTES // (2 * rgb_frame) == 43
-        assert decode._reorder_depth(video, [segment(250)], 16, planes=False) == 5
-        assert decode._reorder_depth(video, [segment(2)], 2, planes=False) == 4, "at least the old depth"
+    with VideoFile(str(path)) as video:
+        assert chunks.reorder_depth(video, [segment(30), segment(20)], 2, planes=False) == 30
+        assert chunks.reorder_depth(video, [segment(250)], 2, planes=False) == chunks.REORDER_BYTES // (2 * rgb_frame) == 43
+        assert chunks.reorder_depth(video, [segment(250)], 16, planes=False) == 5
+        assert chunks.reorder_depth(video, [segment(2)], 2, planes=False) == 4, "at least the old depth"

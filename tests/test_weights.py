@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from streamdet.files import write_bytes
 from streamdet.weights import REGISTRY, WeightFile, cached_path, file_sha256, resolve, verify
 
 from .checkpoints import save_adm
+from .media import write_image
 
 BODY = bytes(range(256)) * 1200
 BODY_SHA256 = hashlib.sha256(BODY).hexdigest()
@@ -56,6 +58,7 @@ def registered(tmp_path, monkeypatch, http_url):
     """Register a checkpoint served by the local server, with the cache in tmp_path; returns a factory."""
     monkeypatch.setenv("STREAMDET_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("STREAMDET_OFFLINE", raising=False)
+    monkeypatch.setenv("STREAMDET_DOWNLOAD_RETRIES", "1")  # one retry, made at once (later ones wait 2 s, 4 s, …)
 
     def register(path: str = "/w.pth", sha256: str | None = BODY_SHA256, size: int | None = None) -> WeightFile:
         weight = WeightFile("test-student", "student", f"{http_url}{path}", 1, "served by the test", sha256=sha256, bytes=size)
@@ -220,6 +223,21 @@ def test_offline_error_names_file_url_and_place(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [], "offline: nothing is downloaded or created"
 
 
+def test_a_fresh_machine_offline_hears_of_every_missing_checkpoint_at_once(tmp_path, monkeypatch):
+    """`scan` with the default config on an empty cache and no network: one line naming the ADM and the student,
+    their sizes and the one command that fetches both, before any model is built."""
+    monkeypatch.setenv("STREAMDET_HOME", str(tmp_path))
+    monkeypatch.setenv("STREAMDET_OFFLINE", "1")
+    clip = write_image(tmp_path / "clip.png", np.zeros((32, 48, 3), np.uint8))  # an input to scan: the scan gets as far as the models
+    result = CliRunner().invoke(app, ["scan", str(clip), "-q"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    adm, student = REGISTRY["adm-256-uncond"], REGISTRY["distildire-imagenet"]
+    assert line.startswith("streamdet: error: 2 checkpoints are not cached")
+    assert f"{adm.name} ({adm.size_mb} MB)" in line and f"{student.name} ({student.size_mb} MB)" in line
+    assert f"streamdet weights download {adm.name} {student.name}" in line
+
+
 def test_registry_records_sha256_where_one_was_found():
     for weight in REGISTRY.values():
         assert weight.sha256 is None or (len(weight.sha256) == 64 and int(weight.sha256, 16) >= 0)
@@ -248,7 +266,7 @@ def _bad_files(tmp_path: Path, good: Path) -> dict[str, tuple[Path, str]]:
         "noise": (noise, "not a PyTorch checkpoint"),
         "truncated": (truncated, "truncated or corrupt"),
         "empty": (empty, "empty file"),
-        "code": (code, "not a PyTorch checkpoint"),
+        "code": (code, "refused: it holds Python objects (torch.nn.modules.linear.Linear), not only tensors"),
     }
 
 
@@ -260,6 +278,7 @@ def test_unreadable_checkpoints_are_one_line_errors(tmp_path, tiny_config, tiny_
             loader(path)
         message = str(info.value)
         assert message.startswith(str(path)) and problem in message and "\n" not in message
+        assert "weights_only" not in message, "never advise loading a checkpoint as code"
 
 
 def test_student_file_given_as_adm_names_the_missing_keys(tiny_config, student_ckpt):

@@ -21,7 +21,7 @@ from streamdet.detector import Detector
 from .engines import configured, scan
 from streamdet.preprocess import yuv420_to_rgb
 from streamdet.video import Sampling, YuvImage, iter_frames
-from streamdet.video.decode import yuv_image
+from streamdet.video.colour import yuv_image
 
 FFMPEG_ROUNDING = 2  # levels of 255: see the module docstring
 

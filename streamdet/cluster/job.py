@@ -20,6 +20,7 @@ import numpy as np
 
 from ..aggregate import VerdictRule, conclude
 from ..config import ClusterConfig, Config
+from ..crops import FaceFinder
 from ..errors import StreamdetError
 from ..results import FileResult, FrameScore
 from ..weights import file_sha256, resolve
@@ -77,16 +78,22 @@ def require_ray() -> Any:
 
 def _connect(ray: Any, settings: ClusterConfig) -> bool:
     """Join the cluster asked for (auto: RAY_ADDRESS or a running local one, else a new local one); True if started here."""
-    if ray.is_initialized():
-        return False
     address = {"auto": None, "local": "local"}.get(settings.address, settings.address)
     local = address in (None, "local")
     if not local:
         _check_reachable(settings.address)
+    if ray.is_initialized():
+        return False
     try:
         ray.init(address=address, num_cpus=settings.num_cpus if local else None, include_dashboard=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise StreamdetError(f"--cluster {settings.address}: cannot connect to Ray ({str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "auth" in str(exc).lower() or "token" in str(exc).lower():
+            raise StreamdetError(
+                f"--cluster {settings.address}: the Ray cluster refused this client's authentication token; give the head's token "
+                "(RAY_AUTH_TOKEN, or the head's ~/.ray/auth_token on this machine)"
+            ) from None
+        raise StreamdetError(f"--cluster {settings.address}: cannot connect to Ray ({first})") from None
     return True
 
 
@@ -150,17 +157,28 @@ def _round(ray: Any, todo: list[Pending], blocks: int, config: Config, weights: 
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 and config.device != "cpu" else 0.0
     workers = settings.actors or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus else 1)
+    actor_cpus = actor_cpu_share(ray.cluster_resources().get("CPU", 0.0), workers, settings.cpus_per_actor)
     ds = ray.data.from_items([{"path": item.path} for item in todo], override_num_blocks=blocks)
     with warnings.catch_warnings():  # bounded retries have no named parameter yet; Ray's default is to retry forever
         warnings.simplefilter("ignore", DeprecationWarning)
-        ds = ds.map_batches(decode_inputs, fn_kwargs={"sampling": config.sampling}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
+        ds = ds.map_batches(decode_inputs, fn_kwargs={"config": config}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
         ds = ds.map_batches(
             ScoreFrames, fn_constructor_args=(config, weights), batch_size=config.batch, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=settings.cpus_per_actor,
+            compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=actor_cpus,
             max_restarts=-1, max_task_retries=settings.retries,
         )
     for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
         assembly.add(batch)
+
+
+def actor_cpu_share(cluster_cpus: float, actors: int, per_actor: float) -> float:
+    """CPUs each detector actor asks for: `per_actor`, lowered where the actors would leave no whole CPU for a
+    decode task (one CPU each), which would stall the scan: one-CPU machines, `--cpus-per-actor 0.5` on one CPU."""
+    if cluster_cpus - actors * per_actor >= 1.0:
+        return per_actor
+    share = max(0.0, (cluster_cpus - 1.0) / actors)
+    log.warning("%g CPUs: the detector actors get %g CPU each (not %g) so that decoding can run beside them", cluster_cpus, share, per_actor)
+    return share
 
 
 def _fatal(exc: BaseException) -> StreamdetError | None:
@@ -201,6 +219,8 @@ def run_batch(
     from ..engine.core import fingerprint
 
     settings = config.cluster
+    if config.crops == "faces":
+        FaceFinder().check()  # the decode tasks find faces: a missing cascade is one line here, not a failed task
     start = time.perf_counter()
     inputs = pending_inputs(sources)
     by_path = {item.path: item for item in inputs}

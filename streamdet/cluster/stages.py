@@ -1,4 +1,4 @@
-"""The Ray Data stages: decode + sample an input into frame rows (CPU), score frame rows with the run's Engine (GPU or CPU actor).
+"""The Ray Data stages: decode, sample and prepare an input's frames into rows (CPU), score them with the run's Engine (GPU or CPU actor).
 
 Every input's frames are followed by one `done` row carrying its frame count and what the decoder reported,
 so that the driver knows when a file is complete without collecting all rows first.
@@ -14,37 +14,42 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 
 from ..allocator import reuse_frame_buffers
 from ..config import Config, with_overrides
+from ..crops import frame_spans
 from ..engine import Engine
+from ..engine.scoring import prepare_on_cpu, send_prepared
 from ..errors import StreamdetError, WeightsError
 from ..files import write_bytes
-from ..video import DecodeStats, Frame, Sampling, iter_frames
+from ..video import DecodeStats, Frame, iter_frames
 
 FRAME, DONE = "frame", "done"
 CHUNK = 8  # frames per yielded batch: bounded memory per decode task whatever the video length
 
 
 DTYPES = {
-    "path": object, "row": object, "index": np.int64, "time": np.float64, "image": object, "height": np.int64,
-    "width": np.int64, "frames": np.int64, "decode_s": np.float64, "error": object, "warning": object,
+    "path": object, "row": object, "index": np.int64, "time": np.float64, "inputs": object, "rows": np.int64,
+    "layout": object, "frames": np.int64, "decode_s": np.float64, "error": object, "warning": object,
 }
 
 
-def _frame_row(frame: Frame) -> dict[str, Any]:
-    image = np.ascontiguousarray(frame.image)
-    return {
-        "path": frame.source, "row": FRAME, "index": frame.index, "time": frame.time, "image": image.tobytes(),
-        "height": image.shape[0], "width": image.shape[1], "frames": 0, "decode_s": 0.0, "error": "", "warning": "",
-    }
-
-
-def _rows(frames: list[Frame], done: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Frame rows (and the `done` row when given) as columns; images travel as raw bytes with their shape."""
-    rows = [_frame_row(f) for f in frames]
+def _rows(frames: list[Frame], config: Config, done: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Frame rows (and the `done` row when given) as columns. Each frame travels as its model inputs, prepared
+    here on the CPU as the scan prepares them (its S×S crops as float32 bytes, and their layout), not whole."""
+    rows = []
+    if frames:
+        x, layout = prepare_on_cpu([f.image for f in frames], config.crops, config.adm.image_size)
+        for frame, (start, kind, boxes) in zip(frames, frame_spans(layout, len(frames))):
+            inputs = x[start : start + len(boxes)].numpy()
+            rows.append({
+                "path": frame.source, "row": FRAME, "index": frame.index, "time": frame.time, "inputs": inputs.tobytes(),
+                "rows": len(boxes), "layout": "" if layout is None else json.dumps([kind, [list(b) for b in boxes]]),
+                "frames": 0, "decode_s": 0.0, "error": "", "warning": "",
+            })
     if done is not None:
-        rows.append({"row": DONE, "index": 0, "time": 0.0, "image": b"", "height": 0, "width": 0, **done})
+        rows.append({"row": DONE, "index": 0, "time": 0.0, "inputs": b"", "rows": 0, "layout": "", **done})
     columns = {}
     for name, dtype in DTYPES.items():
         values = [row[name] for row in rows]
@@ -56,8 +61,9 @@ def _rows(frames: list[Frame], done: dict[str, Any] | None = None) -> dict[str, 
     return columns
 
 
-def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling) -> Iterator[dict[str, np.ndarray]]:
-    """Decode each input of the batch exactly as the local scan does, in chunks of frames, then its `done` row."""
+def decode_inputs(batch: dict[str, np.ndarray], config: Config) -> Iterator[dict[str, np.ndarray]]:
+    """Decode each input of the batch exactly as the local scan does (the settings' sampling and pixel limit), in
+    chunks of frames prepared for the model, then its `done` row."""
     reuse_frame_buffers()  # this runs in a Ray worker process, not in the CLI's
     for path in batch["path"]:
         path = str(path)
@@ -66,18 +72,18 @@ def decode_inputs(batch: dict[str, np.ndarray], sampling: Sampling) -> Iterator[
         pending: list[Frame] = []
         count, error = 0, None
         try:
-            for frame in iter_frames(path, sampling, stats, 1, cores=1):  # a decode task holds one CPU
+            for frame in iter_frames(path, config.sampling, stats, 1, cores=1, max_pixels=config.max_pixels):  # a decode task holds one CPU
                 pending.append(frame)
                 count += 1
                 if len(pending) >= CHUNK:
-                    yield _rows(pending)
+                    yield _rows(pending, config)
                     pending = []
         except StreamdetError as exc:
             error = str(exc)
         except Exception as exc:  # a decoder bug must not take the other files down
             error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
         done = {"path": path, "frames": count, "decode_s": time.perf_counter() - start, "error": error or "", "warning": stats.warning() or ""}
-        yield _rows(pending, done)
+        yield _rows(pending, config, done)
 
 
 def materialize(name: str, data: bytes) -> Path:
@@ -89,10 +95,10 @@ def materialize(name: str, data: bytes) -> Path:
 
 
 class _Row:
-    """A frame row as scoring reads it: pixels, index and time."""
+    """A frame row as its scores are filed: index and time (its pixels were prepared in the decode task)."""
 
-    def __init__(self, image: np.ndarray, index: int, time: float) -> None:
-        self.image, self.index, self.time = image, index, time
+    def __init__(self, index: int, time: float) -> None:
+        self.index, self.time = index, time
 
 
 class ScoreFrames:
@@ -122,16 +128,16 @@ class ScoreFrames:
         model_s = np.zeros(len(is_frame))
         chosen = np.flatnonzero(is_frame)
         if len(chosen):
-            frames = [
-                _Row(np.frombuffer(batch["image"][i], np.uint8).reshape(batch["height"][i], batch["width"][i], 3).copy(), int(batch["index"][i]), float(batch["time"][i]))
-                for i in chosen
-            ]
+            size = self.engine.settings.adm.image_size
+            frames = [_Row(int(batch["index"][i]), float(batch["time"][i])) for i in chosen]
+            x = torch.from_numpy(np.concatenate([np.frombuffer(batch["inputs"][i], np.float32).reshape(-1, 3, size, size) for i in chosen]))
+            layout = None if self.engine.settings.crops == "center" else [tuple(json.loads(batch["layout"][i])) for i in chosen]
             start = time.perf_counter()
-            results = self.engine.score_frames(frames)
+            results = send_prepared(self.engine.scorer, frames, x, layout).collect()
             model_s[chosen] = (time.perf_counter() - start) / len(chosen)
             for i, result in zip(chosen, results):
                 scored[i] = json.dumps(result.to_dict())
-        out = {name: column for name, column in batch.items() if name not in ("image", "height", "width")}
+        out = {name: column for name, column in batch.items() if name not in ("inputs", "rows", "layout")}
         out["scored"] = scored
         out["model_s"] = model_s
         return out

@@ -60,6 +60,7 @@ class _Decoding:
     device: Any = None
     crops: str = "center"  # other modes get their boxes in the decode threads, off the loop that feeds the device
     faces: FaceFinder | None = None
+    max_pixels: int | None = None  # larger pictures are refused before decoding (the settings' max_pixels)
 
 
 def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -> Iterator[Frame]:
@@ -67,24 +68,27 @@ def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -
     frames = None
     if how.nvdec is not None:
         frames = iter_frames_nvdec(path, sampling, how.device, stats, strict=how.nvdec == "nvdec")
-    return frames if frames is not None else iter_frames(path, sampling, stats, how.workers, how.planes, cores=how.workers)
+    return frames if frames is not None else iter_frames(path, sampling, stats, how.workers, how.planes, cores=how.workers, max_pixels=how.max_pixels)
 
 
 def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event, how: _Decoding) -> None:
     """Decode one input onto the queue as (frame, its crop layout or None), then its end marker with any error and what the decoder lost."""
     start = time.perf_counter()
+    waited = 0.0  # time blocked on the full queue: the device's time, not this input's decoding
     error = None
     stats = DecodeStats()
     try:
         for frame in _frames(path, sampling, stats, how):
             layout = None if how.crops == "center" else crop_boxes(frame.image, how.crops, how.faces)
+            offered = time.perf_counter()
             if not put_unless_stopped(q, (frame, layout), stop):
                 return
+            waited += time.perf_counter() - offered
     except StreamdetError as exc:
         error = str(exc)
     except Exception as exc:  # a decoder bug must not take the other files down
         error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start, stats.warning()), stop)
+    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start - waited, stats.warning()), stop)
 
 
 Conclude = Callable[[FileResult, "str | None", "str | None"], FileResult]
@@ -179,7 +183,7 @@ def scan(
 
     cores = workers_available()
     n_workers = settings.decode_workers or min(cores, max(1, len(media)))
-    how = _Decoding(max(1, cores // n_workers), planes, nvdec, scorer.device, crops, scorer.faces)
+    how = _Decoding(max(1, cores // n_workers), planes, nvdec, scorer.device, crops, scorer.faces, settings.max_pixels)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="streamdet-decode") as pool:
         try:
             for item in media:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
 
-from ..crops import MODES, Box, best_crop, frame_spans
+from ..crops import MODES, Box, FaceFinder, best_crop, crop_boxes, frame_spans
 from ..errors import ConfigError
+from ..preprocess import preprocess, preprocess_boxes
 from ..results import FrameScore
 from ..upload import PendingScores
 
@@ -85,6 +86,21 @@ def send(scorer: Scorer, frames: Sequence[FrameLike], crops: str, layouts: Seque
     else:
         x, layout = scorer.preprocess_crops(images, crops, layouts or None)
     return InFlight(list(frames), scorer.score_async(x), layout)
+
+
+def prepare_on_cpu(images: Sequence[Any], crops: str, size: int, faces: FaceFinder | None = None) -> tuple[Any, list | None]:
+    """The model inputs of uint8 RGB frames, computed where they were decoded (a Ray decode task, so only S×S
+    inputs cross the object store, not whole frames): what a scorer's own preprocessing gives on a CPU, and the
+    crop layout. `send_prepared` scores them."""
+    if crops == "center":
+        return preprocess(list(images), size, "cpu"), None
+    layout = [crop_boxes(image, crops, faces or FaceFinder()) for image in images]
+    return preprocess_boxes(list(images), [boxes for _, boxes in layout], size, "cpu"), layout
+
+
+def send_prepared(scorer: Scorer, frames: Sequence[Any], x: Any, layout: list | None) -> InFlight:
+    """Queue inputs from `prepare_on_cpu` (rows in frame order, `layout` as it gave) on the scorer's device."""
+    return InFlight(list(frames), scorer.score_async(x.to(scorer.device)), layout)
 
 
 def score_frames(scorer: Scorer, frames: Sequence[FrameLike], crops: str = "center") -> list[FrameScore]:

@@ -28,7 +28,7 @@ from streamdet.live.clock import RateSampler, StreamClock
 from streamdet.live.mailbox import LatestFrames, LiveFrame
 from streamdet.live.metrics import StreamHealth
 from streamdet.live.targets import StreamTarget, open_options
-from streamdet.video.decode import to_rgb
+from streamdet.video.colour import to_rgb
 
 Emit = Callable[..., Any]
 

@@ -1,6 +1,6 @@
 """DIRE (Wang et al., ICCV 2023): the reconstruction-error image of a frame after DDIM inversion and reconstruction
 with the ADM, and the ResNet-50 classifier that reads it. One implementation serves `prepare` (the teacher's
-input) and `--method dire` (DESIGN.md §2)."""
+input) and `--method dire` (docs/design.md §2)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from .adm import alpha_bar_0, load_adm, predict_eps, time_embedding
 
 
 class FirstStepNoise(nn.Module):
-    """eps = (a·x − clamp(a·x − b·ε̂)) / b, with ε̂ the UNet's prediction at t = 0 (DESIGN.md §2).
+    """eps = (a·x − clamp(a·x − b·ε̂)) / b, with ε̂ the UNet's prediction at t = 0 (docs/design.md §2).
 
     Equals guided-diffusion's `p_mean_variance(clip_denoised=True)` at t = 0 followed by
     `_predict_eps_from_xstart`. The t = 0 timestep embedding is computed once, here, so a forward

@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..aggregate import FAKE, REAL, UNCERTAIN, verdict
+from ..errors import shown
 from ..results import FileResult
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -97,23 +100,26 @@ STYLES = {FAKE: "bold red", UNCERTAIN: "bold yellow", REAL: "green"}
 
 
 def table(results: Sequence[FileResult], threshold: float, band: Sequence[float] | None = None) -> Table:
-    """A readable table: one line per input, errors and warnings in the last column."""
+    """A readable table: one line per input, errors and warnings in the last column.
+
+    Names and messages are plain text (never rich markup), with control characters escaped (`errors.shown`).
+    """
     rule = f"threshold {threshold:g}" if band is None else f"REAL < {band[0]:g} <= UNCERTAIN < {band[1]:g} <= FAKE"
     out = Table(title=f"streamdet scan ({rule})", title_justify="left")
     for name in ("input", "verdict", "score", "flagged", "time", "note"):
         out.add_column(name, justify="right" if name in ("score", "flagged", "time") else "left", overflow="fold")
     for r in results:
         if r.status == "error":
-            out.add_row(r.path, "[bold yellow]ERROR[/]", "", "", "", r.error)
+            out.add_row(Text(shown(r.path)), "[bold yellow]ERROR[/]", "", "", "", Text(shown(r.error or "")))
             continue
         style = STYLES[r.verdict]
         out.add_row(
-            r.path,
+            Text(shown(r.path)),
             f"[{style}]{r.verdict}[/]",
             f"{r.score:.3f}",
             f"{r.flagged}/{len(r.frames)}",
             f"{r.timings.get('total_s', 0.0):.1f}s",
-            "; ".join([*(f"{m} {v['score']:.3f} {v['verdict']}" for m, v in (r.methods or {}).items()), *([r.warning] if r.warning else [])]),
+            Text(shown("; ".join([*(f"{m} {v['score']:.3f} {v['verdict']}" for m, v in (r.methods or {}).items()), *([r.warning] if r.warning else [])]))),
         )
     return out
 
@@ -129,3 +135,11 @@ def render(results: Sequence[FileResult], fmt: str, settings: dict[str, Any]) ->
     console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
     console.print(table(results, settings["threshold"], settings.get("uncertain")))
     return console.file.getvalue()
+
+
+class OneLineFormatter(logging.Formatter):
+    """Log lines for people: the message part with control characters escaped (`errors.shown`), so a file name
+    cannot break a line or reach the terminal as escape codes (a traceback under --verbose keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's naming)
+        return shown(super().formatMessage(record))

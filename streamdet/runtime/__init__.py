@@ -3,8 +3,8 @@
 The exporter (`streamdet.export`) writes files; the backends here read them. Nothing here knows the detector.
 """
 
-from .base import BACKENDS, Backend
+from .base import BACKENDS, REGISTRY, Backend, BackendSpec
 from .batching import AdaptiveBatch
-from .factory import make_backend
+from .factory import backend_spec, make_backend
 
-__all__ = ["BACKENDS", "AdaptiveBatch", "Backend", "make_backend"]
+__all__ = ["BACKENDS", "REGISTRY", "AdaptiveBatch", "Backend", "BackendSpec", "backend_spec", "make_backend"]

@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-BACKENDS = ("torch", "compile", "onnxruntime", "tensorrt")
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a backend can do, so callers ask it instead of matching names: the methods it runs, whether it builds
+    the eager models from checkpoints (else it runs exported files of fixed input size and batch range), the
+    quantized noise precisions it runs, and the devices it runs on."""
+
+    name: str
+    methods: tuple[str, ...]
+    eager: bool
+    quantized: tuple[str, ...]
+    devices: tuple[str, ...]
+
+    @property
+    def fixed_shapes(self) -> bool:
+        """Exported graphs take the input size and batch range they were exported with."""
+        return not self.eager
+
+
+REGISTRY = {
+    spec.name: spec
+    for spec in (
+        BackendSpec("torch", ("distildire", "dire"), eager=True, quantized=(), devices=("cpu", "cuda")),
+        BackendSpec("compile", ("distildire", "dire"), eager=True, quantized=(), devices=("cpu", "cuda")),
+        BackendSpec("onnxruntime", ("distildire",), eager=False, quantized=("int8",), devices=("cpu", "cuda")),
+        BackendSpec("tensorrt", ("distildire",), eager=False, quantized=("int8", "fp8"), devices=("cuda",)),
+    )
+}
+BACKENDS = tuple(REGISTRY)
 
 
 class Backend(Protocol):

@@ -12,7 +12,7 @@ from ..config import Config
 from ..device import QUANTIZED, pick_precision, require_fp8
 from ..errors import BackendError
 from .artifacts import DEFAULT_ENGINES, load_artifact
-from .base import BACKENDS, Backend
+from .base import BACKENDS, REGISTRY, Backend, BackendSpec
 from .batching import AdaptiveBatch
 
 Models = Callable[[], tuple[nn.Module, nn.Module]]
@@ -23,26 +23,36 @@ def precisions(name: str, config: Config, device: torch.device, student_precisio
 
     A quantized noise model (int8: onnxruntime or tensorrt; fp8: tensorrt on compute capability ≥ 8.9) comes with an
     int8 student for int8 and an fp16 one for fp8, unless `student_precision` says otherwise."""
+    spec = backend_spec(name)
     if config.precision in QUANTIZED:
-        return _quantized(name, config.precision, device), student_precision or ("int8" if config.precision == "int8" else "fp16")
+        return _quantized(spec, config.precision, device), student_precision or ("int8" if config.precision == "int8" else "fp16")
     precision = pick_precision(config.precision, device)
     if name == "onnxruntime" and config.precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"
-    if name in ("torch", "compile") and student_precision not in (None, precision):
-        raise BackendError(f"a {student_precision} student beside a {precision} noise model needs --backend onnxruntime or tensorrt, not {name}")
+    if spec.eager and student_precision not in (None, precision):
+        exported = " or ".join(s.name for s in REGISTRY.values() if not s.eager)
+        raise BackendError(f"a {student_precision} student beside a {precision} noise model needs --backend {exported}, not {name}")
     return precision, student_precision or precision
 
 
-def _quantized(name: str, precision: str, device: torch.device) -> str:
-    """Check that backend `name` on `device` can run a noise model quantized to `precision`."""
-    if name in ("torch", "compile"):
+def backend_spec(name: str) -> BackendSpec:
+    """The registered backend called `name`, or a one-line error listing them."""
+    if name not in REGISTRY:
+        raise BackendError(f"{name}: unknown backend (choose {', '.join(BACKENDS)})")
+    return REGISTRY[name]
+
+
+def _quantized(spec: BackendSpec, precision: str, device: torch.device) -> str:
+    """Check that backend `spec` on `device` can run a noise model quantized to `precision`."""
+    able = " or ".join(s.name for s in REGISTRY.values() if precision in s.quantized)
+    if spec.eager:
         raise BackendError(
             f"--precision {precision} runs a quantized ADM from exported files: `streamdet export --model noise --precision {precision} "
-            f"--calibrate FRAMES`, then --backend {'onnxruntime or tensorrt' if precision == 'int8' else 'tensorrt'}, not {name}"
+            f"--calibrate FRAMES`, then --backend {able}, not {spec.name}"
         )
+    if precision not in spec.quantized:
+        raise BackendError(f"--precision {precision} runs on --backend {able} only, not {spec.name}")
     if precision == "fp8":
-        if name != "tensorrt":
-            raise BackendError(f"--precision fp8 runs on TensorRT only (--backend tensorrt), not {name}")
         require_fp8(device)
     return precision
 
@@ -60,8 +70,6 @@ def make_backend(
     """The backend called `name`: torch and compile call `models()` for the (noise model, student) to run;
     onnxruntime and tensorrt load the files exported into `engines`, checked against `checkpoints` (names or files)
     from their metadata alone, and never build the eager models."""
-    if name not in BACKENDS:
-        raise BackendError(f"{name}: unknown backend (choose {', '.join(BACKENDS)})")
     precision, student_precision = precisions(name, config, device, student_precision)
     if name == "torch":
         from .eager import TorchBackend

@@ -10,7 +10,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -65,26 +65,45 @@ def _walk(root: Path) -> list[Item]:
     return items
 
 
+def inside_problem(relative: object) -> str | None:
+    """Why a manifest path cannot be used, or None: it must be a relative path that stays inside the dataset.
+
+    The check is on the name itself (no `..`, not absolute), because the caches are written under the same name
+    (`cache/eps/<path>.npy`): a name that left the dataset would make `prepare` write outside its caches.
+    """
+    if not isinstance(relative, str) or not relative:
+        return f"path must be a non-empty string, not {relative!r:.60}"
+    name = PurePosixPath(relative)
+    if "\0" in relative or name.is_absolute() or ".." in name.parts:
+        return f"path {relative!r:.80} is not inside the dataset (it must be relative, without '..')"
+    return None
+
+
 def read_manifest(root: Path) -> list[Item]:
     """The items a manifest lists (one JSON object per line), skipping, with a warning, images that are gone."""
     path = root / MANIFEST
     items = []
     fields = {f.name for f in dataclasses.fields(Item)}
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                item = Item(**{k: v for k, v in record.items() if k in fields})
-            except (ValueError, TypeError) as exc:
-                raise DatasetError(f"{path}:{number}: not a manifest record ({exc})") from None
-            if item.split is not None and item.split not in SPLITS:
-                raise DatasetError(f"{path}:{number}: split must be one of {', '.join(SPLITS)}, not {item.split!r}")
-            if (root / item.path).is_file():
-                items.append(item)
-            else:
-                log.warning("%s: listed in %s but missing; skipped", root / item.path, path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the manifest ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            item = Item(**{k: v for k, v in record.items() if k in fields})
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise DatasetError(f"{path}:{number}: not a manifest record ({exc})") from None
+        if problem := inside_problem(item.path):
+            raise DatasetError(f"{path}:{number}: {problem}")
+        if item.split is not None and item.split not in SPLITS:
+            raise DatasetError(f"{path}:{number}: split must be one of {', '.join(SPLITS)}, not {item.split!r}")
+        if (root / item.path).is_file():
+            items.append(item)
+        else:
+            log.warning("%s: listed in %s but missing; skipped", root / item.path, path)
     return items
 
 
@@ -130,6 +149,6 @@ def train_val(items: Sequence[Item], val_fraction: float, seed: int) -> tuple[li
     return [i for i in items if i.split == "train"], [i for i in items if i.split == "val"]
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as H×W×3 uint8 RGB, through the same decoder as `scan`."""
-    return next(iter_frames(path)).image
+def read_rgb(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """An image file as H×W×3 uint8 RGB, through the same decoder (and pixel limit) as `scan`."""
+    return next(iter_frames(path, max_pixels=max_pixels)).image

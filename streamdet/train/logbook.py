@@ -19,11 +19,14 @@ def read(out: Path) -> list[dict[str, Any]]:
 
 
 class Logbook:
-    """Appends epoch records; on resume, first drops records of epochs after the checkpoint (they will be redone)."""
+    """Appends epoch records; on resume, first drops records of epochs after the checkpoint (they will be redone),
+    and puts back the checkpoint's own record (`last`) where a kill came between saving it and logging it."""
 
-    def __init__(self, out: Path, keep_through_epoch: int = 0) -> None:
+    def __init__(self, out: Path, keep_through_epoch: int = 0, last: dict[str, Any] | None = None) -> None:
         self.path = out / METRICS
         kept = [r for r in read(out) if r.get("epoch", 0) <= keep_through_epoch]
+        if last is not None and last.get("epoch") == keep_through_epoch and not any(r.get("epoch") == keep_through_epoch for r in kept):
+            kept.append(last)
         out.mkdir(parents=True, exist_ok=True)
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self.writer = _tensorboard(out / "tensorboard")

@@ -56,13 +56,13 @@ class _Job:
     dire: bool
 
 
-def _read_batches(root: Path, jobs: Sequence[_Job], size: int) -> Iterator[tuple[list[_Job], list[np.ndarray], list[str]]]:
+def _read_batches(root: Path, jobs: Sequence[_Job], size: int, max_pixels: int) -> Iterator[tuple[list[_Job], list[np.ndarray], list[str]]]:
     """Batches of (jobs, images, errors), the next batch decoded in threads while the current one computes."""
 
     def read(job: _Job) -> np.ndarray | str:
         path = root / job.item.path
         try:
-            return read_rgb(path)
+            return read_rgb(path, max_pixels)
         except MediaError as exc:
             return str(exc)
         except Exception as exc:  # one unreadable image must not stop the others
@@ -131,7 +131,7 @@ def prepare(
     noise = load_noise_model(config.adm, adm_path).to(device).eval().requires_grad_(False)
     dire_model = DIRE(noise.unet, config.adm, config.train.dire_steps).to(device)
     done = 0
-    for batch_jobs, images, errors in _read_batches(root, jobs, config.batch):
+    for batch_jobs, images, errors in _read_batches(root, jobs, config.batch, config.max_pixels):
         for message in errors:
             report.failed.append(message)
             if on_error is not None:
@@ -149,7 +149,7 @@ def prepare(
 
     def read_clip(clip: Sequence[Item]) -> list[np.ndarray] | None:
         try:
-            return [read_rgb(root / item.path) for item in clip]
+            return [read_rgb(root / item.path, config.max_pixels) for item in clip]
         except Exception as exc:  # one unreadable image must not stop the others
             message = str(exc) if isinstance(exc, MediaError) else f"{root / clip[0].path}: cannot read ({type(exc).__name__}: {exc})"
             if message not in report.failed:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.table import Table as RichTable
+from rich.text import Text
+
+from ..errors import shown
 
 from .evaluate import EvalReport, Table
 from .robustness import RobustnessReport
@@ -28,8 +31,8 @@ def table(report: EvalReport) -> RichTable:
     out = RichTable(title=f"streamdet eval: {report.method} (threshold {report.threshold})", title_justify="left", caption=", ".join(counts), caption_justify="left")
     out.add_column("")
     for g in generators + ["Avg"]:
-        out.add_column(f"{g}\nAcc", justify="right")
-        out.add_column(f"{g}\nAP", justify="right")
+        out.add_column(Text(f"{shown(g)}\nAcc"), justify="right")  # generator names are folder names: never markup
+        out.add_column(Text(f"{shown(g)}\nAP"), justify="right")
     for name, t in rows:
         cells = []
         for g in generators:
@@ -79,8 +82,8 @@ def robustness_table(report: RobustnessReport, level: str = "images") -> RichTab
     )
     out.add_column("degradation")
     for g in generators + ["Avg"]:
-        out.add_column(f"{g}\nAcc", justify="right")
-        out.add_column(f"{g}\nAP", justify="right")
+        out.add_column(Text(f"{shown(g)}\nAcc"), justify="right")  # generator names are folder names: never markup
+        out.add_column(Text(f"{shown(g)}\nAP"), justify="right")
     out.add_column("Acc\nΔ", justify="right")
     out.add_column("AP\nΔ", justify="right")
     for row in rows:

@@ -148,7 +148,8 @@ class _Training:
         self.epoch, self.step, self.best_ap, self.best_loss = 0, 0, -math.inf, math.inf
         if state is not None:
             self._restore(state)
-        self.logbook = Logbook(out, keep_through_epoch=self.epoch) if runtime.main else None
+        last_record = state.get("metrics") if state is not None else None
+        self.logbook = Logbook(out, keep_through_epoch=self.epoch, last=last_record) if runtime.main else None
         self.meta = {"dataset": str(root), "cache": str(cache.dir), "image_size": size, "world": runtime.world, "train_images": len(train_items), "val_images": len(val_items)}
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -213,9 +214,9 @@ class _Training:
         is_best = record.get("val_ap") is not None and (record["val_ap"], -record["val_loss"]) > (self.best_ap, -self.best_loss)
         if is_best:
             self.best_ap, self.best_loss = record["val_ap"], record["val_loss"]
-        if self.runtime.main:
-            self.logbook.write(record)
+        if self.runtime.main:  # the checkpoint first: a metrics line never names an epoch whose last.pth is not in place
             checkpoint.save(self.out, self._checkpoint(record), best=is_best)
+            self.logbook.write(record)
         self.runtime.barrier()
         return record
 

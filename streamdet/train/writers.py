@@ -29,6 +29,7 @@ def write_npy(path: Path, array: np.ndarray) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    """`torch.save` atomically (large checkpoints go straight to the temporary file, not through memory)."""
-    with atomic_path(path) as tmp:
+    """`torch.save` atomically and durably (large checkpoints go straight to the temporary file, not through memory;
+    the temporaries a killed save left are removed)."""
+    with atomic_path(path, fsync=True) as tmp:
         torch.save(obj, tmp)

@@ -1,7 +1,7 @@
 """NVIDIA hardware decoding (NVDEC) through torchcodec: the sampled frames decoded straight into GPU memory.
 
 Frame identity follows the CPU decoder exactly: targets come from the same packet index and sampling plan
-(``decode.plan_file``), are fetched by presentation-order index, and every frame torchcodec returns is checked
+(``fileplan.plan_file``), are fetched by presentation-order index, and every frame torchcodec returns is checked
 against its target's timestamp, so an exact frame is never swapped for a neighbour. Not yet run on a GPU.
 """
 
@@ -14,11 +14,14 @@ from pathlib import Path
 import torch
 
 from streamdet.errors import BackendError, MediaError
-from streamdet.video.decode import VideoFile, display_matrix, plan_file, transposes
+from streamdet.video.animation import decoded_by_pillow
+from streamdet.video.fileplan import plan_file
+from streamdet.video.orient import display_matrix, transposes
 from streamdet.video.frame import Frame
 from streamdet.video.sampling import Sampling
 from streamdet.video.sources import is_url, media_kind
 from streamdet.video.stats import DecodeStats
+from streamdet.video.videofile import VideoFile
 
 DECODERS = ("cpu", "nvdec", "auto")
 
@@ -81,7 +84,7 @@ def iter_frames_nvdec(
     path = str(path)
     stats = stats if stats is not None else DecodeStats()
     plan = decoder = None
-    if is_url(path) or media_kind(path) == "image":
+    if is_url(path) or media_kind(path) == "image" or decoded_by_pillow(path):
         problem = "NVDEC decodes video files only (streams and images use the CPU decoder)"
     else:
         with VideoFile(path) as video:
@@ -93,7 +96,8 @@ def iter_frames_nvdec(
             size = (first.width, first.height) if transposes(matrix) else (first.height, first.width)
             if problem is None:
                 plan = plan_file(video.rewound(), sampling, stats)
-                problem = None if plan is not None else "it has no packet timestamps to find exact frames by"
+                reason = video.untrusted or "missing or repeated packet timestamps"
+                problem = None if plan is not None else f"its timestamps cannot place exact frames ({reason})"
             time_base = float(video.stream.time_base)
     if problem is None:
         decoder = _open(path, device)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import av
 
 from streamdet.video.sampling import Sampling, select, uniform_times
+from streamdet.video.trust import packed_bframes
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,16 @@ class Packet:
 
 @dataclass
 class PacketIndex:
-    """A file's video packets in decode order, the frame order they present in, and where the last one ends (s)."""
+    """A file's video packets in decode order, the frame order they present in, and where the last one ends (s).
+
+    ``packed`` says a packet holds two MPEG-4 part 2 pictures: DivX-style packed B-frames (see ``trust``).
+    """
 
     packets: list[Packet]
     end: float
     read_error: bool = False
+    packed: bool = False
+    pts_is_dts: bool = False  # every packet's pts equals its dts (or it has none): no reordering offset was written
     shown: list[Packet] = field(init=False)
     keys: list[int] = field(init=False)
 
@@ -55,7 +61,8 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
     """Index the stream's packets without decoding; None where frames cannot be told apart by pts.
 
     Packets the demuxer marks as discarded (edit lists) and empty flush packets are left out, as the decoder
-    outputs no frame for them. A read error ends the index there and is flagged.
+    outputs no frame for them. A read error ends the index there and is flagged. MPEG-4 part 2 packets are
+    read until one shows packed B-frames.
     """
     start = stream.start_time or 0
     # pts × time_base in integers: Python's int / int rounds as float(Fraction) does, at a tenth of its cost
@@ -64,6 +71,10 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
     seen: set[int] = set()
     read_error = False
     end = 0.0
+    mpeg4 = stream.codec_context.name == "mpeg4"
+    packed = False
+    same = True
+    stores_dts = "matroska" not in container.format.name  # Matroska stores pts only: FFmpeg makes its dts up from them
     demuxed = container.demux(stream)
     while True:
         try:
@@ -78,12 +89,15 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
         if packet.pts is None or packet.pts in seen:
             return None
         seen.add(packet.pts)
+        same &= not stores_dts or packet.dts is None or packet.dts == packet.pts
+        if mpeg4 and not packed:
+            packed = packed_bframes(bytes(packet))
         time = (packet.pts - start) * num / den
         packets.append(Packet(len(packets), packet.pts, time, bool(packet.is_keyframe)))
         end = max(end, (packet.pts + (packet.duration or 0) - start) * num / den)
     if not packets or not packets[0].key:
         return None
-    return PacketIndex(packets, end, read_error)
+    return PacketIndex(packets, end, read_error, packed, same)
 
 
 def targets(index: PacketIndex, sampling: Sampling, duration: float | None) -> list[tuple[int, float, Packet]]:
