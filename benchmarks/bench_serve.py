@@ -144,7 +144,7 @@ def main() -> None:
         files = [write_image(folder / f"i{i}.png", np.random.default_rng(i).integers(0, 256, (height, width, 3), dtype=np.uint8)) for i in range(16)]
         data = yaml.safe_load(Path(cfg.source).read_text()) if cfg.source != "<defaults>" else {}
         most = 4 * max(counts)
-        data["serve"] = {"spool": str(folder / "spool"), "queue_size": most, "jobs_per_token": most, "max_pixels": width * height}
+        data["serve"] = {"spool": str(folder / "spool"), "queue_size": most, "jobs_per_token": most}
         config = folder / "bench.yaml"
         config.write_text(yaml.safe_dump(data))
         port_file = folder / "reference.port"

@@ -291,7 +291,6 @@ class ServeConfig:
     spool: StrictStr | None = None  # job database and uploads (default: STREAMDET_HOME/serve)
     max_upload_bytes: Positive = 512 * 1024 * 1024
     max_duration: Seconds = 600.0
-    max_pixels: Positive = 3840 * 2160
     max_frames: Positive = 512  # frames one job may sample
     queue_size: Positive = 64  # jobs accepted and not finished, all clients together
     jobs_per_token: Positive = 16  # of those, per API token

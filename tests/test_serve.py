@@ -39,7 +39,7 @@ runner = CliRunner()
 TOKEN_A = "token-a-0123456789abcdef"
 TOKEN_B = "token-b-0123456789abcdef"
 SECRET = "callback-secret-for-tests"
-LIMITS = {"max_upload_bytes": 300_000, "max_duration": 20.0, "max_pixels": 640 * 480, "max_frames": 64}
+LIMITS = {"max_upload_bytes": 300_000, "max_duration": 20.0, "max_frames": 64}
 
 
 def noise(index: int, width: int, height: int) -> np.ndarray:
@@ -50,6 +50,7 @@ def serve_config(folder: Path, **serve: object) -> Path:
     """The tiny config with a `serve:` section, as a YAML file (the server and `scan` both read it)."""
     data = yaml.safe_load((CONFIG_DIR / "tiny.yaml").read_text())
     data["serve"] = {"spool": str(folder / "spool"), **LIMITS, **serve}
+    data["max_pixels"] = 640 * 480
     path = folder / "serve.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

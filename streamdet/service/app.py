@@ -320,14 +320,14 @@ def _accept(service: Service, owner: str, values: dict[str, Any], upload: Path |
     source, name = (upload, _display_name(filename)) if upload is not None else _under_media_root(service, str(path))
     try:
         facts = inspect(source)
-        expected = check_limits(facts, settings.sampling, limits.max_pixels, limits.max_duration, limits.max_frames)
+        expected = check_limits(facts, settings.sampling, settings.max_pixels, limits.max_duration, limits.max_frames)
     except NotMedia as exc:
         raise ApiError(415, f"{name}: {exc}") from None
     except OverLimit as exc:
         raise ApiError(422, f"{name}: {exc}") from None
     job_id = uuid.uuid4().hex
     if upload is not None:
-        source = service.spool.keep(upload, job_id, facts.suffix)
+        source = service.spool.keep(upload, job_id)
     stored = options.model_dump(exclude_defaults=True)
     job = Job(job_id, owner, "queued", name, facts.kind, str(source), upload is not None, stored, _now(), expected, options.callback, key)
     try:

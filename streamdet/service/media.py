@@ -1,27 +1,24 @@
 """What an upload is, read from its headers before any frame is decoded: image or video, size, duration, frames.
 
-The service decides from the content, never from the client's file name: an image is what Pillow identifies
-from its header (no pixels decoded), anything else must open as a video container with PyAV. The operator's
-limits (pixels per frame, duration, frames sampled) are checked on these header values, so a decompression
-bomb or an hour-long upload is refused before it costs memory or decode time.
+Image or video is decided as `scan` decides it, by the content (`streamdet.video.media_kind`), never by the
+client's file name; an image's size comes from its header (`streamdet.video.headers`, no pixels decoded), a
+video's from its container. The operator's limits (the `max_pixels` setting, `serve.max_duration`,
+`serve.max_frames`) are checked on these header values, so a decompression bomb or an hour-long upload is
+refused before it costs memory or decode time.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from PIL import Image, UnidentifiedImageError
 
 from ..config import Sampling
-from ..video.decode import container_name
-
-# Pillow's formats that streamdet's image reader decodes, with the extension the spool file gets.
-IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
-VIDEO_SUFFIX = ".video"  # not an image extension: the decoder opens the file as a container
+from ..video.headers import image_header
+from ..video.sniff import invalid_data_problem
+from ..video.sources import media_kind
 
 
 class NotMedia(Exception):
@@ -34,12 +31,11 @@ class OverLimit(Exception):
 
 @dataclass(frozen=True)
 class Facts:
-    """An input as its headers describe it: kind, frame size, duration (s), frame count and rate where known."""
+    """An input as its headers describe it: kind, frame size (None: too large for Pillow to say), duration (s), frame count and rate."""
 
     kind: str
-    suffix: str
-    width: int
-    height: int
+    width: int | None
+    height: int | None
     duration: float | None = None
     frames: int | None = None
     fps: float | None = None
@@ -47,24 +43,12 @@ class Facts:
 
 def inspect(path: Path) -> Facts:
     """The facts of the file at `path` from its headers; `NotMedia` with the reason where it is no media."""
-    image = _image_facts(path)
-    return image if image is not None else _video_facts(path)
-
-
-def _image_facts(path: Path) -> Facts | None:
-    """Pillow's reading of an image header (pixels are not decoded), or None where it is no image streamdet reads."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                kind, (width, height) = image.format, image.size
-    except Image.DecompressionBombError as exc:  # Pillow refuses to open it: report its size as the pixel limit does
-        raise OverLimit(f"image of more pixels than this server accepts ({exc})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
-    if kind not in IMAGE_FORMATS:
-        return None
-    return Facts("image", IMAGE_FORMATS[kind], width, height, 0.0, 1, None)
+    if media_kind(path) == "video":
+        return _video_facts(path)
+    header = image_header(str(path))
+    if header is None:
+        raise NotMedia("begins as an image does, but its header cannot be read (a damaged image)")
+    return Facts("image", header.width, header.height, 0.0, 1, None)
 
 
 def _video_facts(path: Path) -> Facts:
@@ -72,9 +56,7 @@ def _video_facts(path: Path) -> Facts:
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError:
-        with open(path, "rb") as file:
-            name = container_name(file.read(512))
-        raise NotMedia(f"truncated or corrupt {name} file (invalid data)" if name else "not a media file (invalid data)") from None
+        raise NotMedia(invalid_data_problem(str(path))) from None
     except av.FFmpegError as exc:
         raise NotMedia(f"cannot open ({exc.strerror or exc})") from None
     with container:
@@ -91,11 +73,13 @@ def _video_facts(path: Path) -> Facts:
         elif container.duration is not None:
             duration = container.duration / av.time_base
         fps = float(stream.average_rate) if stream.average_rate else None
-        return Facts("video", VIDEO_SUFFIX, width, height, duration, stream.frames or None, fps)
+        return Facts("video", width, height, duration, stream.frames or None, fps)
 
 
 def check_limits(facts: Facts, sampling: Sampling, max_pixels: int, max_duration: float, max_frames: int) -> int | None:
     """Refuse (`OverLimit`) media beyond the operator's limits; return the frames `sampling` will take where known."""
+    if facts.width is None or facts.height is None:
+        raise OverLimit(f"an image too large for its size to be read (Pillow refuses to open it); this server accepts at most {max_pixels:,} pixels")
     pixels = facts.width * facts.height
     if pixels > max_pixels:
         raise OverLimit(f"{facts.width}×{facts.height} frames have {pixels:,} pixels; this server accepts at most {max_pixels:,}")

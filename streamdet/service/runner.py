@@ -196,7 +196,7 @@ class Runner:
         start = time.perf_counter()
         error = None
         try:
-            for frame in iter_frames(running.job.source, settings.sampling, stats, workers, planes, cores=workers):
+            for frame in iter_frames(running.job.source, settings.sampling, stats, workers, planes, cores=workers, max_pixels=settings.max_pixels):
                 if running.decoded >= limit:
                     raise MediaError(f"{running.job.name}: more than {limit} sampled frames; this server scores at most {limit} per job")
                 frame = dataclasses.replace(frame, source=running.job.name)

@@ -1,6 +1,6 @@
 """The spool folder: uploads between their arrival and the end of their job, named by job id only.
 
-An upload is written to a temporary file in the folder and renamed to `<job id><suffix>` (flushed, then the
+An upload is written to a temporary file in the folder and renamed to `<job id>.upload` (flushed, then the
 folder) once it is whole and known to be media, so a crash leaves either nothing or a complete file. Client
 file names never reach the file system. A file is removed when its job ends; at start-up every file that no
 queued or running job needs (a half-written upload, a job deleted in a crash) is removed too.
@@ -16,6 +16,7 @@ from typing import BinaryIO
 from ..files import move_into_place
 
 PARTIAL = ".part"
+UPLOAD = ".upload"
 
 
 class Spool:
@@ -30,9 +31,9 @@ class Spool:
         fd, name = tempfile.mkstemp(prefix=".upload-", suffix=PARTIAL, dir=self.root)
         return Path(name), os.fdopen(fd, "wb")
 
-    def keep(self, partial: Path, job_id: str, suffix: str) -> Path:
-        """Move a whole upload into place as the job's file (durably); its final path."""
-        final = self.root / f"{job_id}{suffix}"
+    def keep(self, partial: Path, job_id: str) -> Path:
+        """Move a whole upload into place as the job's file (durably); its final path (what it is, the content says)."""
+        final = self.root / f"{job_id}{UPLOAD}"
         move_into_place(partial, final, fsync=True)
         return final
 
