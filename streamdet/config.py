@@ -31,6 +31,7 @@ Number = Annotated[StrictInt | StrictFloat, Field(ge=0)]
 _SECTIONS = {
     "ADMConfig": "adm.", "WeightsConfig": "weights.", "Sampling": "sampling.", "TrainConfig": "train.", "AugmentConfig": "train.augment.",
     "CascadeConfig": "cascade.", "WatchConfig": "watch.", "ClusterConfig": "cluster.", "ExportConfig": "export.", "CompressConfig": "compress.",
+    "ServeConfig": "serve.",
 }
 SAMPLING_MODES = ("uniform", "every", "fps", "keyframes", "all")
 SNAPS = ("none", "keyframes")
@@ -281,6 +282,26 @@ class CompressConfig:
 
 
 @dataclass(config=_STRICT)
+class ServeConfig:
+    """`streamdet serve`: where it listens, where it keeps jobs, and the limits every request is held to."""
+
+    host: StrictStr = "127.0.0.1"
+    port: Annotated[StrictInt, Field(ge=0, le=65535)] = 8000
+    media_root: StrictStr | None = None  # the one folder `path` requests may read; None: uploads only
+    spool: StrictStr | None = None  # job database and uploads (default: STREAMDET_HOME/serve)
+    max_upload_bytes: Positive = 512 * 1024 * 1024
+    max_duration: Seconds = 600.0
+    max_frames: Positive = 512  # frames one job may sample
+    queue_size: Positive = 64  # jobs accepted and not finished, all clients together
+    jobs_per_token: Positive = 16  # of those, per API token
+    decode_jobs: Positive | None = None  # jobs decoded at once (default: twice the batch, at least one per core)
+    retention: Seconds = 86400.0  # seconds a finished job stays readable
+    webhooks: list[StrictStr] = dataclasses.field(default_factory=list)  # URL prefixes callbacks may go to
+
+    _errors = model_validator(mode="wrap")(_as_config_error)
+
+
+@dataclass(config=_STRICT)
 class AugmentRange:
     """One augmentation op: the probability it is applied to a copy, and the range its strength is drawn from (uniform, inclusive)."""
 
@@ -357,6 +378,7 @@ class Config:
     cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
     compress: CompressConfig = dataclasses.field(default_factory=CompressConfig)
+    serve: ServeConfig = dataclasses.field(default_factory=ServeConfig)
     method: Literal["distildire", "dire", "both"] = "distildire"
     backend: Literal["torch", "compile", "onnxruntime", "tensorrt"] = "torch"
     engines: StrictStr = "engines"
@@ -505,4 +527,5 @@ def merged_settings(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
 _SECTION_TYPES: dict[str, type] = {
     "adm": ADMConfig, "weights": WeightsConfig, "sampling": Sampling, "train": TrainConfig, "augment": AugmentConfig,
     "cascade": CascadeConfig, "watch": WatchConfig, "cluster": ClusterConfig, "export": ExportConfig, "compress": CompressConfig,
+    "serve": ServeConfig,
 }

@@ -23,7 +23,7 @@ LAYERS = [
     {"upload", "crops", "preprocess", "results", "aggregate", "detector", "cascade"},
     {"engine"},
     {"live", "train", "export", "cluster", "calibrate", "compress"},
-    {"cli", "report", "__main__", "streamdet"},
+    {"cli", "report", "service", "__main__", "streamdet"},
 ]
 
 

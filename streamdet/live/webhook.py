@@ -13,7 +13,7 @@ import queue
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from streamdet.errors import ConfigError
@@ -32,6 +32,7 @@ class Webhook:
         backoff_s: float = 1.0,
         queue_size: int = 100,
         on_error: Callable[[str], None] | None = None,
+        sign: Callable[[bytes], Mapping[str, str]] | None = None,
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
             raise ConfigError(f"--webhook {url}: not an http:// or https:// URL")
@@ -40,6 +41,7 @@ class Webhook:
         self.retries = retries
         self.backoff_s = backoff_s
         self.on_error = on_error
+        self.sign = sign  # extra headers for a body (a signature), where the receiver checks one
         self.sent = self.failed = self.dropped = 0
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
@@ -94,7 +96,8 @@ class Webhook:
 
     def _post(self, body: bytes) -> tuple[str, bool]:
         """One POST: ("", _) on success, else (the problem, whether retrying may help)."""
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **(self.sign(body) if self.sign is not None else {})}
+        request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 response.read()
