@@ -49,6 +49,11 @@ class Provenance:
         """A JSON-ready dict (tuples as lists), fields in declaration order."""
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        """The inverse of `to_dict`."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+
 
 def load_anchors(path: str | Path) -> str:
     """PEM trust anchors (root or intermediate certificates) from a file; a clear ConfigError if it holds none."""

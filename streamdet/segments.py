@@ -14,32 +14,9 @@ scored: a segment seen from 1.0 to 1.9 s at a 0.1 s step began after 0.9 s and e
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
-from .aggregate import FAKE, UNCERTAIN
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One suspicious stretch: its kind, first and last flagged frame times (s), frame count, peak (and its time) and mean score."""
-
-    kind: str
-    start: float
-    end: float
-    frames: int
-    peak: float
-    peak_time: float
-    mean: float
-
-    @property
-    def duration(self) -> float:
-        """Seconds from the first flagged frame to the last (0 for a single frame)."""
-        return self.end - self.start
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict, fields in declaration order."""
-        return asdict(self)
+from .results import FAKE, UNCERTAIN, Segment
 
 
 def _levels(threshold: float, band: Sequence[float] | None) -> tuple[float, float]:

@@ -68,7 +68,7 @@ def real_student_ckpt(ckpt_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trace_student_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_config: Config, tiny_adm_ckpt: Path) -> Path:
-    """A student trained (16 steps of the project's trainer) to find the planted trace of `tests/traces.py`, for the tiny ADM."""
+    """A student trained (24 steps of the project's trainer) to find the planted trace of `tests/traces.py`, for the tiny ADM."""
     from .traces import train_trace_student
 
     before = torch.get_num_threads()

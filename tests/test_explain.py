@@ -14,6 +14,7 @@ from streamdet.explain import explain  # noqa: E402
 from streamdet.report.overlay import KINDS, render, write  # noqa: E402
 
 from .checkpoints import random_student, save_student  # noqa: E402
+from .engines import configured  # noqa: E402
 from .traces import SIDE, plant, quadrant_corner, texture, to_uint8  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,10 +29,11 @@ def quadrant_shares(heat: np.ndarray) -> list[float]:
 
 @pytest.fixture(scope="module")
 def detector(tiny_config, tiny_adm_ckpt, trace_student_ckpt) -> Detector:
-    return Detector.load(tiny_config, adm=tiny_adm_ckpt, student=trace_student_ckpt)
+    return Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=trace_student_ckpt))
 
 
 @pytest.mark.slow  # trains the trace student (shared with test_segments), about a minute on one core
+@pytest.mark.training
 def test_the_heatmap_sits_on_the_trace_and_moves_with_it(detector):
     """Grad-CAM's mass is where the trace is: over 40% of it in the trace's quadrant and more than in any other, for each
     quadrant (a quarter would be chance; the 2×2 last stage of a 64² input, upsampled bilinearly, can put at most 77% in
@@ -50,6 +52,7 @@ def test_the_heatmap_sits_on_the_trace_and_moves_with_it(detector):
 
 
 @pytest.mark.slow
+@pytest.mark.training
 def test_a_crop_box_maps_the_heatmap_back_to_frame_pixels(detector, tmp_path):
     """A 128×64 frame scored as three cover crops, the trace in the right one's bottom right quadrant: its peak and the
     overlay's heat land on the trace in frame pixels."""
@@ -87,7 +90,7 @@ def test_the_split_follows_what_the_student_reads(tiny_config, tiny_adm_ckpt, ck
         with torch.no_grad():
             student.student_backbone.conv1.weight[:, blind] = 0
         path = save_student(ckpt_dir / f"blind-{expected}.pth", student)
-        got = explain(Detector.load(tiny_config, adm=tiny_adm_ckpt, student=path), x)
+        got = explain(Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=path)), x)
         assert [e.eps_share for e in got] == [expected, expected]
         unread = "eps" if expected == 0 else "frame"
         assert all(not getattr(e, unread).any() for e in got), f"the {unread} map is empty"

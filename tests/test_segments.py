@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamdet import scan
 from streamdet.detector import Detector
-from streamdet.segments import Segment, find_segments, longest, sampling_step
+from streamdet.results import Segment
+from streamdet.segments import find_segments, longest, sampling_step
 from streamdet.video import Sampling
 
+from .engines import configured, scan
 from .media import make_video
 from .traces import plant, quadrant_corner, texture, to_uint8
 
@@ -62,6 +63,7 @@ def test_longest_prefers_duration_then_fake_then_the_earliest():
 
 
 @pytest.mark.slow  # trains the trace student (shared with test_explain), about a minute on one core
+@pytest.mark.training
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_spliced_clip_gives_one_segment_at_the_splice_points(tmp_path, tiny_config, tiny_adm_ckpt, trace_student_ckpt):
     """A 3 s clip (a panning texture, H.264) whose middle second carries the trace: the scan finds one FAKE segment, its
@@ -73,7 +75,7 @@ def test_a_spliced_clip_gives_one_segment_at_the_splice_points(tmp_path, tiny_co
         return plant(image, *quadrant_corner(index % 4, width)) if index in spliced else to_uint8(image)
 
     clip = make_video(tmp_path / "spliced.mp4", FRAMES, (64, 64), FPS, pattern=pattern)
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=trace_student_ckpt)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=trace_student_ckpt))
     (result,) = scan(detector, [clip], sampling=Sampling(mode="all"))
     assert result.status == "ok" and len(result.frames) == FRAMES
     step = sampling_step(f.time for f in result.frames)
