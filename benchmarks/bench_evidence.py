@@ -54,10 +54,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames per timed batch")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config = with_overrides(load_config(args.config), device="cpu" if args.config == "tiny" else None)
+    config = load_config(args.config, {"device": "cpu" if args.config == "tiny" else None})
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        detector = Detector.load(config, adm=save_adm(root / "adm.pt", config.adm), student=save_student(root / "student.pth", random_student(seed=1)))
+        adm, student = save_adm(root / "adm.pt", config.adm), save_student(root / "student.pth", random_student(seed=1))
+        detector = Detector.load(with_overrides(config, {"weights.adm": str(adm), "weights.student": str(student)}))
         frames = np.stack([noise(i, 640, 360) for i in range(args.frames)])
         x = detector.preprocess(frames)
         eps = detector.noise(x)
