@@ -14,6 +14,7 @@ scored: a segment seen from 1.0 to 1.9 s at a 0.1 s step began after 0.9 s and e
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from typing import Iterable, Sequence
 
 from .results import FAKE, UNCERTAIN, Segment
@@ -27,6 +28,54 @@ def _levels(threshold: float, band: Sequence[float] | None) -> tuple[float, floa
     return low, high
 
 
+class SegmentTracker:
+    """The segments of (time, score) points fed in time order, one at a time: for a scan at the end, for a live
+    stream as it goes (memory stays within one gap: a segment is closed as soon as no later frame can join it, and
+    with `keep` only that many closed segments are kept)."""
+
+    def __init__(self, threshold: float = 0.5, band: Sequence[float] | None = None, gap_s: float = 0.0, keep: int | None = None) -> None:
+        if gap_s < 0:
+            raise ValueError(f"segment gap {gap_s!r}: expected seconds >= 0")
+        self.flag, self.fake = _levels(threshold, band)
+        self.gap_s = gap_s
+        self.closed: deque[Segment] = deque(maxlen=keep)
+        self._span: list[tuple[float, float]] = []  # the open segment: first to last flagged point
+        self._tail: list[tuple[float, float]] = []  # points below the flag level since its last flagged one
+
+    def add(self, time: float, score: float) -> None:
+        """Feed the next point (time non-decreasing)."""
+        if score < self.flag:
+            if self._span:
+                self._tail.append((time, score))
+                if time - self._span[-1][0] >= self.gap_s:  # no later flagged frame can be within the gap
+                    self._close()
+            return
+        if self._span and (not self._tail or time - self._span[-1][0] < self.gap_s):
+            self._span += [*self._tail, (time, score)]
+            self._tail = []
+            return
+        self._close()
+        self._span = [(time, score)]
+
+    def _close(self) -> None:
+        if self._span:
+            self.closed.append(_segment(self._span, self.fake))
+        self._span, self._tail = [], []
+
+    @property
+    def open(self) -> Segment | None:
+        """The segment still open (its last flagged frame may not be the last), None when there is none."""
+        return _segment(self._span, self.fake) if self._span else None
+
+    def latest(self) -> Segment | None:
+        """The open segment, else the last closed one."""
+        return self.open or (self.closed[-1] if self.closed else None)
+
+    def segments(self) -> list[Segment]:
+        """Every segment so far, in time order, the open one last."""
+        return [*self.closed, *([self.open] if self._span else [])]
+
+
 def find_segments(
     points: Iterable[tuple[float, float | None]], threshold: float = 0.5, band: Sequence[float] | None = None, gap_s: float = 0.0
 ) -> list[Segment]:
@@ -34,19 +83,10 @@ def find_segments(
 
     `gap_s` (seconds, >= 0) bridges a gap shorter than it between two runs; 0 merges nothing.
     """
-    if gap_s < 0:
-        raise ValueError(f"segment gap {gap_s!r}: expected seconds >= 0")
-    flag, fake = _levels(threshold, band)
-    scored = sorted((t, s) for t, s in points if s is not None)
-    runs: list[tuple[int, int]] = []  # [first, last] indices into `scored` of each run of flagged frames
-    for i, (_, score) in enumerate(scored):
-        if score < flag:
-            continue
-        if runs and (runs[-1][1] == i - 1 or scored[i][0] - scored[runs[-1][1]][0] < gap_s):
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return [_segment(scored[first : last + 1], fake) for first, last in runs]
+    tracker = SegmentTracker(threshold, band, gap_s)
+    for time, score in sorted((t, s) for t, s in points if s is not None):
+        tracker.add(time, score)
+    return tracker.segments()
 
 
 def _segment(span: list[tuple[float, float]], fake: float) -> Segment:

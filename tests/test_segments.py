@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from streamdet.detector import Detector
+from streamdet.live.window import AlertRule, AlertWindow
 from streamdet.results import Segment
-from streamdet.segments import find_segments, longest, sampling_step
+from streamdet.segments import SegmentTracker, find_segments, longest, sampling_step
 from streamdet.video import Sampling
 
 from .engines import configured, scan
@@ -55,6 +56,24 @@ def test_unscored_frames_are_skipped_and_order_is_by_time():
     assert sampling_step(t for t, _ in points) == 0.5 and sampling_step([3.0]) is None
 
 
+def test_the_tracker_fed_point_by_point_closes_segments_as_soon_as_nothing_can_join():
+    tracker = SegmentTracker(0.5, gap_s=1.0, keep=1)
+    for time, score in series([0.9, 0.9, 0.1, 0.9, 0.1, 0.1]):  # runs at 0.0-0.5 s and 1.5 s: 1.0 s apart is not shorter than the gap
+        tracker.add(time, score)
+    assert [(s.start, s.end) for s in tracker.closed] == [(1.5, 1.5)] and tracker.open is None, "only the last closed segment is kept"
+    assert tracker.latest() == find_segments(series([0.9, 0.9, 0.1, 0.9, 0.1, 0.1]), gap_s=1.0)[-1]
+
+
+def test_watch_alerts_carry_their_segment():
+    """A live window: three calm frames, five suspicious, six calm (0.5 s apart). The raised alert carries the segment under
+    way (from the first suspicious frame), the cleared one the whole segment."""
+    window = AlertWindow(AlertRule(window_s=2.0, raise_at=0.5, clear_at=0.3, min_frames=2))
+    changes = [window.add(t, s) for t, s in series([0.1] * 3 + [0.9] * 5 + [0.1] * 6)]
+    raised, cleared = [c for c in changes if c is not None]
+    assert raised.kind == "raised" and (raised.segment.start, raised.segment.kind) == (1.5, "FAKE") and raised.segment.end <= 3.5
+    assert cleared.kind == "cleared" and (cleared.segment.start, cleared.segment.end, cleared.segment.frames) == (1.5, 3.5, 5)
+
+
 def test_longest_prefers_duration_then_fake_then_the_earliest():
     a, b, c = Segment("UNCERTAIN", 0, 2, 5, 0.6, 1, 0.5), Segment("FAKE", 3, 5, 5, 0.9, 4, 0.8), Segment("FAKE", 6, 6.5, 2, 0.99, 6, 0.9)
     assert longest([a, b, c]) is b and longest([c]) is c and longest([]) is None
@@ -85,3 +104,15 @@ def test_a_spliced_clip_gives_one_segment_at_the_splice_points(tmp_path, tiny_co
     assert segment.kind == "FAKE" and abs(segment.start - splice_in) <= step + 1e-9 and abs(segment.end - splice_out) <= step + 1e-9, (segment, splice_in, splice_out)
     inside = [f.score for f in result.frames if splice_in <= f.time < splice_out]
     assert segment.peak == max(inside) and segment.peak > 0.5
+
+
+def test_a_watch_alert_event_carries_its_segment(tiny_config, tiny_adm_ckpt, fake_student_ckpt):
+    """Through the real Watch: every frame of the fake student is flagged, so the alert raised at the second frame
+    (min_frames 2, frames 0.5 s apart) carries the segment from the first frame to it."""
+    from .test_verdicts import FAKE_P, _watch
+
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=fake_student_ckpt))
+    events = _watch(detector, AlertRule(window_s=10, raise_at=0.9, clear_at=0.5, min_frames=2))
+    (raised,) = [e for e in events if e["event"] == "alert_raised"]
+    assert raised["segment"] == {"kind": "FAKE", "start": 0.0, "end": 0.5, "frames": 2, "peak": pytest.approx(FAKE_P, abs=1e-4),
+                                 "peak_time": 0.0, "mean": pytest.approx(FAKE_P, abs=1e-4)}
