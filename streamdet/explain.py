@@ -7,7 +7,7 @@ reads all six channels), so the split between them comes from the same backward 
 gradient × input summed over its three channels, the part that raises the logit, smoothed (Gaussian, σ = S/64):
 `frame` and `eps`, scaled together so that they compare, and `eps_share`, eps's part of the total.
 
-The maps cover the square the student saw; with a crop box (x, y, w, h), `render` places them back on the frame.
+The maps cover the square the student saw; `streamdet.report.overlay.render` places them back on the frame by the crop box.
 """
 
 from __future__ import annotations

@@ -98,15 +98,13 @@ class FileResult:
     provenance: Provenance | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with the fields in a stable order (`methods` and `provenance` only where used)."""
+        """A JSON-ready dict with the fields in a stable order (`methods` only where used; `provenance` null where not read)."""
         out = dataclasses.asdict(self)
         out["frames"] = [frame.to_dict() for frame in self.frames]
         out["segments"] = [segment.to_dict() for segment in self.segments]
-        for key in ("methods", "provenance"):
-            if getattr(self, key) is None:
-                del out[key]
-        if self.provenance is not None:
-            out["provenance"] = self.provenance.to_dict()
+        out["provenance"] = None if self.provenance is None else self.provenance.to_dict()
+        if self.methods is None:
+            del out["methods"]
         return out
 
     @classmethod
