@@ -8,6 +8,7 @@ it is simply the image's score.
 
 With an uncertain band LOW:HIGH (off by default), scores from LOW up to HIGH are UNCERTAIN: FAKE needs
 HIGH, REAL needs a score below LOW, so a verdict near the threshold is not presented as certain.
+A concluded file also gets its suspicious segments (`streamdet.segments`), by the same threshold and band.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from .results import FileResult
+from .results import FAKE, REAL, UNCERTAIN, FileResult
+from .segments import find_segments
 
-FAKE = "FAKE"
-REAL = "REAL"
-UNCERTAIN = "UNCERTAIN"
+__all__ = ["FAKE", "REAL", "UNCERTAIN", "VerdictRule", "conclude", "file_score", "flagged", "parse_band", "verdict"]
 
 
 def file_score(scores: Sequence[float], top_fraction: float = 0.25) -> float:
@@ -64,6 +64,7 @@ class VerdictRule:
     threshold: float = 0.5
     top_fraction: float = 0.25
     band: tuple[float, float] | None = None
+    segment_gap_s: float = 0.0
 
     def verdict(self, scores: Sequence[float]) -> tuple[float, str, int]:
         """(file score, verdict, flagged frames) of a file's frame scores."""
@@ -100,6 +101,7 @@ def conclude(result: FileResult, error: str | None, warning: str | None, rule: V
         )
         return result
     result.score, result.verdict, result.flagged = rule.verdict([f.score for f in result.frames])
+    result.segments = find_segments([(f.time, f.score) for f in result.frames], rule.threshold, rule.band, rule.segment_gap_s)
     if result.frames[0].scores is not None:
         result.methods = {}
         for method in result.frames[0].scores:

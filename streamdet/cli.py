@@ -121,6 +121,9 @@ def download_progress(label: str) -> weights.Progress:
 
 
 UNCERTAIN = typer.Option(None, "--uncertain", metavar="LOW:HIGH", help="Scores from LOW up to HIGH are UNCERTAIN (FAKE from HIGH, REAL below LOW); off by default.")
+SEGMENT_GAP = typer.Option(None, "--segment-gap", min=0.0, help="Merge suspicious segments less than this many seconds apart (default: the config's segment_gap_s, 0).")
+TRUST_ANCHORS = typer.Option(None, "--trust-anchors", help="PEM file of the certificate authorities whose C2PA signers you trust (default: none, so no signer is 'trusted').")
+PROVENANCE = typer.Option(None, "--provenance/--no-provenance", help="Read each file's C2PA manifest (default: on; needs the 'provenance' extra).")
 
 
 def band_option(text: str | None) -> list[float] | None:
@@ -258,6 +261,10 @@ def scan(
     uncertain: Optional[str] = UNCERTAIN,
     crops: Optional[str] = typer.Option(None, "--crops", help="Regions scored per frame: center (the published rule, default), cover (squares covering the whole frame, frame score = their max) or faces (each detected face)."),
     html: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report (timelines, most suspicious frames, settings) to this file."),
+    explain_dir: Optional[Path] = typer.Option(None, "--explain", metavar="DIR", help="Explain every scored frame: Grad-CAM and eps heatmap PNGs into DIR, an explain entry per frame, heatmaps in the --report (one more noise and backward pass per frame; needs the 'explain' extra)."),
+    segment_gap: Optional[float] = SEGMENT_GAP,
+    trust_anchors: Optional[Path] = TRUST_ANCHORS,
+    provenance: Optional[bool] = PROVENANCE,
     quiet: bool = typer.Option(False, "--quiet", "-q", metavar="", help="No progress bar."),
 ) -> None:
     """Scan videos and images; exit 0 if all are REAL (or UNCERTAIN), 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
@@ -272,13 +279,22 @@ def scan(
             "cascade.lite": ("--cascade", cascade and str(cascade)), "cascade.triage": ("--triage", triage), "method": ("--method", method),
             "weights.dire": ("--dire", dire), "threshold": ("--threshold", threshold), "uncertain": ("--uncertain", band_option(uncertain)),
             "crops": ("--crops", crops), "decoder": ("--decoder", decoder), "decode_workers": ("--decode-workers", decode_workers),
+            "segment_gap_s": ("--segment-gap", segment_gap), "trust_anchors": ("--trust-anchors", trust_anchors and str(trust_anchors)),
+            "provenance": ("--provenance", provenance),
         })
         checked_outputs(out, html)
+        if explain_dir is not None and explain_dir.exists() and not explain_dir.is_dir():
+            fail(f"--explain {explain_dir}: not a folder")
         inputs = check_inputs(paths)
         try:
             engine = load_engine(cfg, quiet)
         except KeyboardInterrupt:
             fail("interrupted before scanning started; nothing written", INTERRUPTED)
+        heatmaps = None
+        if explain_dir is not None:
+            from .report.heatmaps import Heatmaps
+
+            heatmaps = Heatmaps(engine.scorer, explain_dir)
         planned = planned_frames(inputs, cfg)
         if not quiet:
             announce(engine, inputs, planned)
@@ -313,7 +329,8 @@ def scan(
 
             interrupted = False
             try:
-                results = engine.scan(paths, on_result=on_result, on_frames=on_frames, on_scored=thumbnails.add if thumbnails is not None else None)
+                hooks = [hook.add for hook in (thumbnails, heatmaps) if hook is not None]
+                results = engine.scan(paths, on_result=on_result, on_frames=on_frames, on_scored=(lambda frame, score: [add(frame, score) for add in hooks]) if hooks else None)
             except KeyboardInterrupt:
                 interrupted = True
                 results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]
@@ -324,7 +341,7 @@ def scan(
         if info.cascade is not None and not quiet:
             c = info.cascade
             err.print(f"streamdet: cascade: {c['escalated']} of {c['frames']} frames ({c['escalated'] / max(1, c['frames']):.0%}) went to the full pipeline", highlight=False)
-        write_results(results, fmt, info.to_dict(), out, html, thumbnails)
+        write_results(results, fmt, info.to_dict(), out, html, thumbnails, heatmaps)
     for r in results:
         if r.status == "error":
             warn(r.error or r.path)
@@ -368,12 +385,12 @@ def announce(engine: Engine, inputs: list, planned: int | None) -> None:
         line += "; on a CPU the full-size ADM takes about 10-40 s a frame: fewer --frames, --cascade or a GPU help (docs/scan.md, 'On a CPU')"
     err.print(line, markup=False, highlight=False, soft_wrap=True)
 
-def write_results(results: list[FileResult], fmt: str, info: dict, out: Path | None, html: Path | None, thumbnails: object | None) -> None:
+def write_results(results: list[FileResult], fmt: str, info: dict, out: Path | None, html: Path | None, thumbnails: object | None, heatmaps: object | None = None) -> None:
     """The report (with --report), then the results in `fmt` to --out or stdout (the table on a terminal)."""
     if html is not None:
         from .report.html import to_html
 
-        write_text(html, to_html(results, info, thumbnails), fsync=True)
+        write_text(html, to_html(results, info, thumbnails, heatmaps), fsync=True)
     if out is not None:
         write_text(out, report.render(results, fmt, info), fsync=True)
     elif fmt == "table":

@@ -392,6 +392,9 @@ class Config:
     top_fraction: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = 0.25
     uncertain: list[Fraction] | None = None
     crops: Literal["center", "cover", "faces"] = "center"
+    segment_gap_s: NonNegative = 0.0  # suspicious segments closer than this are merged (streamdet.segments)
+    provenance: StrictBool = True  # read each file's C2PA manifest (streamdet.provenance)
+    trust_anchors: StrictStr = ""  # PEM file of the C2PA signers' CAs to trust
     channels_last: StrictBool = True
     max_pixels: Positive = MAX_PIXELS
     source: StrictStr = "<defaults>"

@@ -149,3 +149,11 @@ def preprocess_boxes(
     if not out:
         return torch.empty(0, 3, size, size, device=device)
     return torch.cat(out).contiguous()
+
+
+def rgb_array(image: np.ndarray | YuvImage | torch.Tensor) -> np.ndarray:
+    """Any frame form the pipeline carries (RGB array, `YuvImage`, 3×H×W tensor) as upright H×W×3 uint8 RGB on the host."""
+    if isinstance(image, np.ndarray):
+        return image
+    tensor = _on_device([image], torch.device("cpu") if isinstance(image, YuvImage) else image.device, None)[0][0]
+    return tensor.permute(1, 2, 0).clamp(0, 255).to(torch.uint8).cpu().numpy()

@@ -10,6 +10,34 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .provenance import Provenance
+
+FAKE = "FAKE"
+REAL = "REAL"
+UNCERTAIN = "UNCERTAIN"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One suspicious stretch: its kind, first and last flagged frame times (s), frame count, peak (and its time) and mean score."""
+
+    kind: str
+    start: float
+    end: float
+    frames: int
+    peak: float
+    peak_time: float
+    mean: float
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first flagged frame to the last (0 for a single frame)."""
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, fields in declaration order."""
+        return dataclasses.asdict(self)
+
 
 @dataclass
 class FrameScore:
@@ -28,13 +56,14 @@ class FrameScore:
     crop: list[int] | None = None
     crops: list[dict[str, Any]] | None = None
     scores: dict[str, float | None] | None = None
+    explain: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; the crop, cascade and per-method fields only where used."""
+        """A JSON-ready dict; the crop, cascade, per-method and explain fields only where used."""
         out = dataclasses.asdict(self)
         if out["crops"] is None:
             del out["crop"], out["crops"]
-        for key in ("scored_by", "scores"):
+        for key in ("scored_by", "scores", "explain"):
             if out[key] is None:
                 del out[key]
         return out
@@ -50,7 +79,8 @@ class FileResult:
     """What a scan says about one input: status, verdict, file score, flagged frame count, frame scores.
 
     `timings` are this input's own: `decode_s` (its decoder threads), `model_s` (its share of the model calls) and
-    `total_s` (their sum), never the time it waited behind other inputs.
+    `total_s` (their sum), never the time it waited behind other inputs. `segments` are its suspicious stretches
+    (`streamdet.segments`), `provenance` what its C2PA manifest says (None where it was not read).
     """
 
     path: str
@@ -64,11 +94,15 @@ class FileResult:
     frames: list[FrameScore] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     methods: dict[str, dict[str, Any]] | None = None
+    segments: list[Segment] = field(default_factory=list)
+    provenance: Provenance | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with the fields in a stable order (`methods` only where used)."""
+        """A JSON-ready dict with the fields in a stable order (`methods` only where used; `provenance` null where not read)."""
         out = dataclasses.asdict(self)
         out["frames"] = [frame.to_dict() for frame in self.frames]
+        out["segments"] = [segment.to_dict() for segment in self.segments]
+        out["provenance"] = None if self.provenance is None else self.provenance.to_dict()
         if self.methods is None:
             del out["methods"]
         return out
@@ -79,6 +113,9 @@ class FileResult:
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["frames"] = [FrameScore.from_dict(f) for f in values.get("frames", [])]
+        values["segments"] = [Segment(**s) for s in values.get("segments", [])]
+        if values.get("provenance") is not None:
+            values["provenance"] = Provenance.from_dict(values["provenance"])
         return cls(**values)
 
 
@@ -96,6 +133,7 @@ class RunInfo:
     top_fraction: float
     sampling: dict[str, Any]
     crops: str = "center"
+    segment_gap_s: float = 0.0
     uncertain: list[float] | None = None
     student_precision: str | None = None
     warmup_s: float | None = None

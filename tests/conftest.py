@@ -64,3 +64,16 @@ def fake_student_ckpt(ckpt_dir: Path) -> Path:
 def real_student_ckpt(ckpt_dir: Path) -> Path:
     """A student that calls every frame real (P = sigmoid(-6) ≈ 0.0025)."""
     return save_student(ckpt_dir / "student_real.pth", random_student(seed=3, bias=-6.0), ddp_prefix=False)
+
+
+@pytest.fixture(scope="session")
+def trace_student_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_config: Config, tiny_adm_ckpt: Path) -> Path:
+    """A student trained (24 steps of the project's trainer) to find the planted trace of `tests/traces.py`, for the tiny ADM."""
+    from .traces import train_trace_student
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # CI's cores are shared: oversubscribed threads run many times slower
+    try:
+        return train_trace_student(tmp_path_factory.mktemp("trace-student"), tiny_config, tiny_adm_ckpt)
+    finally:
+        torch.set_num_threads(before)

@@ -88,6 +88,8 @@ def test_cluster_verdicts_match_the_local_scan(batch_run, archive, tiny_config, 
         ), path
         assert [(f["index"], f["time"]) for f in row["frames"]] == [(f.index, f.time) for f in expected.frames]
         assert [f["score"] for f in row["frames"]] == pytest.approx([f.score for f in expected.frames], rel=1e-4, abs=1e-9)
+        assert [(s["kind"], s["start"], s["end"], s["frames"]) for s in row["segments"]] == [(s.kind, s.start, s.end, s.frames) for s in expected.segments], path
+        assert row["provenance"] == (expected.provenance.to_dict() if expected.provenance else None), path
     broken = rows[str(archive / "sub" / "broken.mp4")]
     assert broken["status"] == "error" and "broken.mp4" in broken["error"]
     assert "could not be decoded" in rows[str(archive / "sub" / "c.mp4")]["warning"]

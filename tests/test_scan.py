@@ -271,7 +271,7 @@ def test_file_cut_short_is_a_warning_in_json_and_table(tiny_adm_ckpt, fake_stude
     assert f"decoding stopped at t={shown[-1] + 0.1:.1f} s of 6.0 s" in r["warning"], r["warning"]
     assert max(f["time"] for f in r["frames"]) == pytest.approx(shown[-1])
     table = runner.invoke(app, ["scan", str(cut), *_tiny(adm=tiny_adm_ckpt, student=fake_student_ckpt)])
-    note = " ".join(line.split("│")[-2].strip() for line in table.output.splitlines() if line.count("│") == 7)
+    note = " ".join(line.split("│")[-2].strip() for line in table.output.splitlines() if line.count("│") == 8)  # 7 columns
     assert f"decoding stopped at t={shown[-1] + 0.1:.1f} s of 6.0 s" in note, table.output
 
 

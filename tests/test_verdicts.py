@@ -92,7 +92,7 @@ def test_scan_with_a_band_reports_uncertain_in_every_format_and_exits_zero(clips
     assert result.exit_code == 1 and "FAKE" in result.output and "UNCERTAIN <" in result.output, result.output
 
     result = runner.invoke(app, [*args, *_tiny(tiny_adm_ckpt, fake_student_ckpt, "--csv")])
-    assert result.exit_code == 1 and result.stdout.splitlines()[0] == "path,index,time,score,status,error", "no band: CSV as before"
+    assert result.exit_code == 1 and result.stdout.splitlines()[0] == "path,index,time,score,status,error,segment", "no band: no verdict column"
     result = runner.invoke(app, [*args, *_tiny(tiny_adm_ckpt, fake_student_ckpt, "--uncertain", "0.9:0.2")])
     assert result.exit_code == 2 and "--uncertain '0.9:0.2': expected LOW:HIGH" in result.output
 

@@ -22,6 +22,7 @@ from ..aggregate import VerdictRule, conclude
 from ..config import ClusterConfig, Config
 from ..crops import FaceFinder
 from ..errors import StreamdetError
+from ..provenance import Provenance, load_anchors
 from ..results import FileResult, FrameScore
 from ..weights import file_sha256, resolve
 from .inputs import Pending, pending_inputs
@@ -136,7 +137,7 @@ class _Assembly:
                 state["model_s"] += float(batch["model_s"][i])
                 self.frames += 1
             else:
-                state["done"] = {name: batch[name][i] for name in ("frames", "decode_s", "error", "warning")}
+                state["done"] = {name: batch[name][i] for name in ("frames", "decode_s", "error", "warning", "provenance")}
             done = state["done"]
             if done is not None and len(state["frames"]) == int(done["frames"]):
                 self.done_paths.add(path)
@@ -147,6 +148,8 @@ class _Assembly:
         result = FileResult(path, self.inputs[path].kind, frames=state["frames"])
         decode_s, model_s = float(done["decode_s"]), state["model_s"]
         result.timings = {"decode_s": round(decode_s, 4), "model_s": round(model_s, 4), "total_s": round(decode_s + model_s, 4)}
+        if done["provenance"]:
+            result.provenance = Provenance.from_dict(json.loads(str(done["provenance"])))
         return conclude(result, str(done["error"]) or None, str(done["warning"]) or None, self.rule)
 
 
@@ -159,6 +162,8 @@ def _round(ray: Any, todo: list[Pending], blocks: int, config: Config, weights: 
     workers = settings.actors or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus else 1)
     actor_cpus = actor_cpu_share(ray.cluster_resources().get("CPU", 0.0), workers, settings.cpus_per_actor)
     ds = ray.data.from_items([{"path": item.path} for item in todo], override_num_blocks=blocks)
+    if config.trust_anchors:
+        load_anchors(config.trust_anchors)  # a bad anchors file is one line here, not an error in every decode task
     with warnings.catch_warnings():  # bounded retries have no named parameter yet; Ray's default is to retry forever
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map_batches(decode_inputs, fn_kwargs={"config": config}, batch_size=1, batch_format="numpy", num_cpus=1, max_retries=settings.retries)
@@ -253,7 +258,7 @@ def run_batch(
             on_progress(Progress(len(results), len(todo), counts["errors"], assembly.frames, time.perf_counter() - start))
 
     band = None if config.uncertain is None else (config.uncertain[0], config.uncertain[1])
-    assembly = _Assembly(by_path, VerdictRule(config.threshold, config.top_fraction, band), emit)
+    assembly = _Assembly(by_path, VerdictRule(config.threshold, config.top_fraction, band, config.segment_gap_s), emit)
     media = [item for item in todo if item.kind != "error"]
     try:
         for item in todo:

@@ -23,6 +23,7 @@ from ..engine import Engine
 from ..engine.scoring import prepare_on_cpu, send_prepared
 from ..errors import StreamdetError, WeightsError
 from ..files import write_bytes
+from ..provenance import load_anchors, read_provenance
 from ..video import DecodeStats, Frame, iter_frames
 
 FRAME, DONE = "frame", "done"
@@ -31,7 +32,7 @@ CHUNK = 8  # frames per yielded batch: bounded memory per decode task whatever t
 
 DTYPES = {
     "path": object, "row": object, "index": np.int64, "time": np.float64, "inputs": object, "rows": np.int64,
-    "layout": object, "frames": np.int64, "decode_s": np.float64, "error": object, "warning": object,
+    "layout": object, "frames": np.int64, "decode_s": np.float64, "error": object, "warning": object, "provenance": object,
 }
 
 
@@ -46,7 +47,7 @@ def _rows(frames: list[Frame], config: Config, done: dict[str, Any] | None = Non
             rows.append({
                 "path": frame.source, "row": FRAME, "index": frame.index, "time": frame.time, "inputs": inputs.tobytes(),
                 "rows": len(boxes), "layout": "" if layout is None else json.dumps([kind, [list(b) for b in boxes]]),
-                "frames": 0, "decode_s": 0.0, "error": "", "warning": "",
+                "frames": 0, "decode_s": 0.0, "error": "", "warning": "", "provenance": "",
             })
     if done is not None:
         rows.append({"row": DONE, "index": 0, "time": 0.0, "inputs": b"", "rows": 0, "layout": "", **done})
@@ -63,7 +64,8 @@ def _rows(frames: list[Frame], config: Config, done: dict[str, Any] | None = Non
 
 def decode_inputs(batch: dict[str, np.ndarray], config: Config) -> Iterator[dict[str, np.ndarray]]:
     """Decode each input of the batch exactly as the local scan does (the settings' sampling and pixel limit), in
-    chunks of frames prepared for the model, then its `done` row."""
+    chunks of frames prepared for the model, then its `done` row (with the file's C2PA provenance as JSON where the
+    settings read it, as the local scan reads it)."""
     reuse_frame_buffers()  # this runs in a Ray worker process, not in the CLI's
     for path in batch["path"]:
         path = str(path)
@@ -82,7 +84,10 @@ def decode_inputs(batch: dict[str, np.ndarray], config: Config) -> Iterator[dict
             error = str(exc)
         except Exception as exc:  # a decoder bug must not take the other files down
             error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-        done = {"path": path, "frames": count, "decode_s": time.perf_counter() - start, "error": error or "", "warning": stats.warning() or ""}
+        anchors = load_anchors(config.trust_anchors) if config.trust_anchors else None
+        provenance = read_provenance(path, anchors) if config.provenance else None
+        done = {"path": path, "frames": count, "decode_s": time.perf_counter() - start, "error": error or "", "warning": stats.warning() or "",
+                "provenance": json.dumps(provenance.to_dict()) if provenance else ""}
         yield _rows(pending, config, done)
 
 

@@ -32,7 +32,7 @@ class Engine:
         self.scorer = scorer
         self.settings = settings
         band = None if settings.uncertain is None else (settings.uncertain[0], settings.uncertain[1])
-        self.rule = VerdictRule(settings.threshold, settings.top_fraction, band)
+        self.rule = VerdictRule(settings.threshold, settings.top_fraction, band, settings.segment_gap_s)
 
     @classmethod
     def load(cls, settings: Config, progress: Callable[[str], "Progress"] | None = None) -> "Engine":
@@ -77,7 +77,7 @@ class Engine:
         return RunInfo(
             config=s.source, device=about["device"], precision=about["precision"], backend=about["backend"], method=about["method"],
             methods=about["methods"], threshold=s.threshold, top_fraction=s.top_fraction, sampling=dataclasses.asdict(s.sampling),
-            crops=s.crops, uncertain=s.uncertain, student_precision=about.get("student_precision"), warmup_s=about.get("warmup_s"),
+            crops=s.crops, segment_gap_s=s.segment_gap_s, uncertain=s.uncertain, student_precision=about.get("student_precision"), warmup_s=about.get("warmup_s"),
             cascade=about.get("cascade"), version=__version__,
         )
 

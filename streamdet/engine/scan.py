@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..crops import FaceFinder, crop_boxes
 from ..errors import ConfigError, StreamdetError
+from ..provenance import Provenance, load_anchors, read_provenance
 from ..results import FileResult, FrameScore
 from ..video import DecodeStats, Frame, Sampling, expand_inputs, iter_frames
 from ..video.nvdec import iter_frames_nvdec, resolve_decoder
@@ -40,6 +41,7 @@ class _Done:
     error: str | None
     decode_s: float
     warning: str | None = None
+    provenance: Provenance | None = None
 
 
 @dataclass
@@ -61,6 +63,8 @@ class _Decoding:
     crops: str = "center"  # other modes get their boxes in the decode threads, off the loop that feeds the device
     faces: FaceFinder | None = None
     max_pixels: int | None = None  # larger pictures are refused before decoding (the settings' max_pixels)
+    provenance: bool = False  # read each file's C2PA manifest in its decode thread
+    anchors: str | None = None
 
 
 def _frames(path: str, sampling: Sampling, stats: DecodeStats, how: _Decoding) -> Iterator[Frame]:
@@ -77,6 +81,7 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
     waited = 0.0  # time blocked on the full queue: the device's time, not this input's decoding
     error = None
     stats = DecodeStats()
+    provenance = read_provenance(path, how.anchors) if how.provenance else None
     try:
         for frame in _frames(path, sampling, stats, how):
             layout = None if how.crops == "center" else crop_boxes(frame.image, how.crops, how.faces)
@@ -88,7 +93,7 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
         error = str(exc)
     except Exception as exc:  # a decoder bug must not take the other files down
         error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start - waited, stats.warning()), stop)
+    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start - waited, stats.warning(), provenance), stop)
 
 
 Conclude = Callable[[FileResult, "str | None", "str | None"], FileResult]
@@ -102,6 +107,7 @@ def _finish(state: _FileState, conclude: Conclude) -> FileResult:
         "model_s": round(state.model_s, 4),
         "total_s": round(done.decode_s + state.model_s, 4),
     }
+    state.result.provenance = done.provenance
     return conclude(state.result, done.error, done.warning)
 
 
@@ -183,7 +189,8 @@ def scan(
 
     cores = workers_available()
     n_workers = settings.decode_workers or min(cores, max(1, len(media)))
-    how = _Decoding(max(1, cores // n_workers), planes, nvdec, scorer.device, crops, scorer.faces, settings.max_pixels)
+    anchors = load_anchors(settings.trust_anchors) if settings.trust_anchors else None
+    how = _Decoding(max(1, cores // n_workers), planes, nvdec, scorer.device, crops, scorer.faces, settings.max_pixels, settings.provenance, anchors)
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="streamdet-decode") as pool:
         try:
             for item in media:

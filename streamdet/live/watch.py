@@ -54,7 +54,7 @@ class WatchSettings:
         clear_at = w.clear_at
         if clear_at is None:
             clear_at = band[0] if band is not None and band[0] < raise_at else max(0.0, raise_at - 0.15)
-        rule = AlertRule(w.window, raise_at, clear_at, w.min_frames or default_min_frames(w.window, w.fps), config.top_fraction, band)
+        rule = AlertRule(w.window, raise_at, clear_at, w.min_frames or default_min_frames(w.window, w.fps), config.top_fraction, band, config.segment_gap_s)
         source = SourceSettings(fps=w.fps, realtime=w.realtime, rtsp_transport=w.rtsp_transport, timeout_s=w.timeout, max_backoff_s=w.max_backoff)
         return cls(source, rule, w.status_every, w.duration, w.log_frames, w.metrics_port)
 
@@ -235,6 +235,7 @@ class Watch:
             window_end=round(change.end, 3),
             frames=change.frames,
             flagged=change.flagged,
+            segment=change.segment.to_dict() if change.segment else None,
         )
 
     def _status(self) -> None:

@@ -15,6 +15,10 @@ UNCERTAIN from LOW, else REAL. It never raises an alert by itself; while no aler
 entering the band from below (or from having no score) is an `uncertain` transition, which the watch
 reports as a `window_uncertain` event (not sent to the webhook, not counted as an alert). Alert events
 then carry the window's verdict too.
+
+Segments: the window also follows the stream's suspicious segments (`streamdet.segments`: frames at or above
+`raise_at`, LOW with a band, merged across gaps shorter than `segment_gap_s`), and each transition carries the
+segment it belongs to: for a raised alert the one under way, for a cleared one the one that just ended.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from dataclasses import dataclass
 
 from streamdet.aggregate import UNCERTAIN, file_score, flagged, verdict
 from streamdet.errors import ConfigError
+from streamdet.results import Segment
+from streamdet.segments import SegmentTracker
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class AlertRule:
     min_frames: int = 10
     top_fraction: float = 0.25
     uncertain: tuple[float, float] | None = None
+    segment_gap_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.window_s > 0:
@@ -59,7 +66,8 @@ def default_min_frames(window_s: float, fps: float) -> int:
 
 @dataclass(frozen=True)
 class Transition:
-    """An alert raised or cleared, or the window turned UNCERTAIN: the window score then, its time span, frame count and flagged frames."""
+    """An alert raised or cleared, or the window turned UNCERTAIN: the window score then, its time span, frame count,
+    flagged frames, and the suspicious segment it belongs to (None where no frame was flagged)."""
 
     kind: str
     score: float
@@ -67,6 +75,7 @@ class Transition:
     end: float
     frames: int
     flagged: int
+    segment: Segment | None = None
 
 
 class AlertWindow:
@@ -79,6 +88,7 @@ class AlertWindow:
         self.peak: float | None = None
         self.verdict: str | None = None
         self._items: deque[tuple[float, float]] = deque()
+        self.segments = SegmentTracker(rule.raise_at, rule.uncertain, rule.segment_gap_s, keep=1)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -86,6 +96,7 @@ class AlertWindow:
     def add(self, time: float, score: float) -> Transition | None:
         """Add the score of the frame at stream time `time` (non-decreasing); return the alert change it causes."""
         self._items.append((time, score))
+        self.segments.add(time, score)
         while self._items[0][0] <= time - self.rule.window_s:
             self._items.popleft()
         if len(self._items) < self.rule.min_frames:
@@ -107,4 +118,4 @@ class AlertWindow:
         return None
 
     def _transition(self, kind: str, scores: list[float]) -> Transition:
-        return Transition(kind, self.score, self._items[0][0], self._items[-1][0], len(scores), flagged(scores, self.rule.raise_at))
+        return Transition(kind, self.score, self._items[0][0], self._items[-1][0], len(scores), flagged(scores, self.rule.raise_at), self.segments.latest())

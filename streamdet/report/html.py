@@ -1,4 +1,5 @@
-"""Scan results → one self-contained HTML page: per input its verdict, a P(fake) timeline and its most suspicious frames.
+"""Scan results → one self-contained HTML page: per input its verdict, a P(fake) timeline (its suspicious segments
+shaded), its most suspicious frames (with `--explain`, their heatmaps) and what its C2PA manifest says.
 
 Everything is inline (CSS, SVG timelines, JPEG thumbnails as data URIs), so the file opens anywhere without a network.
 Thumbnails are taken while the scan runs (`Thumbnails.add` is the scan's `on_scored` hook): only the few highest-scoring
@@ -12,7 +13,7 @@ import heapq
 import html
 import json
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import cv2
 import numpy as np
@@ -21,6 +22,10 @@ from ..aggregate import FAKE, REAL, UNCERTAIN
 from ..results import FileResult, FrameScore
 from ..version import __version__
 from ..video import Frame
+
+if TYPE_CHECKING:
+    from ..provenance import Provenance
+    from .heatmaps import Heatmaps
 
 THUMB_WIDTH = 240
 COLORS = {FAKE: "#c62828", UNCERTAIN: "#b26a00", REAL: "#2e7d32", "ERROR": "#555"}
@@ -34,7 +39,13 @@ figure{display:inline-block;margin:.4em;text-align:center;font-size:.85em}
 figure img{display:block;border:1px solid #ccc;max-width:240px;max-height:200px}
 table.settings td{padding:.1em .8em;vertical-align:top;font-family:monospace;font-size:.9em}
 svg text{font-size:11px;fill:#444}
+div.provenance{border-left:4px solid #999;padding:.3em .8em;margin:.6em 0;font-size:.9em}
+div.provenance[data-state=ai]{border-color:#c62828;background:#fdecea}
+div.provenance[data-state=invalid]{border-color:#b26a00;background:#fff4e5}
+div.explained{display:inline-block;border:1px solid #eee;margin:.3em;padding:.2em}
 """
+SHADES = {FAKE: "#c62828", UNCERTAIN: "#b26a00"}
+SHOWN = (("frame", "frame"), ("cam", "Grad-CAM over the frame"), ("eps", "eps (the noise map read)"))
 
 
 @dataclass
@@ -109,6 +120,13 @@ def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int
     for value, label in lines:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#c62828" stroke-dasharray="5,4"><title>{html.escape(label)} {value:g}</title></line>')
         parts.append(f'<text x="{width - right - 4}" y="{y(value) - 3:.1f}" text-anchor="end">{html.escape(label)} {value:g}</text>')
+    for segment in result.segments:
+        x0, x1 = x(segment.start), max(x(segment.end), x(segment.start) + 3)
+        parts.append(
+            f'<rect class="segment" data-kind="{segment.kind}" x="{x0 - 1.5:.1f}" y="{top}" width="{x1 - x0:.1f}" height="{height - top - bottom}" '
+            f'fill="{SHADES[segment.kind]}" fill-opacity="0.15"><title>{segment.kind} segment {segment.start:.3f}-{segment.end:.3f} s, '
+            f'{segment.frames} frames, peak {segment.peak:.4f}, mean {segment.mean:.4f}</title></rect>'
+        )
     if len(points) > 1:
         path = " ".join(f"{x(f.time):.1f},{y(f.score):.1f}" for f in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1565c0" stroke-width="1.5"/>')
@@ -118,8 +136,40 @@ def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int
     return "".join(parts)
 
 
-def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: list[Thumb]) -> str:
-    """One input: verdict, score, notes, timeline and thumbnails."""
+def _provenance(provenance: "Provenance") -> str:
+    """The C2PA panel: strong evidence when a valid manifest declares AI, a flag when it is invalid, no evidence without one."""
+    if not provenance.present:
+        text = "No C2PA manifest: no evidence either way (most files have none, and re-encoding strips them)."
+        state = "none"
+        if provenance.note:
+            text = f"C2PA not read: {provenance.note}."
+    elif not provenance.valid:
+        state, text = "invalid", "C2PA manifest INVALID: changed after signing or damaged; what it claims cannot be relied on. " + "; ".join(provenance.errors)
+    else:
+        state = "ai" if provenance.declares_ai else "valid"
+        said = f"declares AI generation ({', '.join(provenance.source_types)}): strong evidence" if provenance.declares_ai else "valid, declares no AI generation"
+        trust = "trusted signer" if provenance.trusted else "signer not in your trust anchors"
+        text = f"C2PA manifest {said}. Generator {provenance.generator or 'unknown'}, signed by {provenance.signer or 'unknown'} ({trust})."
+        if provenance.actions:
+            text += f" Actions: {', '.join(provenance.actions)}."
+    return f'<div class="provenance" data-state="{state}">{html.escape(text)}</div>'
+
+
+def _explained(heatmaps: "Heatmaps", path: str) -> str:
+    """The kept frames' frame, Grad-CAM and eps images side by side."""
+    out = []
+    for kept in heatmaps.of(path):
+        figures = "".join(
+            f'<figure><img alt="{kind} of frame {kept.index}" data-kind="{kind}" src="data:image/png;base64,{base64.b64encode(kept.pngs[kind]).decode("ascii")}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            for kind, caption in SHOWN
+        )
+        out.append(f'<div class="explained"><p>frame {kept.index} at {kept.time:.3f} s: {kept.score:.4g}, eps share {kept.about["eps_share"]:.2f}</p>{figures}</div>')
+    return "".join(out)
+
+
+def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: list[Thumb], heatmaps: "Heatmaps | None" = None) -> str:
+    """One input: verdict, score, notes, provenance, timeline, thumbnails and heatmaps."""
     label = result.verdict or "ERROR"
     out = [f'<section class="input" data-verdict="{label}"><h2>{html.escape(result.path)}</h2>']
     out.append(f'<p><span class="verdict" style="background:{COLORS[label]}">{label}</span>')
@@ -130,6 +180,8 @@ def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: lis
         out.append(f'<p class="error">{html.escape(result.error)}</p>')
     if result.warning:
         out.append(f'<p class="note">{html.escape(result.warning)}</p>')
+    if result.provenance is not None:
+        out.append(_provenance(result.provenance))
     if result.frames:
         out.append(_timeline(result, lines))
     if thumbs:
@@ -141,11 +193,13 @@ def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: lis
                 f"<figcaption>frame {thumb.index} at {thumb.time:.3f} s: {thumb.score:.4g}</figcaption></figure>"
             )
         out.append("</div>")
+    if heatmaps is not None:
+        out.append(_explained(heatmaps, result.path))
     out.append("</section>")
     return "".join(out)
 
 
-def to_html(results: Sequence[FileResult], settings: dict[str, Any], thumbnails: Thumbnails | None = None) -> str:
+def to_html(results: Sequence[FileResult], settings: dict[str, Any], thumbnails: Thumbnails | None = None, heatmaps: "Heatmaps | None" = None) -> str:
     """The whole report as one HTML document."""
     band = settings.get("uncertain")
     lines = [(band[0], "UNCERTAIN from"), (band[1], "FAKE from")] if band else [(settings["threshold"], "threshold")]
@@ -155,7 +209,7 @@ def to_html(results: Sequence[FileResult], settings: dict[str, Any], thumbnails:
         f"<tr><td>{html.escape(key)}</td><td>{html.escape(value if isinstance(value, str) else json.dumps(value))}</td></tr>"
         for key, value in settings.items()
     )
-    body = "".join(_section(r, lines, thumbnails.of(r.path) if thumbnails else []) for r in results)
+    body = "".join(_section(r, lines, thumbnails.of(r.path) if thumbnails else [], heatmaps) for r in results)
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>streamdet report</title><style>{CSS}</style></head>'
         f"<body><h1>streamdet {html.escape(__version__)} scan: {len(results)} inputs ({summary})</h1>"

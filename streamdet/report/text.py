@@ -1,7 +1,9 @@
 """Scan results → a table for people, and JSON / JSONL / CSV for machines.
 
 The UNCERTAIN count, the frames' own verdicts and their crop boxes appear only when the scan used an
-uncertain band or crops other than the center rule, so default outputs stay as they were.
+uncertain band or crops other than the center rule, so default outputs stay as they were. Each frame row
+names the suspicious segment it lies in; the table shows each input's longest segment and what its C2PA
+manifest says (docs/evidence.md).
 """
 
 from __future__ import annotations
@@ -18,10 +20,32 @@ from rich.text import Text
 
 from ..aggregate import FAKE, REAL, UNCERTAIN, verdict
 from ..errors import shown
-from ..results import FileResult
+from ..provenance import Provenance
+from ..results import FileResult, Segment
+from ..segments import longest
 
 FORMATS = ("table", "json", "jsonl", "csv")
-FRAME_COLUMNS = ("path", "index", "time", "score", "status", "error")
+FRAME_COLUMNS = ("path", "index", "time", "score", "status", "error", "segment")
+
+
+def segment_label(segment: Segment | None) -> str | None:
+    """`KIND START-END` (seconds) of a segment, e.g. `FAKE 1.00-1.90`; None for none."""
+    return None if segment is None else f"{segment.kind} {segment.start:.2f}-{segment.end:.2f}"
+
+
+def segment_at(segments: Sequence[Segment], time: float) -> Segment | None:
+    """The segment that spans `time`, if any."""
+    return next((s for s in segments if s.start <= time <= s.end), None)
+
+
+def provenance_note(provenance: Provenance | None) -> str | None:
+    """What a file's C2PA manifest says, in a few words for the table; None where there is none (no evidence either way)."""
+    if provenance is None or not provenance.present:
+        return None
+    if not provenance.valid:
+        return "C2PA manifest INVALID (" + ", ".join(e.split(":")[0] for e in provenance.errors) + ")"
+    said = "declares AI generation" if provenance.declares_ai else "no AI declared"
+    return f"C2PA {said} ({provenance.generator or 'unknown generator'}; signed by {provenance.signer or 'unknown'}{', trusted' if provenance.trusted else ''})"
 
 
 def exit_code(results: Iterable[FileResult]) -> int:
@@ -64,10 +88,11 @@ def frame_rows(results: Sequence[FileResult], settings: dict[str, Any] | None = 
     cascade = "cascade" in settings
     for r in results:
         if r.status == "error" and not r.frames:
-            row = {"path": r.path, "index": None, "time": None, "score": None, "status": "error", "error": r.error}
+            row = {"path": r.path, "index": None, "time": None, "score": None, "status": "error", "error": r.error, "segment": None}
             yield {**row, **({"verdict": None} if band else {}), **({"crop": None} if crops else {}), **({"scored_by": None} if cascade else {})}
         for f in r.frames:
-            row = {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": r.status, "error": r.error}
+            row = {"path": r.path, "index": f.index, "time": f.time, "score": f.score, "status": r.status, "error": r.error,
+                   "segment": segment_label(segment_at(r.segments, f.time))}
             if band:
                 row["verdict"] = None if f.score is None else verdict(f.score, band=band)
             if crops:
@@ -106,11 +131,11 @@ def table(results: Sequence[FileResult], threshold: float, band: Sequence[float]
     """
     rule = f"threshold {threshold:g}" if band is None else f"REAL < {band[0]:g} <= UNCERTAIN < {band[1]:g} <= FAKE"
     out = Table(title=f"streamdet scan ({rule})", title_justify="left")
-    for name in ("input", "verdict", "score", "flagged", "time", "note"):
+    for name in ("input", "verdict", "score", "flagged", "longest segment", "time", "note"):
         out.add_column(name, justify="right" if name in ("score", "flagged", "time") else "left", overflow="fold")
     for r in results:
         if r.status == "error":
-            out.add_row(Text(shown(r.path)), "[bold yellow]ERROR[/]", "", "", "", Text(shown(r.error or "")))
+            out.add_row(Text(shown(r.path)), "[bold yellow]ERROR[/]", "", "", "", "", Text(shown("; ".join(filter(None, [r.error, provenance_note(r.provenance)])))))
             continue
         style = STYLES[r.verdict]
         out.add_row(
@@ -118,8 +143,9 @@ def table(results: Sequence[FileResult], threshold: float, band: Sequence[float]
             f"[{style}]{r.verdict}[/]",
             f"{r.score:.3f}",
             f"{r.flagged}/{len(r.frames)}",
+            segment_label(longest(r.segments)) or "",
             f"{r.timings.get('total_s', 0.0):.1f}s",
-            Text(shown("; ".join([*(f"{m} {v['score']:.3f} {v['verdict']}" for m, v in (r.methods or {}).items()), *([r.warning] if r.warning else [])]))),
+            Text(shown("; ".join([*(f"{m} {v['score']:.3f} {v['verdict']}" for m, v in (r.methods or {}).items()), *filter(None, [r.warning, provenance_note(r.provenance)])]))),
         )
     return out
 
