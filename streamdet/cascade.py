@@ -13,6 +13,7 @@ from .detector import Detector
 from .device import autocast, pick_precision
 from .errors import ConfigError
 from .models.lite import LiteDetector, load_lite
+from .preprocess import Inputs, for_rule, take_rows
 from .upload import PendingScores
 
 LITE = "lite"
@@ -34,7 +35,7 @@ class Cascade:
         self.method = detector.method
         self.backends = {detector.method: detector.backend}  # one method: frames the lite model keeps have no other score
         self.faces = detector.faces
-        self.preprocess_crops = detector.preprocess_crops
+        self.rules = ("distildire", detector.method)  # the lite model reads DistilDIRE's preprocessing, the full pipeline its method's
         self.triage = triage
         self.lite = lite.to(self.device).eval().requires_grad_(False)
         self.lite_precision = pick_precision("auto", self.device)
@@ -57,28 +58,32 @@ class Cascade:
         """The precision of the full pipeline's noise model."""
         return self.detector.precision
 
-    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """The one preprocessing of the detector: both stages read the same tensor."""
-        return self.detector.preprocess(frames)
+    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> Inputs:
+        """Each stage's input, sent to the device once (one tensor where both stages read the same rule's)."""
+        return self.detector.preprocess(frames, self.rules)
+
+    def preprocess_crops(self, frames: Sequence, mode: str, layout: Sequence | None = None) -> tuple[Inputs, list]:
+        """The crops of each frame in `mode` as both stages read them, and each frame's (kind, boxes) (see `Detector.preprocess_crops`)."""
+        return self.detector.preprocess_crops(frames, mode, layout, self.rules)
 
     @torch.inference_mode()
     def _lite_scores(self, x: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.lite_precision):
             return torch.sigmoid(self.lite(x).float())
 
-    def score_async(self, x: torch.Tensor) -> PendingScores:
+    def score_async(self, x: Inputs) -> PendingScores:
         """P(fake) per frame, each from the lite model or, at or above the triage score, from the full pipeline;
         `scored_by` names which."""
-        scores = self.batch.run(self._lite_scores, x)
+        scores = self.batch.run(self._lite_scores, for_rule(x, "distildire"))
         escalate = (scores >= self.triage).cpu()
         chosen = escalate.nonzero().squeeze(1)
         if len(chosen):
             scores = scores.clone()
-            scores[chosen.to(scores.device)] = torch.sigmoid(self.detector.logits(x[chosen.to(x.device)]))
+            scores[chosen.to(scores.device)] = torch.sigmoid(self.detector.logits(take_rows(x, chosen)))
         self.frames += len(escalate)
         self.escalated += len(chosen)
         return PendingScores(scores, [FULL if e else LITE for e in escalate.tolist()])
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: Inputs) -> torch.Tensor:
         """P(fake) per frame, (N,) float32 on the CPU."""
         return torch.tensor(self.score_async(x).result(), dtype=torch.float32)

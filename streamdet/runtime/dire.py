@@ -9,7 +9,8 @@ from .eager import OnDevice
 
 
 class DIREBackend(OnDevice):
-    """Runs DIRE on `device` at `precision` (autocast around the UNet and the classifier; the DDIM arithmetic in fp32).
+    """Runs DIRE on `device`: the UNet at `precision` (autocast), the DDIM arithmetic and the classifier in fp32, as the
+    DIRE reference runs its classifier.
 
     The Backend interface with DIRE's evidence in place of eps: `noise(x)` gives the quantized DIRE images
     (0..255 as float32, same shape as x), `logits(x, dire)` the classifier's logits. With `compile`, the UNet
@@ -36,6 +37,6 @@ class DIREBackend(OnDevice):
             return self.dire(self.layout(x)).float()
 
     def logits(self, x: torch.Tensor, dire: torch.Tensor) -> torch.Tensor:
-        """The DIRE classifier's logits (N,) in float32 (`x` itself is not read: DIRE holds the evidence)."""
-        with self.autocast():
+        """The DIRE classifier's logits (N,), computed in float32 (`x` itself is not read: DIRE holds the evidence)."""
+        with torch.autocast(self.device.type, enabled=False):
             return self.classifier(self.layout(dire)).float()
