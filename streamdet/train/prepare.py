@@ -22,7 +22,7 @@ import torch
 from ..config import Config
 from ..device import autocast, pick_device, pick_precision
 from ..errors import MediaError
-from ..models.dire import DIRE
+from ..models.dire import DIRE, check_dire_steps
 from ..models.noise import load_noise_model
 from ..preprocess import preprocess_each
 from ..weights import file_sha256, resolve
@@ -109,6 +109,8 @@ def prepare(
     With `train.copies` K > 0, also K augmented copies per image (`train.augment`), each with the eps of the degraded frame.
     Files made with another ADM checkpoint (by content), precision or setting are stale and made again.
     """
+    if dire:
+        check_dire_steps(config.train.dire_steps, config.adm.diffusion_steps)
     root = Path(dataset)
     items = load_items(root)
     cache = Cache(root, cache_dir)
