@@ -18,7 +18,7 @@ import yaml
 
 from .config import find_config, parse_config
 from .errors import ConfigError, MediaError
-from .files import write_text
+from .files import StrPath, write_text
 from .pipeline import FileResult, scan
 
 if TYPE_CHECKING:
@@ -96,24 +96,24 @@ def _scores(detector: "Detector", folder: Path, what: str, crops: str | None, on
 
 def calibrate(
     detector: "Detector",
-    real: Path,
+    real: StrPath,
     fpr: float,
-    fake: Path | None = None,
+    fake: StrPath | None = None,
     crops: str | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> Calibration:
     """Scan the real (and fake) media and pick the threshold for a false-positive rate of at most `fpr`."""
     if not 0.0 <= fpr < 1.0:
         raise ConfigError(f"--fpr {fpr}: must lie in [0, 1)")
-    real_scores = _scores(detector, real, "real", crops, on_result)
-    fake_scores = _scores(detector, fake, "fake", crops, on_result) if fake is not None else {}
+    real_scores = _scores(detector, Path(real), "real", crops, on_result)
+    fake_scores = _scores(detector, Path(fake), "fake", crops, on_result) if fake is not None else {}
     threshold = threshold_for_fpr(list(real_scores.values()), fpr)
     real_rate = wilson(sum(s >= threshold for s in real_scores.values()), len(real_scores))
     fake_rate = wilson(sum(s >= threshold for s in fake_scores.values()), len(fake_scores)) if fake_scores else None
     return Calibration(threshold, fpr, real_rate, fake_rate, {**real_scores, **fake_scores})
 
 
-def write_config(calibration: Calibration, base: str | None, out: Path, crops: str | None = None) -> None:
+def write_config(calibration: Calibration, base: str | None, out: StrPath, crops: str | None = None) -> None:
     """The base config's own settings plus the threshold (and crops, if chosen), checked loadable, written atomically."""
     data: dict[str, Any] = {}
     if base is not None:
@@ -125,6 +125,7 @@ def write_config(calibration: Calibration, base: str | None, out: Path, crops: s
     data["threshold"] = calibration.threshold
     if crops is not None:
         data["crops"] = crops
+    out = Path(out)
     parse_config(data, str(out))
     lines = [
         f"# streamdet calibrate: threshold for a false-positive rate of at most {calibration.fpr:g} on real media",

@@ -1,4 +1,5 @@
-"""Atomic file writes (temporary file in the same folder + os.replace), so a reader never sees half a file."""
+"""Atomic file writes (temporary file in the same folder + os.replace), so a reader never sees half a file; and the
+type of a path argument of the public API."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Union
+
+# What a public function takes for a file or folder: a str or any os.PathLike (pathlib.Path among them), made a Path on entry.
+StrPath = Union[str, "os.PathLike[str]"]
 
 
 def fsync_file(path: Path) -> None:
