@@ -119,10 +119,10 @@ class Detector:
         if method in ("distildire", "both"):
             backends["distildire"] = make_backend(backend, config, where, chunks, models, specs, engines, student_precision)
         if method in ("dire", "both"):
-            run_precision, _ = precisions(backend, config, where, student_precision)
+            precisions(backend, config, where, student_precision)  # refuses what eager PyTorch cannot run (int8, fp8); DIRE runs fp32
             classifier = load_dire_classifier(resolve(dire or config.weights.dire, progress("DIRE classifier") if progress else None))
             reconstruction = DIRE(unet(), config.adm, config.train.dire_steps)
-            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")
+            backends["dire"] = DIREBackend(reconstruction, classifier, where, config.channels_last, compile=backend == "compile")
         primary = "distildire" if method == "both" else method
         extra = {m: b for m, b in backends.items() if m != primary}
         return cls(backends[primary], config, chunks, primary, extra)

@@ -201,6 +201,24 @@ def test_both_methods_each_read_their_own_preprocessing(dire_config, tiny_adm_ck
     assert set(crops) == {"distildire", "dire"} and len(crops["dire"]) == len(crops["distildire"]) == sum(len(boxes) for _, boxes in layout)
 
 
+def test_dire_runs_in_fp32_whatever_the_precision(dire_config, tiny_adm_ckpt, classifiers):
+    """bf16 autocast of the UNet moves the 8-bit DIRE image far (see README, Precision): DIRE runs the UNet, the DDIM
+    arithmetic and the classifier in fp32 at any --precision, even inside a caller's autocast; the UNet's output in bf16
+    does differ, so the comparison can tell."""
+    fp32 = Detector.load(dire_config, adm=tiny_adm_ckpt, device="cpu", method="dire", dire=classifiers["random"], precision="fp32")
+    bf16 = Detector.load(dire_config, adm=tiny_adm_ckpt, device="cpu", method="dire", dire=classifiers["random"], precision="bf16")
+    assert bf16.precision == "fp32" and bf16.backend.precision == "fp32"
+    rng = np.random.default_rng(11)
+    x = bf16.preprocess([cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC)])
+    with torch.inference_mode():
+        expected = fp32.logits(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = bf16.logits(x)
+            unet = fp32.backend.dire.predict(x, fp32.backend.dire.embeddings[:1])
+    assert torch.equal(bf16.logits(x), expected) and torch.equal(inside, expected)
+    assert not torch.equal(unet, fp32.backend.dire.predict(x, fp32.backend.dire.embeddings[:1])), "autocast reaches the UNet when not turned off"
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

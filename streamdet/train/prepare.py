@@ -145,9 +145,10 @@ def prepare(
                 on_error(message)
         if images:
             x = preprocess_each(images, config.adm.image_size, {_RULES[k] for k in _RULES if any(getattr(j, k) for j in batch_jobs)}, device)
-            with torch.inference_mode(), autocast(device, precision):
-                report.eps_s += _run(x, batch_jobs, "eps", noise, cache.save_eps)
-                report.dire_s += _run(x, batch_jobs, "dire", dire_model, cache.save_dire)
+            with torch.inference_mode():
+                with autocast(device, precision):
+                    report.eps_s += _run(x, batch_jobs, "eps", noise, cache.save_eps)
+                report.dire_s += _run(x, batch_jobs, "dire", dire_model, cache.save_dire)  # in fp32, as --method dire runs it
             report.eps += sum(job.eps for job in batch_jobs)
             report.dire += sum(job.dire for job in batch_jobs)
         done += len(batch_jobs) + len(errors)
