@@ -14,6 +14,7 @@ from .detector import Detector
 from .device import autocast, pick_precision
 from .errors import ConfigError
 from .models.lite import LiteDetector, load_lite
+from .preprocess import Inputs, for_rule, take_rows
 from .upload import PendingScores
 
 LITE = "lite"
@@ -31,6 +32,7 @@ class Cascade:
         self.batch = detector.batch
         self.methods = (detector.method,)  # one method: frames the lite model keeps have no other score
         self.faces = detector.faces
+        self.rules = ("distildire", detector.method)  # the lite model reads DistilDIRE's preprocessing, the full pipeline its method's
         self.triage = triage
         self.path = path
         self.lite = lite.to(self.device).eval().requires_grad_(False)
@@ -56,34 +58,32 @@ class Cascade:
             "cascade": {"lite": str(self.path), "triage": self.triage, "frames": self.frames, "escalated": self.escalated},
         }
 
-    def preprocess_crops(
-        self, frames: Sequence[Any], mode: str, layout: Sequence[tuple[str, list[Box]]] | None = None
-    ) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
-        """The detector's crops: both stages read the same tensor."""
-        return self.detector.preprocess_crops(frames, mode, layout)
+    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> Inputs:
+        """Each stage's input, sent to the device once (one tensor where both stages read the same rule's)."""
+        return self.detector.preprocess(frames, self.rules)
 
-    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """The one preprocessing of the detector: both stages read the same tensor."""
-        return self.detector.preprocess(frames)
+    def preprocess_crops(self, frames: Sequence, mode: str, layout: Sequence[tuple[str, list[Box]]] | None = None) -> tuple[Inputs, list]:
+        """The crops of each frame in `mode` as both stages read them, and each frame's (kind, boxes) (see `Detector.preprocess_crops`)."""
+        return self.detector.preprocess_crops(frames, mode, layout, self.rules)
 
     @torch.inference_mode()
     def _lite_scores(self, x: torch.Tensor) -> torch.Tensor:
         with autocast(self.device, self.lite_precision):
             return torch.sigmoid(self.lite(x).float())
 
-    def score_async(self, x: torch.Tensor) -> PendingScores:
+    def score_async(self, x: Inputs) -> PendingScores:
         """P(fake) per frame, each from the lite model or, at or above the triage score, from the full pipeline;
         `scored_by` names which."""
-        scores = self.batch.run(self._lite_scores, x)
+        scores = self.batch.run(self._lite_scores, for_rule(x, "distildire"))
         escalate = (scores >= self.triage).cpu()
         chosen = escalate.nonzero().squeeze(1)
         if len(chosen):
             scores = scores.clone()
-            scores[chosen.to(scores.device)] = torch.sigmoid(self.detector.logits(x[chosen.to(x.device)]))
+            scores[chosen.to(scores.device)] = torch.sigmoid(self.detector.logits(take_rows(x, chosen)))
         self.frames += len(escalate)
         self.escalated += len(chosen)
         return PendingScores(scores, [FULL if e else LITE for e in escalate.tolist()])
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: Inputs) -> torch.Tensor:
         """P(fake) per frame, (N,) float32 on the CPU."""
         return torch.tensor(self.score_async(x).result(), dtype=torch.float32)

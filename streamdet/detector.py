@@ -17,7 +17,7 @@ from .models.adm import load_adm
 from .models.dire import DIRE, load_dire_classifier
 from .models.noise import FirstStepNoise
 from .models.student import Student, load_student
-from .preprocess import preprocess, preprocess_boxes
+from .preprocess import Inputs, for_rule, one_or_each, preprocess_each
 from .runtime import AdaptiveBatch, Backend, make_backend
 from .runtime.dire import DIREBackend
 from .runtime.eager import TorchBackend
@@ -112,10 +112,10 @@ class Detector:
         if method in ("distildire", "both"):
             backends["distildire"] = make_backend(backend, config, where, chunks, models, specs, Path(config.engines), config.student_precision)
         if method in ("dire", "both"):
-            run_precision, _ = precisions(backend, config, where, config.student_precision)
+            precisions(backend, config, where, config.student_precision)  # refuses what eager PyTorch cannot run (int8, fp8); DIRE runs fp32
             classifier = load_dire_classifier(files["DIRE classifier"])
             reconstruction = DIRE(unet(), config.adm, config.train.dire_steps)
-            backends["dire"] = DIREBackend(reconstruction, classifier, where, run_precision, config.channels_last, compile=backend == "compile")  # torch or compile
+            backends["dire"] = DIREBackend(reconstruction, classifier, where, config.channels_last, compile=backend == "compile")
         primary = "distildire" if method == "both" else method
         extra = {m: b for m, b in backends.items() if m != primary}
         return cls(backends[primary], config, chunks, primary, extra)
@@ -132,50 +132,53 @@ class Detector:
             "methods": list(self.methods), "student_precision": self.backend.student_precision, "warmup_s": self.backend.warmup_s,
         }
 
-    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device."""
-        return preprocess(frames, self.image_size, self.device, self.uploader)
+    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray], rules: Sequence[str] | None = None) -> Inputs:
+        """uint8 RGB frames (N×H×W×3, or a list of H×W×3 of any sizes) → N×3×S×S in [-1, 1] on the device, by each
+        method's own rule (`rules`, default: this detector's methods): one tensor, or method → tensor for several."""
+        return one_or_each(preprocess_each(frames, self.image_size, rules or self.backends, self.device, self.uploader))
 
     def preprocess_crops(
-        self, frames: Sequence[np.ndarray | YuvImage | torch.Tensor], mode: str, layout: Sequence[tuple[str, list[Box]]] | None = None
-    ) -> tuple[torch.Tensor, list[tuple[str, list[Box]]]]:
+        self, frames: Sequence[np.ndarray | YuvImage | torch.Tensor], mode: str, layout: Sequence[tuple[str, list[Box]]] | None = None, rules: Sequence[str] | None = None
+    ) -> tuple[Inputs, list[tuple[str, list[Box]]]]:
         """The crops of each frame in `mode` (cover, faces; see `streamdet.crops`) as one batch, and each frame's (kind, boxes).
 
         `layout` gives each frame's (kind, boxes) where they were found already (a scan finds them in its decode threads).
         """
         layout = [crop_boxes(frame, mode, self.faces) for frame in frames] if layout is None else list(layout)
-        return preprocess_boxes(frames, [boxes for _, boxes in layout], self.image_size, self.device, self.uploader), layout
+        each = preprocess_each(frames, self.image_size, rules or self.backends, self.device, self.uploader, [boxes for _, boxes in layout])
+        return one_or_each(each), layout
 
     @torch.inference_mode()
     def _noise(self, x: torch.Tensor) -> torch.Tensor:
         return self.backend.noise(x)
 
-    def noise(self, x: torch.Tensor) -> torch.Tensor:
+    def noise(self, x: Inputs) -> torch.Tensor:
         """The primary method's evidence for preprocessed frames, float32 on the device, same shape as `x`:
         first-step eps (DistilDIRE) or the quantized DIRE image, 0..255 (DIRE)."""
-        return self.batch.run(self._noise, x)
+        return self.batch.run(self._noise, for_rule(x, self.method))
 
-    def logits(self, x: torch.Tensor, method: str | None = None) -> torch.Tensor:
-        """Logits (N,) of `method` (default: the primary one) for preprocessed frames."""
-        backend = self.backends[method or self.method]
+    def logits(self, x: Inputs, method: str | None = None) -> torch.Tensor:
+        """Logits (N,) of `method` (default: the primary one) for preprocessed frames (its own rule's, where `x` holds several)."""
+        method = method or self.method
+        backend = self.backends[method]
 
         @torch.inference_mode()
         def run(chunk: torch.Tensor) -> torch.Tensor:
             return backend.logits(chunk, backend.noise(chunk))
 
-        return self.batch.run(run, x)
+        return self.batch.run(run, for_rule(x, method))
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: Inputs) -> torch.Tensor:
         """P(fake) per preprocessed frame by the primary method, (N,) float32 on the CPU."""
         return torch.sigmoid(self.logits(x)).cpu()
 
-    def score_async(self, x: torch.Tensor) -> PendingScores:
+    def score_async(self, x: Inputs) -> PendingScores:
         """P(fake) per preprocessed frame, queued on the device: the host reads them with `.result()` when it needs them."""
         primary = torch.sigmoid(self.logits(x))
         if len(self.backends) == 1:
             return PendingScores(primary)
         return PendingScores(primary, methods={m: primary if m == self.method else torch.sigmoid(self.logits(x, m)) for m in self.backends})
 
-    def scores(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def scores(self, x: Inputs) -> dict[str, torch.Tensor]:
         """P(fake) per preprocessed frame by every method of this detector, the primary one first."""
         return {method: torch.sigmoid(self.logits(x, method)).cpu() for method in self.backends}

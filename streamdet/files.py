@@ -1,4 +1,5 @@
-"""Atomic file writes (temporary file in the same folder + os.replace), so a reader never sees half a file.
+"""Atomic file writes (temporary file in the same folder + os.replace), so a reader never sees half a file; and
+the type of a path argument of the public API (`StrPath`).
 
 Where the output goes:
 - a regular file (new or existing): written atomically; a symlink is followed and its target written atomically
@@ -20,7 +21,10 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Union
+
+# What a public function takes for a file or folder: a str or any os.PathLike (pathlib.Path among them), made a Path on entry.
+StrPath = Union[str, "os.PathLike[str]"]
 
 from .errors import OutputError
 

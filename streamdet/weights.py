@@ -19,7 +19,7 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, IncompleteRead, MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError, ResponseError
 
 from .errors import WeightsError
-from .files import atomic_path, write_text
+from .files import StrPath, atomic_path, write_text
 
 if TYPE_CHECKING:
     import torch
@@ -127,9 +127,9 @@ def cached_path(weight: WeightFile) -> Path:
     return home() / "weights" / weight.filename
 
 
-def hash_record(path: Path) -> Path:
+def hash_record(path: StrPath) -> Path:
     """The small JSON in the cache folder that remembers a file's sha256 for one size, mtime and inode (nothing is written beside user files)."""
-    return home() / "hashes" / f"{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]}.json"
+    return home() / "hashes" / f"{hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:32]}.json"
 
 
 def _digest(path: Path) -> str:
@@ -193,8 +193,9 @@ def _fix(weight: WeightFile) -> str:
     return f"delete it and run `streamdet weights download {weight.name}`, or pass your own file with --{weight.kind}"
 
 
-def verify(weight: WeightFile, path: Path) -> str:
+def verify(weight: WeightFile, path: StrPath) -> str:
     """Check a cached copy of `weight`: "verified", or "no published checksum" where none is known; else a one-line error."""
+    path = Path(path)
     size = path.stat().st_size
     if size == 0:
         raise WeightsError(f"{path}: empty file, not the {weight.name} checkpoint; {_fix(weight)}")
@@ -282,8 +283,9 @@ def _fetch(url: str, tmp: Path, progress: Progress | None) -> None:
             response.release_conn()
 
 
-def download(weight: WeightFile, dest: Path, progress: Progress | None = None) -> Path:
+def download(weight: WeightFile, dest: StrPath, progress: Progress | None = None) -> Path:
     """Fetch `weight` into `dest` through a temporary file, renamed (durably) only once complete and verified."""
+    dest = Path(dest)
     with atomic_path(dest, fsync=True) as tmp:
         _fetch(weight.url, tmp, progress)
         size = tmp.stat().st_size

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from streamdet.calibrate import threshold_for_fpr, wilson
+from streamdet.calibrate import calibrate, threshold_for_fpr, wilson, write_config
 from streamdet.cli import app
 from streamdet.config import load_config
 from streamdet.detector import Detector
@@ -92,3 +92,27 @@ def test_an_unreadable_real_input_stops_calibration_and_writes_nothing(folders, 
     assert not out.exists()
     result = runner.invoke(app, ["calibrate", str(tmp_path / "missing"), "--config", "tiny", "--out", str(out), *_models(tiny_adm_ckpt, student_ckpt)])
     assert result.exit_code == 2 and "missing: no such real folder or file" in result.output and not out.exists()
+
+
+class _Where:
+    """A path-like object that is not a pathlib.Path (os.PathLike is all the public API asks for)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+def test_python_api_takes_str_and_any_pathlike(folders, tiny_adm_ckpt, student_ckpt, tmp_path):
+    """`calibrate(det, "real/", 0.01, "fake/")` as the README shows it, with str paths and with other os.PathLike objects."""
+    detector = Detector.load("tiny", adm=tiny_adm_ckpt, student=student_ckpt, device="cpu")
+    by_str = calibrate(detector, str(folders / "real"), 0.2, str(folders / "fake"))
+    by_pathlike = calibrate(detector, _Where(folders / "real"), 0.2, _Where(folders / "fake"))
+    assert (by_str.real.hits, by_str.real.total, by_str.fake.total) == (1, 5, 3), "floor(0.2 · 5) = 1 of 5 real inputs flagged"
+    assert (by_pathlike.real.hits, by_pathlike.fake.total) == (1, 3) and by_pathlike.scores.keys() == by_str.scores.keys()
+    assert by_pathlike.threshold == pytest.approx(by_str.threshold, rel=1e-4)  # frames batched differently round differently
+    write_config(by_str, "tiny", str(tmp_path / "by-str.yaml"))
+    write_config(by_pathlike, "tiny", _Where(tmp_path / "by-pathlike.yaml"))
+    assert load_config(tmp_path / "by-str.yaml").threshold == by_str.threshold
+    assert load_config(tmp_path / "by-pathlike.yaml").threshold == by_pathlike.threshold

@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 
 from streamdet import weights
 from streamdet.cli import app
+from streamdet.detector import Detector
 from streamdet.errors import ConfigError, WeightsError
 from streamdet.models.adm import load_adm
 from streamdet.models.dire import DIREClassifier, load_dire_classifier
@@ -28,7 +30,7 @@ from streamdet.models.dire import DIREClassifier, load_dire_classifier
 from .checkpoints import random_dire_classifier, save_dire_classifier
 from .media import make_video, write_image
 from .trainingdata import make_image_dataset
-from .reference import guided_diffusion_dire
+from .reference import dire_loader, distildire_loader, guided_diffusion_dire
 
 runner = CliRunner()
 
@@ -127,10 +129,23 @@ def classifiers(ckpt_dir) -> dict[str, Path]:
     }
 
 
+def _reference_score(image: np.ndarray, cfg, adm: Path, classifier: Path) -> float:
+    """The DIRE reference's P(fake) of an image: its loader (`center_crop_arr`), guided-diffusion's DDIM over 2 steps,
+    its quantization, and its classifier (torchvision ResNet-50) reading the DIRE image."""
+    unet = load_adm(cfg.adm, adm)
+    x = torch.from_numpy(dire_loader(image, cfg.adm.image_size)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        _, recon = guided_diffusion_dire(unet, 2, cfg.adm, x)
+        dire = (torch.abs(x - recon) * 255 / 2).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+        reference = resnet50(weights=None, num_classes=1).eval()
+        reference.load_state_dict(torch.load(classifier, weights_only=True)["model"])
+        return torch.sigmoid(reference(_reference_tensor_input(dire)[None])).item()
+
+
 def test_scan_method_dire_gives_the_reference_score(tmp_path, dire_config, tiny_config, tiny_adm_ckpt, classifiers):
-    """An image's score is the reference's: guided-diffusion's DDIM, the DIRE quantization, PIL preprocessing, torchvision ResNet-50."""
+    """An image's score is the reference's: its loader, guided-diffusion's DDIM, the DIRE quantization, torchvision ResNet-50."""
     rng = np.random.default_rng(3)
-    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    image = cv2.resize(rng.integers(0, 256, (24, 12, 3), dtype=np.uint8), (97, 203), interpolation=cv2.INTER_CUBIC)
     path = write_image(tmp_path / "frame.png", image)
     result = runner.invoke(app, ["scan", str(path), "--config", str(dire_config), "--adm", str(tiny_adm_ckpt), "--method", "dire", "--dire", str(classifiers["random"]), "--json", "--quiet"])
     assert result.exit_code in (0, 1), result.output
@@ -139,14 +154,7 @@ def test_scan_method_dire_gives_the_reference_score(tmp_path, dire_config, tiny_
     frame = doc["inputs"][0]["frames"][0]
     assert "scores" not in frame and "methods" not in doc["inputs"][0]
 
-    unet = load_adm(tiny_config.adm, tiny_adm_ckpt)
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 * 2 - 1
-    with torch.no_grad():
-        _, recon = guided_diffusion_dire(unet, 2, tiny_config.adm, x)
-        dire = (torch.abs(x - recon) * 255 / 2).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
-        reference = resnet50(weights=None, num_classes=1).eval()
-        reference.load_state_dict(torch.load(classifiers["random"], weights_only=True)["model"])
-        expected = torch.sigmoid(reference(_reference_tensor_input(dire)[None])).item()
+    expected = _reference_score(image, tiny_config, tiny_adm_ckpt, classifiers["random"])
     assert 0.02 < expected < 0.98, "the random classifier should not saturate, or the comparison says little"
     assert frame["score"] == pytest.approx(expected, abs=1e-3)  # float32 rounding differs between a batch and one image
 
@@ -169,6 +177,46 @@ def test_scan_method_both_reports_each_method(tmp_path, dire_config, tiny_adm_ck
     assert runner.invoke(app, [*args, "--out", str(out)]).exit_code == 0
     rows = list(csv.DictReader(out.read_text().splitlines()))
     assert len(rows) == 4 and all(float(row["score_dire"]) > 0.99 and float(row["score_distildire"]) < 0.01 for row in rows)
+
+
+def test_both_methods_each_read_their_own_preprocessing(dire_config, tiny_adm_ckpt, student_ckpt, classifiers):
+    """With `both`, the student reads DistilDIRE's loading of the frames and DIRE reads its reference's, from one upload;
+    each method's score is its model's on its own tensor."""
+    detector = Detector.load(dire_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", method="both", dire=classifiers["random"])
+    rng = np.random.default_rng(8)
+    frames = [cv2.resize(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC) for h, w in [(181, 321), (203, 97)]]
+    x = detector.preprocess(frames)
+    assert set(x) == {"distildire", "dire"}
+    dire_x = torch.stack([torch.from_numpy(dire_loader(f, 64)).permute(2, 0, 1).float() / 127.5 - 1 for f in frames])
+    torch.testing.assert_close(x["distildire"], torch.stack([distildire_loader(f, 64) for f in frames]), rtol=0, atol=1e-5)
+    assert torch.equal(x["dire"], dire_x)
+    with torch.inference_mode():
+        by = {m: {rule: b.logits(t, b.noise(t)) for rule, t in x.items()} for m, b in detector.backends.items()}
+    for method in ("distildire", "dire"):
+        torch.testing.assert_close(detector.logits(x, method), by[method][method], rtol=0, atol=1e-5)
+        other = "dire" if method == "distildire" else "distildire"
+        assert (by[method][other] - by[method][method]).abs().max() > 1e-3, "the other rule's tensor would give other logits"
+    assert set(detector.scores(x)) == {"distildire", "dire"}
+    crops, layout = detector.preprocess_crops(frames, "cover")
+    assert set(crops) == {"distildire", "dire"} and len(crops["dire"]) == len(crops["distildire"]) == sum(len(boxes) for _, boxes in layout)
+
+
+def test_dire_runs_in_fp32_whatever_the_precision(dire_config, tiny_adm_ckpt, classifiers):
+    """bf16 autocast of the UNet moves the 8-bit DIRE image far (see README, Precision): DIRE runs the UNet, the DDIM
+    arithmetic and the classifier in fp32 at any --precision, even inside a caller's autocast; the UNet's output in bf16
+    does differ, so the comparison can tell."""
+    fp32 = Detector.load(dire_config, adm=tiny_adm_ckpt, device="cpu", method="dire", dire=classifiers["random"], precision="fp32")
+    bf16 = Detector.load(dire_config, adm=tiny_adm_ckpt, device="cpu", method="dire", dire=classifiers["random"], precision="bf16")
+    assert bf16.precision == "fp32" and bf16.backend.precision == "fp32"
+    rng = np.random.default_rng(11)
+    x = bf16.preprocess([cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC)])
+    with torch.inference_mode():
+        expected = fp32.logits(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = bf16.logits(x)
+            unet = fp32.backend.dire.predict(x, fp32.backend.dire.embeddings[:1])
+    assert torch.equal(bf16.logits(x), expected) and torch.equal(inside, expected)
+    assert not torch.equal(unet, fp32.backend.dire.predict(x, fp32.backend.dire.embeddings[:1])), "autocast reaches the UNet when not turned off"
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import av
+import av.logging
 import cv2
 import numpy as np
 import pytest
@@ -21,7 +25,7 @@ from streamdet.train.augment import Augment
 from streamdet.train.cache import Cache
 from streamdet.train.dataset import read_rgb
 from streamdet.train.samples import Samples
-from streamdet.video.degrade import add_noise, blur, jpeg, parse, reencode, rescale
+from streamdet.video.degrade import add_noise, blur, encode, jpeg, parse, reencode, rescale
 
 from .checkpoints import random_student, save_student
 from .media import index_bars, read_index
@@ -82,6 +86,31 @@ def test_reencode_keeps_frame_order_and_odd_sizes_and_loses_more_at_higher_crf(c
     assert [read_index(f) for f in light] == indices
     error = [np.mean([(a.astype(float) - b) ** 2 for a, b in zip(out, clip)]) for out in (light, heavy)]
     assert 0 < 4 * error[0] < error[1]
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_reencoding_one_clip_again_gives_the_same_bytes_and_pixels(codec):
+    """`eval --degrade h264:N` and prepare's copies are repeatable: the same clip re-encoded five times, two of them at
+    once, gives one bitstream and one set of pixels; for H.264 x264 says it runs one thread without assembly (its
+    AVX-512 code and its C code with frame threads give other bits on other calls)."""
+    rng = np.random.default_rng(4)
+    base = cv2.resize(rng.integers(0, 256, (10, 16, 3), dtype=np.uint8), (160, 96), interpolation=cv2.INTER_CUBIC)
+    clip = [np.clip(np.roll(base, 3 * i, axis=1).astype(int) + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8) for i in range(8)]
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.INFO)
+    try:
+        with av.logging.Capture() as logs:
+            first = encode(clip, codec, 34)
+    finally:
+        av.logging.set_level(level)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        others = [first, *pool.map(lambda _: encode(clip, codec, 34), range(4))]
+    assert len({hashlib.sha256(data).hexdigest() for data in others}) == 1
+    pixels = [reencode(clip, codec, 34) for _ in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(*pixels)) and not np.array_equal(pixels[0][0], clip[0])
+    if codec == "h264":
+        assert any("using cpu capabilities: none!" in message for _, _, message in logs), logs
+        assert b" threads=1 " in first  # the options x264 records in its SEI
 
 
 def test_degrade_spec_is_every_combination_and_bad_specs_are_one_line_errors(tmp_path):

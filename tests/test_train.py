@@ -262,6 +262,17 @@ def test_prepare_resumes_without_recomputing_and_skips_a_corrupt_image(tmp_path,
     assert (redone.done_before, redone.eps, redone.dire) == (0, 7, 7), "made with another dire_steps: all stale"
 
 
+@pytest.mark.parametrize("steps, nearest", [(1, 2), (999, 1000)])
+def test_prepare_refuses_a_dire_step_count_ddim_cannot_make_in_one_line(tmp_path, tiny_adm_ckpt, steps, nearest):
+    """guided-diffusion's `ddimN` strides the 1000 steps with an integer stride: 2 is stride 500, 1000 is stride 1, and
+    nothing gives 1 or 999. Refused in one line before any work, naming the option."""
+    root = make_image_dataset(tmp_path / "ds", 1, {"gan": 1})
+    result = CliRunner().invoke(app, ["prepare", str(root), "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--dire-steps", str(steps), "--quiet"])
+    assert result.exit_code == 2 and result.output.strip().count("\n") == 0, result.output
+    assert f"--dire-steps {steps}" in result.output and f"nearest that can: {nearest}" in result.output
+    assert "Traceback" not in result.output and not (root / "cache").exists()
+
+
 def test_prepare_recomputes_when_the_adm_changes_at_the_same_size_or_the_precision_changes(tmp_path, tiny_config, teacher_file, caplog):
     root = make_image_dataset(tmp_path / "ds", 2, {"gan": 1})
     config = configured(tiny_config, teacher_file)

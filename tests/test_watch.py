@@ -6,9 +6,11 @@ are skipped with the reason, unless STREAMDET_REQUIRE_RTSP=1 (set by CI), where 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import av
@@ -409,6 +411,69 @@ def test_http_mjpeg_and_hls_streams(tiny_adm_ckpt, real_student_ckpt, tmp_path):
     hls_frames = _events(events, "frame", hls)
     offset = hls_frames[0]["pts"] - hls_frames[0]["time"]
     assert all(abs(f["pts"] - f["time"] - offset) < 1e-3 for f in hls_frames), "HLS frames keep their timestamps"
+
+
+def _serve(folder: Path) -> ThreadingHTTPServer:
+    """Python's own http.server serving `folder` on a free port of 127.0.0.1, in a daemon thread."""
+    handler = functools.partial(_QuietFiles, directory=str(folder))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command-line tool to write the HLS playlist")
+def test_hls_vod_playlist_plays_at_its_own_pace_and_ends_like_a_file(tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    """A fixed-length playlist (VOD, #EXT-X-ENDLIST) is read once, at the pace of its timestamps, and ends with
+    `stream_end`; it is not read at decode speed and replayed on every reconnect."""
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=10", "-t", "3", "-c:v", "libx264", "-g", "10",
+         "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod", str(tmp_path / "vod.m3u8")],
+        check=True,
+    )
+    assert "#EXT-X-ENDLIST" in (tmp_path / "vod.m3u8").read_text()
+    httpd = _serve(tmp_path)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/vod.m3u8"
+    events = tmp_path / "events.jsonl"
+    try:
+        code, stderr = _finish(_watch([url], tiny_adm_ckpt, real_student_ckpt, events, "--duration", "60", "--log-frames", "-q"), timeout=180)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert code == 0, stderr
+    kinds = [e["event"] for e in _events(events)]
+    assert kinds.count("stream_up") == 1 and "stream_reconnecting" not in kinds and "stream_down" not in kinds
+    (up,) = _events(events, "stream_up")
+    (end,) = _events(events, "stream_end")
+    assert end["frames"] == 30, "3 s at 10 fps, each frame once"
+    played = _seconds(end["ts"]) - _seconds(up["ts"])
+    assert played >= 2.0, f"a 3 s playlist played in {played:.2f} s"  # no upper bound: a busy machine may lag behind
+    times = [f["time"] for f in _events(events, "frame")]
+    assert times and times == sorted(times) and times[-1] < 3.0 and len(times) <= 7, f"2 frames per second of a 3 s stream, once: {times}"
+    last = _events(events)[-1]
+    assert last["event"] == "watch_stop" and last["reason"] == "all streams ended"
+
+
+def test_malformed_url_is_one_error_before_any_work(tmp_path):
+    events = tmp_path / "events.jsonl"
+    code, stderr = _finish(_watch(["http://127.0.0.1:/x.m3u8"], Path("unused-adm.pt"), Path("unused-student.pth"), events, "-q"), timeout=180)
+    assert code == 2 and stderr.strip() == "streamdet: error: http://127.0.0.1:/x.m3u8: malformed address (no port number after the colon)"
+    assert not events.exists()
+
+
+def test_address_ffmpeg_cannot_open_is_one_stream_error_not_retried(tiny_adm_ckpt, real_student_ckpt, tmp_path):
+    """A well-formed URL of a protocol FFmpeg does not have: one `stream_error`, no reconnection, and the watch ends."""
+    events = tmp_path / "events.jsonl"
+    code, stderr = _finish(_watch(["nosuchproto://127.0.0.1/x"], tiny_adm_ckpt, real_student_ckpt, events, "--duration", "60", "-q"), timeout=180)
+    assert code == 0, stderr
+    (error,) = _events(events, "stream_error")
+    assert error["error"] == "nosuchproto://127.0.0.1/x: protocol not found (not retried: FFmpeg cannot open this address)"
+    assert not _events(events, "stream_reconnecting") and _events(events)[-1]["reason"] == "all streams ended"
 
 
 class _LiveHls(BaseHTTPRequestHandler):

@@ -20,7 +20,7 @@ from ..allocator import reuse_frame_buffers
 from ..config import Config, with_overrides
 from ..crops import frame_spans
 from ..engine import Engine
-from ..engine.scoring import prepare_on_cpu, send_prepared
+from ..engine.scoring import input_rules, prepare_on_cpu, send_prepared
 from ..errors import StreamdetError, WeightsError
 from ..files import write_bytes
 from ..provenance import load_anchors, read_provenance
@@ -41,9 +41,10 @@ def _rows(frames: list[Frame], config: Config, done: dict[str, Any] | None = Non
     here on the CPU as the scan prepares them (its S×S crops as float32 bytes, and their layout), not whole."""
     rows = []
     if frames:
-        x, layout = prepare_on_cpu([f.image for f in frames], config.crops, config.adm.image_size)
+        rules = input_rules(config.method, config.cascade.lite is not None)
+        x, layout = prepare_on_cpu([f.image for f in frames], config.crops, config.adm.image_size, rules)
         for frame, (start, kind, boxes) in zip(frames, frame_spans(layout, len(frames))):
-            inputs = x[start : start + len(boxes)].numpy()
+            inputs = np.concatenate([x[rule][start : start + len(boxes)].numpy() for rule in rules])  # the rules' rows one after another
             rows.append({
                 "path": frame.source, "row": FRAME, "index": frame.index, "time": frame.time, "inputs": inputs.tobytes(),
                 "rows": len(boxes), "layout": "" if layout is None else json.dumps([kind, [list(b) for b in boxes]]),
@@ -133,9 +134,11 @@ class ScoreFrames:
         model_s = np.zeros(len(is_frame))
         chosen = np.flatnonzero(is_frame)
         if len(chosen):
-            size = self.engine.settings.adm.image_size
+            settings = self.engine.settings
+            size, rules = settings.adm.image_size, input_rules(settings.method, settings.cascade.lite is not None)
             frames = [_Row(int(batch["index"][i]), float(batch["time"][i])) for i in chosen]
-            x = torch.from_numpy(np.concatenate([np.frombuffer(batch["inputs"][i], np.float32).reshape(-1, 3, size, size) for i in chosen]))
+            rows = [np.frombuffer(batch["inputs"][i], np.float32).reshape(len(rules), -1, 3, size, size) for i in chosen]
+            x = {rule: torch.from_numpy(np.concatenate([r[k] for r in rows])) for k, rule in enumerate(rules)}
             layout = None if self.engine.settings.crops == "center" else [tuple(json.loads(batch["layout"][i])) for i in chosen]
             start = time.perf_counter()
             results = send_prepared(self.engine.scorer, frames, x, layout).collect()

@@ -13,7 +13,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ..crops import MODES, Box, FaceFinder, best_crop, crop_boxes, frame_spans
 from ..errors import ConfigError
-from ..preprocess import preprocess, preprocess_boxes
+from ..preprocess import one_or_each, preprocess_each
 from ..results import FrameScore
 from ..upload import PendingScores
 
@@ -88,19 +88,26 @@ def send(scorer: Scorer, frames: Sequence[FrameLike], crops: str, layouts: Seque
     return InFlight(list(frames), scorer.score_async(x), layout)
 
 
-def prepare_on_cpu(images: Sequence[Any], crops: str, size: int, faces: FaceFinder | None = None) -> tuple[Any, list | None]:
-    """The model inputs of uint8 RGB frames, computed where they were decoded (a Ray decode task, so only S×S
-    inputs cross the object store, not whole frames): what a scorer's own preprocessing gives on a CPU, and the
-    crop layout. `send_prepared` scores them."""
+def input_rules(method: str, cascade: bool) -> list[str]:
+    """The preprocessing rules a scorer of these settings reads, in a fixed order: each method's own, and
+    DistilDIRE's for a cascade's lite model (see `streamdet.preprocess.RULES`)."""
+    rules = ["distildire", "dire"] if method == "both" else [method]
+    return ["distildire", *rules] if cascade and "distildire" not in rules else rules
+
+
+def prepare_on_cpu(images: Sequence[Any], crops: str, size: int, rules: Sequence[str], faces: FaceFinder | None = None) -> tuple[dict[str, Any], list | None]:
+    """The model inputs of uint8 RGB frames by each rule, computed where they were decoded (a Ray decode task, so
+    only S×S inputs cross the object store, not whole frames): what a scorer's own preprocessing gives on a CPU,
+    and the crop layout. `send_prepared` scores them."""
     if crops == "center":
-        return preprocess(list(images), size, "cpu"), None
+        return preprocess_each(list(images), size, rules, "cpu"), None
     layout = [crop_boxes(image, crops, faces or FaceFinder()) for image in images]
-    return preprocess_boxes(list(images), [boxes for _, boxes in layout], size, "cpu"), layout
+    return preprocess_each(list(images), size, rules, "cpu", boxes=[boxes for _, boxes in layout]), layout
 
 
-def send_prepared(scorer: Scorer, frames: Sequence[Any], x: Any, layout: list | None) -> InFlight:
-    """Queue inputs from `prepare_on_cpu` (rows in frame order, `layout` as it gave) on the scorer's device."""
-    return InFlight(list(frames), scorer.score_async(x.to(scorer.device)), layout)
+def send_prepared(scorer: Scorer, frames: Sequence[Any], x: dict[str, Any], layout: list | None) -> InFlight:
+    """Queue inputs from `prepare_on_cpu` (rule → rows in frame order, `layout` as it gave) on the scorer's device."""
+    return InFlight(list(frames), scorer.score_async(one_or_each({rule: t.to(scorer.device) for rule, t in x.items()})), layout)
 
 
 def score_frames(scorer: Scorer, frames: Sequence[FrameLike], crops: str = "center") -> list[FrameScore]:

@@ -10,10 +10,10 @@ import json
 import sys
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from streamdet.errors import ConfigError
+from streamdet.files import StrPath
 from streamdet.live.webhook import Webhook
 
 ALERT_EVENTS = ("alert_raised", "alert_cleared")
@@ -36,7 +36,7 @@ class EventLog:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path | None, webhook: Webhook | None = None) -> "EventLog":
+    def open(cls, path: StrPath | None, webhook: Webhook | None = None) -> "EventLog":
         """Events to stdout, or appended to `path` (created if missing)."""
         if path is None:
             return cls(sys.stdout, webhook)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
+from streamdet.files import StrPath
 from streamdet.live.events import EventLog
 from streamdet.live.targets import StreamTarget
 from streamdet.live.watch import Watch, WatchSettings
@@ -21,7 +21,7 @@ def run_watch(
     engine: "Engine",
     targets: Sequence[StreamTarget],
     settings: WatchSettings,
-    events_path: Path | None,
+    events_path: StrPath | None,
     webhook_url: str | None,
     on_line: Callable[[str], None] | None,
 ) -> list[dict]:

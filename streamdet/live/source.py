@@ -6,8 +6,10 @@ or a stream that gives no frame for `timeout_s` (FFmpeg socket options and PyAV'
 ends the connection, and the reader tries again after a pause whose ceiling
 doubles (1, 2, 4, … seconds, up to `max_backoff_s`) and which is drawn at random from the ceiling's upper
 half (jitter). A stream is up only once it has delivered a decoded frame: a connection that never does is
-a `stream_error`. Corrupt packets are skipped. A local file (played at its own speed) ends at its end.
-Nothing here raises: every problem becomes an event.
+a `stream_error`. Corrupt packets are skipped. A local file (played at its own speed) ends at its end, and so
+does a network input of known length (an HLS VOD playlist, with #EXT-X-ENDLIST; a file served over HTTP),
+which is also played at its own speed, as a player would. An address FFmpeg rejects as malformed (an invalid
+argument, an unknown protocol) is one `stream_error`, not retried. Nothing here raises: every problem becomes an event.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class LiveSource:
         self._jitter = random.Random()
         self._lock = threading.Lock()
         self._connection: _Connection | None = None
+        self._done = False  # nothing more to read: a finite input played to its end, or an address that cannot work
         self._thread = threading.Thread(target=self._run, name=f"streamdet-live-{target.id}", daemon=True)
 
     def start(self) -> None:
@@ -99,7 +102,7 @@ class LiveSource:
         attempt = 0
         while not self.stop.is_set():
             delivered = self._connect_once(attempt)
-            if self.target.kind == "file" or self.stop.is_set():
+            if self.target.kind == "file" or self._done or self.stop.is_set():
                 break
             attempt = 1 if delivered else attempt + 1
             delay = round(backoff_delay(attempt, self.settings.first_backoff_s, self.settings.max_backoff_s, self._jitter), 3)
@@ -117,6 +120,9 @@ class LiveSource:
         except (av.FFmpegError, OSError) as exc:
             self.health.set_state("down")
             problem = self._describe(exc, time.monotonic() - started)
+            if isinstance(exc, (av.error.ArgumentError, av.error.ProtocolNotFoundError)):
+                self._done = True
+                problem += " (not retried: FFmpeg cannot open this address)"
             self.emit("stream_error", stream=self.target.id, attempt=attempt, error=f"{self.target.id}: {problem}")
             return False
         except MediaError as exc:
@@ -127,7 +133,7 @@ class LiveSource:
             self.health.set_state("down")
             self.emit("stream_error", stream=self.target.id, attempt=attempt, error=f"{self.target.id}: cannot open ({type(exc).__name__}: {exc})")
             return False
-        connection = _Connection(attempt, time.monotonic())
+        connection = _Connection(attempt, time.monotonic(), finite=self.target.kind == "network" and container.duration is not None)
         with self._lock:
             self._connection = connection
         try:
@@ -166,7 +172,7 @@ class LiveSource:
                 else:
                     problem = f"connected but no video within {timeout:g} s" if stalled else f"connected but no video ({reason})"
                 self.emit("stream_error", stream=stream, attempt=connection.attempt, error=f"{stream}: {problem}")
-            elif self.target.kind == "file":
+            elif self.target.kind == "file" or connection.ended:
                 self.emit("stream_end", stream=stream, reason=reason, frames=connection.frames)
             else:
                 self.health.set_state("down")
@@ -224,6 +230,9 @@ class LiveSource:
             except StopIteration:
                 if self.target.kind == "file":
                     return "end of stream", False
+                if connection.finite:
+                    connection.ended = self._done = True
+                    return "end of stream", False
                 if time.monotonic() - last_data >= 0.95 * self.settings.timeout_s:
                     return "", True  # FFmpeg's read timed out waiting for data and calls it the end (HLS)
                 return "end of stream (the server closed it)", False
@@ -252,7 +261,7 @@ class LiveSource:
                 self.health.count("received")
                 if not self._sampler.due(now):
                     continue
-                if self.settings.realtime:
+                if self.settings.realtime or connection.finite:
                     pace_origin = arrival_mono - now if pace_origin is None else pace_origin
                     if self.stop.wait(max(0.0, pace_origin + now - time.monotonic())):
                         return "stopped", False
@@ -292,12 +301,15 @@ class LiveSource:
 
 @dataclass
 class _Connection:
-    """One open connection of a reader: its attempt number, frames decoded, when the last one came, whether its end was reported."""
+    """One open connection of a reader: its attempt number, when the last frame came, frames decoded, whether its end
+    was reported, whether the input has a known length (`finite`) and was read to that end (`ended`)."""
 
     attempt: int
     last_frame: float
     frames: int = 0
     reported: bool = False
+    finite: bool = False
+    ended: bool = False
 
 
 def _unresolved(url: str) -> str | None:

@@ -15,6 +15,8 @@ from streamdet.video.sources import is_url
 Kind = Literal["network", "device", "file"]
 
 _RTSP_SCHEMES = ("rtsp", "rtsps")
+# Schemes whose address must name a host to connect to (udp://, srt:// and others may listen on any).
+_CLIENT_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "rtmps")
 _CREDENTIALS = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@]*?):([^/@]*)@")
 
 
@@ -56,6 +58,8 @@ def parse_targets(targets: Sequence[str], realtime: bool) -> list[StreamTarget]:
         kind = classify(target)
         if kind == "file":
             _check_file(target, realtime)
+        if kind == "network":
+            _check_address(target)
         if kind == "device" and os.path.exists(target) and not stat.S_ISCHR(os.stat(target).st_mode):
             raise ConfigError(f"{target}: not a capture device (a character device such as /dev/video0)")
         name = redact(target)
@@ -64,6 +68,21 @@ def parse_targets(targets: Sequence[str], realtime: bool) -> list[StreamTarget]:
         seen.add(name)
         parsed.append(StreamTarget(name, target, kind))
     return parsed
+
+
+def _check_address(url: str) -> None:
+    """A stream URL must be well formed: a port, where a colon asks for one, is a number from 1 to 65535, and a client
+    scheme names a host (FFmpeg refuses such an address as an invalid argument, or dials nowhere, every retry)."""
+    name = redact(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name}: malformed address ({exc})") from None
+    if parts.netloc.endswith(":") or port == 0:
+        raise ConfigError(f"{name}: malformed address (no port number after the colon)" if port is None else f"{name}: malformed address (port 0)")
+    if parts.scheme.lower() in _CLIENT_SCHEMES and not parts.hostname:
+        raise ConfigError(f"{name}: malformed address (no host name)")
 
 
 def _check_file(path: str, realtime: bool) -> None:

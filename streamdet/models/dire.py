@@ -23,6 +23,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def check_dire_steps(steps: int, diffusion_steps: int) -> None:
+    """Refuse a DIRE step count that guided-diffusion's `ddimN` respacing cannot make: it strides the ADM's
+    `diffusion_steps` with an integer stride, so 1 (and some larger counts) cannot be had."""
+    counts = {len(range(0, diffusion_steps, stride)) for stride in range(1, diffusion_steps)}
+    if steps not in counts:
+        nearest = f" (nearest that can: {min(counts, key=lambda c: (abs(c - steps), c))}; DIRE uses 20)" if counts else ""
+        raise ConfigError(f"--dire-steps {steps} (train.dire_steps): DDIM cannot stride the ADM's {diffusion_steps} steps into exactly {steps}{nearest}")
+
+
 def _float32(values: object) -> torch.Tensor:
     """A float64 schedule array as guided-diffusion's `_extract_into_tensor` hands it out: float32."""
     return torch.as_tensor(values).float()
@@ -42,6 +51,7 @@ class DIRE(nn.Module):
         super().__init__()
         if getattr(unet, "num_classes", None) is not None:
             raise ConfigError("a class-conditional ADM is not supported: DIRE is defined for the unconditional model (class_cond: false)")
+        check_dire_steps(steps, cfg.diffusion_steps)
         self.unet = unet
         diffusion = build_diffusion(cfg, f"ddim{steps}")
         self.steps = diffusion.num_timesteps

@@ -22,7 +22,7 @@ import torch
 from ..aggregate import file_score
 from ..config import Config, with_overrides
 from ..detector import Detector
-from ..device import autocast, pick_device, pick_precision
+from ..device import pick_device, pick_precision
 from ..errors import BackendError, DatasetError
 from ..runtime.artifacts import DEFAULT_ENGINES
 from ..models.dire import load_dire_classifier
@@ -33,7 +33,7 @@ from .dataset import Item, load_items, train_val
 from .metrics import Metrics, measure
 from .predict import predict
 from .comparison import Comparison, compare_scores
-from .prepare import prepare
+from .prepare import DIRE_INPUT, prepare
 from .placement import Runtime
 from .samples import Samples, with_caches
 
@@ -210,21 +210,19 @@ def dire_scores(root: Path, items: Sequence[Item], config: Config, classifier: s
     made with other settings), read back as 8 bits. Returns the items that have a DIRE, their scores, the classifier file."""
     cache = Cache(root, cache_dir)
     meta = cache.read_meta() or {}
-    if meta.get("dire_steps") != config.train.dire_steps or any(not cache.dire_path(i).is_file() for i in items):
+    if meta.get("dire_steps") != config.train.dire_steps or meta.get("dire_input") != DIRE_INPUT or any(not cache.dire_path(i).is_file() for i in items):
         prepare(root, config, adm=adm, cache_dir=cache_dir, dire=True, progress=progress, on_error=on_error)
     items = [i for i in items if cache.dire_path(i).is_file()]
     if not items:
         raise DatasetError(f"{root}: no image has a DIRE to evaluate")
     path = resolve(classifier)
     device = pick_device(config.device)
-    precision = pick_precision(config.precision, device)
     model = load_dire_classifier(path).to(device)
     scores: list[float] = []
-    with torch.inference_mode():
+    with torch.inference_mode():  # the classifier in fp32, as the DIRE reference runs it
         for start in range(0, len(items), config.batch):
             batch = torch.stack([cache.load_dire_uint8(i) for i in items[start : start + config.batch]]).to(device)
-            with autocast(device, precision):
-                scores += torch.sigmoid(model(batch).float()).cpu().tolist()
+            scores += torch.sigmoid(model(batch).float()).cpu().tolist()
     return items, scores, path
 
 
@@ -270,7 +268,7 @@ def evaluate(
         items, scores, classifier = dire_scores(root, items, config, dire or config.weights.dire, adm, cache_dir, progress, on_error)
         units = _units(items, scores, config.top_fraction)
         tables = {level: tabulate(scored, config.threshold) for level, scored in units.items()}
-        return EvalReport(str(root), str(classifier), config.threshold, tables["images"], tables.get("videos"), units["images"], student_precision=pick_precision(config.precision, pick_device(config.device)), method="dire")
+        return EvalReport(str(root), str(classifier), config.threshold, tables["images"], tables.get("videos"), units["images"], student_precision="fp32", method="dire")
     if method != "distildire":
         raise DatasetError(f"{method}: unknown method for eval (choose distildire or dire)")
     if any(not cache.eps_path(i).is_file() for i in items):

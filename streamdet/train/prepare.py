@@ -2,8 +2,8 @@
 
 Resumable: an image whose files exist is skipped, and every file is written atomically, so an
 interrupted run leaves only complete files and a rerun does the rest. eps comes from exactly the
-inference code (`preprocess` + `load_noise_model`), and DIRE from exactly the code of `--method dire`
-(`models.dire`, guided-diffusion's DDIM) on the same UNet.
+inference code (DistilDIRE's preprocessing + `load_noise_model`), and DIRE from exactly the code of `--method dire`
+(DIRE's preprocessing, `models.dire`, guided-diffusion's DDIM) on the same UNet.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 from ..config import Config
 from ..device import autocast, pick_device, pick_precision
 from ..errors import MediaError
-from ..models.dire import DIRE
+from ..models.dire import DIRE, check_dire_steps
 from ..models.noise import load_noise_model
-from ..preprocess import preprocess
+from ..preprocess import preprocess_each
 from ..weights import file_sha256, resolve
 from .augment import check_ranges
 from .cache import Cache
@@ -33,6 +33,10 @@ from .dataset import Item, load_items, read_rgb
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("streamdet")
+# How the DIRE images' frames are preprocessed, recorded in the cache: the DIRE reference's loader (older caches: DistilDIRE's resize).
+DIRE_INPUT = "center_crop_arr"
+# The preprocessing rule each kind of cached file is computed from.
+_RULES = {"eps": "distildire", "dire": "dire"}
 
 
 @dataclass
@@ -87,6 +91,7 @@ def cache_meta(config: Config, adm_path: Path, precision: str) -> dict:
         "adm_sha256": file_sha256(adm_path),
         "precision": precision,
         "dire_steps": config.train.dire_steps,
+        "dire_input": DIRE_INPUT,
     }
 
 
@@ -104,6 +109,8 @@ def prepare(
     With `train.copies` K > 0, also K augmented copies per image (`train.augment`), each with the eps of the degraded frame.
     Files made with another ADM checkpoint (by content), precision or setting are stale and made again.
     """
+    if dire:
+        check_dire_steps(config.train.dire_steps, config.adm.diffusion_steps)
     root = Path(dataset)
     items = load_items(root)
     cache = Cache(root, cache_dir)
@@ -137,10 +144,11 @@ def prepare(
             if on_error is not None:
                 on_error(message)
         if images:
-            x = preprocess(images, config.adm.image_size, device)
-            with torch.inference_mode(), autocast(device, precision):
-                report.eps_s += _run(x, batch_jobs, "eps", noise, cache.save_eps)
-                report.dire_s += _run(x, batch_jobs, "dire", dire_model, cache.save_dire)
+            x = preprocess_each(images, config.adm.image_size, {_RULES[k] for k in _RULES if any(getattr(j, k) for j in batch_jobs)}, device)
+            with torch.inference_mode():
+                with autocast(device, precision):
+                    report.eps_s += _run(x, batch_jobs, "eps", noise, cache.save_eps)
+                report.dire_s += _run(x, batch_jobs, "dire", dire_model, cache.save_dire)  # in fp32, as --method dire runs it
             report.eps += sum(job.eps for job in batch_jobs)
             report.dire += sum(job.dire for job in batch_jobs)
         done += len(batch_jobs) + len(errors)
@@ -168,13 +176,14 @@ def prepare(
     return report
 
 
-def _run(x: torch.Tensor, jobs: list[_Job], kind: str, model: Callable[[torch.Tensor], torch.Tensor], save: Callable[[Item, torch.Tensor], None]) -> float:
-    """Compute `kind` for the frames whose job asks for it, save each result, and return the seconds spent."""
+def _run(x: dict[str, torch.Tensor], jobs: list[_Job], kind: str, model: Callable[[torch.Tensor], torch.Tensor], save: Callable[[Item, torch.Tensor], None]) -> float:
+    """Compute `kind` for the frames whose job asks for it (from their tensor of that kind's rule), save each result,
+    and return the seconds spent."""
     rows = [i for i, job in enumerate(jobs) if getattr(job, kind)]
     if not rows:
         return 0.0
     start_time = time.perf_counter()
-    out = model(x[rows]).cpu()
+    out = model(x[_RULES[kind]][rows]).cpu()
     elapsed = time.perf_counter() - start_time
     for row, result in zip(rows, out):
         save(jobs[row].item, result)

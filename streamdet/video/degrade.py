@@ -21,8 +21,13 @@ from ..errors import ConfigError, MediaError
 
 Clip = list[np.ndarray]
 
+# The clip rate of a re-encode: x264's rate control (CRF included) depends on it, so it is part of what a re-encode does.
 REENCODE_FPS = 25
 CODECS = {"h264": "libx264", "hevc": "libx265"}
+# Options that make a re-encode repeatable, bit for bit: the libx264 in PyAV's wheels gives a different bitstream from
+# call to call on its AVX-512 code, and with frame threads on its plain C code (measured); one thread without assembly
+# gives one. x265 needs nothing (measured the same on every call).
+REPEATABLE = {"h264": {"threads": "1", "x264-params": "asm=0"}, "hevc": {"x265-params": "log-level=error"}}
 
 
 @dataclass(frozen=True)
@@ -82,25 +87,31 @@ def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.n
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
 
 
-def reencode(clip: Sequence[np.ndarray], codec: str, crf: int) -> Clip:
-    """The frames (one size) encoded in memory as a short yuv420p clip at constant rate factor `crf` through PyAV, then decoded.
+def encode(clip: Sequence[np.ndarray], codec: str, crf: int) -> bytes:
+    """The frames (one size) as a short Matroska yuv420p clip at `REENCODE_FPS` and constant rate factor `crf`, encoded
+    in memory through PyAV, the same bytes on every call (`REPEATABLE`, and the muxer's bit-exact mode).
 
-    Odd sizes are padded by repeating the last row/column (4:2:0 needs even sizes) and cropped back after decoding.
+    Odd sizes are padded by repeating the last row/column (4:2:0 needs even sizes).
     """
     h, w = clip[0].shape[:2]
     if any(f.shape != clip[0].shape for f in clip):
         raise ValueError("reencode: all frames of a clip must have one size")
     pad = ((0, h % 2), (0, w % 2), (0, 0))
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="matroska") as container:
+    with av.open(buffer, "w", format="matroska", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(CODECS[codec], rate=REENCODE_FPS)
         stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
-        stream.options = {"crf": str(crf), **({"x265-params": "log-level=error"} if codec == "hevc" else {})}
+        stream.options = {"crf": str(crf), **REPEATABLE[codec]}
         for image in clip:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.pad(image, pad, mode="edge"), format="rgb24")))
         container.mux(stream.encode())
-    buffer.seek(0)
-    with av.open(buffer, "r") as container:
+    return buffer.getvalue()
+
+
+def reencode(clip: Sequence[np.ndarray], codec: str, crf: int) -> Clip:
+    """The frames (one size) through `encode` and decoded again, cropped back to their size."""
+    h, w = clip[0].shape[:2]
+    with av.open(io.BytesIO(encode(clip, codec, crf)), "r") as container:
         decoded = [frame.to_ndarray(format="rgb24")[:h, :w] for frame in container.decode(video=0)]
     if len(decoded) != len(clip):
         raise MediaError(f"{codec} re-encoding at CRF {crf} returned {len(decoded)} of {len(clip)} frames")
