@@ -222,4 +222,4 @@ def test_scan_with_faces_reports_per_face_boxes_and_scores(clips, tiny_adm_ckpt,
 
 def test_an_unknown_crop_mode_is_one_line_naming_it(clips, tiny_adm_ckpt, student_ckpt):
     result = runner.invoke(app, ["scan", str(clips / "still.png"), *_tiny(tiny_adm_ckpt, student_ckpt, "--crops", "edges")])
-    assert result.exit_code == 2 and "option crops: expected one of 'center', 'cover' or 'faces', got str 'edges'" in result.output
+    assert result.exit_code == 2 and "--crops: expected one of 'center', 'cover' or 'faces', got str 'edges'" in result.output
