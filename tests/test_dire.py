@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from streamdet import weights
 from streamdet.cli import app
+from streamdet.config import load_config
 from streamdet.detector import Detector
 from streamdet.errors import ConfigError, WeightsError
 from streamdet.models.adm import load_adm
@@ -91,7 +92,7 @@ def test_dire_checkpoints_are_manual_downloads(tmp_path, monkeypatch, name, file
     def no_download(*args: object, **kwargs: object) -> None:
         raise AssertionError("a manual checkpoint must never be downloaded")
 
-    monkeypatch.setattr(weights.urllib.request, "urlretrieve", no_download)
+    monkeypatch.setattr(weights, "_fetch", no_download)
     where = tmp_path / "weights" / file
     with pytest.raises(WeightsError) as caught:
         weights.resolve(name)
@@ -182,7 +183,7 @@ def test_scan_method_both_reports_each_method(tmp_path, dire_config, tiny_adm_ck
 def test_both_methods_each_read_their_own_preprocessing(dire_config, tiny_adm_ckpt, student_ckpt, classifiers):
     """With `both`, the student reads DistilDIRE's loading of the frames and DIRE reads its reference's, from one upload;
     each method's score is its model's on its own tensor."""
-    detector = Detector.load(dire_config, adm=tiny_adm_ckpt, student=student_ckpt, device="cpu", method="both", dire=classifiers["random"])
+    detector = Detector.load(load_config(dire_config, {"weights.adm": str(tiny_adm_ckpt), "weights.student": str(student_ckpt), "device": "cpu", "method": "both", "weights.dire": str(classifiers["random"])}))
     rng = np.random.default_rng(8)
     frames = [cv2.resize(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC) for h, w in [(181, 321), (203, 97)]]
     x = detector.preprocess(frames)
@@ -205,8 +206,9 @@ def test_dire_runs_in_fp32_whatever_the_precision(dire_config, tiny_adm_ckpt, cl
     """bf16 autocast of the UNet moves the 8-bit DIRE image far (see README, Precision): DIRE runs the UNet, the DDIM
     arithmetic and the classifier in fp32 at any --precision, even inside a caller's autocast; the UNet's output in bf16
     does differ, so the comparison can tell."""
-    fp32 = Detector.load(dire_config, adm=tiny_adm_ckpt, device="cpu", method="dire", dire=classifiers["random"], precision="fp32")
-    bf16 = Detector.load(dire_config, adm=tiny_adm_ckpt, device="cpu", method="dire", dire=classifiers["random"], precision="bf16")
+    dire = {"weights.adm": str(tiny_adm_ckpt), "device": "cpu", "method": "dire", "weights.dire": str(classifiers["random"])}
+    fp32 = Detector.load(load_config(dire_config, {**dire, "precision": "fp32"}))
+    bf16 = Detector.load(load_config(dire_config, {**dire, "precision": "bf16"}))
     assert bf16.precision == "fp32" and bf16.backend.precision == "fp32"
     rng = np.random.default_rng(11)
     x = bf16.preprocess([cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC)])
@@ -223,7 +225,7 @@ def test_dire_runs_in_fp32_whatever_the_precision(dire_config, tiny_adm_ckpt, cl
     "extra, message",
     [
         (["--method", "dire", "--backend", "onnxruntime"], "the dire method runs on --backend torch or compile, not onnxruntime"),
-        (["--method", "sideways"], "sideways: unknown method (choose distildire, dire, both)"),
+        (["--method", "sideways"], "--method: expected one of 'distildire', 'dire' or 'both', got str 'sideways'"),
         (["--method", "dire", "--dire", "missing.pth"], "missing.pth: no such checkpoint file or registered name"),
     ],
 )
@@ -236,8 +238,9 @@ def test_scan_method_errors_are_one_line(tmp_path, dire_config, tiny_adm_ckpt, c
 
 def test_method_setting_is_validated(tiny_config):
     assert dataclasses.replace(tiny_config, method="dire").method == "dire"
-    with pytest.raises(ConfigError, match="^invalid setting: method: expected one of 'distildire' or 'dire', got str 'both'$"):
-        dataclasses.replace(tiny_config, method="both")
+    assert dataclasses.replace(tiny_config, method="both").method == "both"  # scan runs both; watch refuses it below
+    with pytest.raises(ConfigError, match="^invalid setting: method: expected one of 'distildire', 'dire' or 'both', got str 'sideways'$"):
+        dataclasses.replace(tiny_config, method="sideways")
     result = runner.invoke(app, ["watch", "x.mp4", "--config", "tiny", "--method", "both", "--realtime", "--quiet"])
     assert result.exit_code == 2 and "--method both: watch runs one method" in result.output
 
