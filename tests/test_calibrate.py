@@ -15,6 +15,7 @@ from streamdet.calibrate import calibrate, threshold_for_fpr, wilson, write_conf
 from streamdet.cli import app
 from streamdet.config import load_config
 from streamdet.detector import Detector
+from streamdet.engine import Engine
 
 from .engines import configured
 from .media import write_image
@@ -106,9 +107,9 @@ class _Where:
 
 def test_python_api_takes_str_and_any_pathlike(folders, tiny_adm_ckpt, student_ckpt, tmp_path):
     """`calibrate(det, "real/", 0.01, "fake/")` as the README shows it, with str paths and with other os.PathLike objects."""
-    detector = Detector.load("tiny", adm=tiny_adm_ckpt, student=student_ckpt, device="cpu")
-    by_str = calibrate(detector, str(folders / "real"), 0.2, str(folders / "fake"))
-    by_pathlike = calibrate(detector, _Where(folders / "real"), 0.2, _Where(folders / "fake"))
+    engine = Engine.load(configured(load_config("tiny"), tiny_adm_ckpt, student_ckpt, device="cpu"))
+    by_str = calibrate(engine, str(folders / "real"), 0.2, str(folders / "fake"))
+    by_pathlike = calibrate(engine, _Where(folders / "real"), 0.2, _Where(folders / "fake"))
     assert (by_str.real.hits, by_str.real.total, by_str.fake.total) == (1, 5, 3), "floor(0.2 · 5) = 1 of 5 real inputs flagged"
     assert (by_pathlike.real.hits, by_pathlike.fake.total) == (1, 3) and by_pathlike.scores.keys() == by_str.scores.keys()
     assert by_pathlike.threshold == pytest.approx(by_str.threshold, rel=1e-4)  # frames batched differently round differently

@@ -31,7 +31,7 @@ from .checkpoints import random_student, save_student
 from .media import index_bars, read_index
 from .test_train import configured, write_config
 from .trainingdata import make_image_dataset, save_teacher
-from .engines import configured
+from .engines import configured as model_settings
 
 OFF = AugmentRange(0.0, 0, 0)
 
@@ -174,7 +174,7 @@ def test_prepare_caches_augmented_copies_with_the_eps_of_the_degraded_frame(tmp_
     config = configured(tiny_config, teacher, kd=False, copies=2, augment=augment, epochs=1, batch=4, val_fraction=0.0)
     report = prepare(root, config, adm=tiny_adm_ckpt, dire=False)
     assert (report.eps, report.copies) == (4, 8)
-    cache, detector = Cache(root), Detector.load(configured(config, adm=tiny_adm_ckpt, student=student_ckpt))
+    cache, detector = Cache(root), Detector.load(model_settings(config, adm=tiny_adm_ckpt, student=student_ckpt))
     for item in load_items(root):
         clean = detector.preprocess(read_rgb(root / item.path))[0]
         for copy in (1, 2):

@@ -37,7 +37,7 @@ from .checkpoints import random_adm, random_student, save_adm, save_student
 from .media import make_video, write_image
 from .reference import guided_diffusion_dire
 from .trainingdata import make_image_dataset, save_teacher, texture
-from .engines import configured
+from .engines import configured as model_settings
 
 STREAMDET = str(Path(sys.executable).parent / "streamdet")
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -308,7 +308,7 @@ def _with_new_image(root: Path) -> Path:
 
 def test_cached_eps_is_the_inference_eps(learnable, tiny_config, tiny_adm_ckpt, student_ckpt):
     item = load_items(learnable)[0]
-    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
+    detector = Detector.load(model_settings(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     expected = detector.noise(detector.preprocess(read_rgb(learnable / item.path)))[0]
     cached = Cache(learnable).load_eps(item)
     torch.testing.assert_close(cached, expected, rtol=1e-3, atol=2e-3 * expected.abs().max().item())

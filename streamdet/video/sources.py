@@ -60,12 +60,13 @@ def special_file(path: str, info: os.stat_result) -> str | None:
     return None
 
 
-def expand_inputs(paths: Sequence[str | Path]) -> list[Input]:
-    """Expand files, folders (recursively, sorted, media only, hidden skipped) and URLs; drop duplicates."""
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Input]:
+    """Expand files, folders (recursively, sorted, media only, hidden skipped) and URLs (`str` or any
+    `os.PathLike`); drop duplicates."""
     inputs: list[Input] = []
     seen: set[str] = set()
     for raw in paths:
-        for item in _expand_one(str(raw)):
+        for item in _expand_one(os.fspath(raw)):
             key = item.error if item.kind == "error" else _identity(item.path)
             if key not in seen:
                 seen.add(key)
