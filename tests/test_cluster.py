@@ -98,9 +98,9 @@ def test_cluster_verdicts_match_the_local_scan(batch_run, archive, tiny_config, 
 def test_rows_parse_with_the_fields_of_scan_json(batch_run, archive):
     out, _ = batch_run
     parts = sorted(out.glob("part-*.jsonl"))
-    assert len(parts) == 2  # 4 rows, 2 per part
+    per_part = [len(part.read_text().splitlines()) for part in parts]
+    assert max(per_part) <= 2 and sum(per_part) == 4  # at most --part-rows 2 a part (a slow run also writes every 30 s)
     lines = [json.loads(line) for part in parts for line in part.read_text().splitlines()]
-    assert len(lines) == 4
     scan_fields = set(FileResult("x", "video").to_dict())
     for row in lines:
         assert set(row) == scan_fields | {"size", "mtime_ns"}
