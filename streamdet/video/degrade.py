@@ -24,9 +24,9 @@ Clip = list[np.ndarray]
 # The clip rate of a re-encode: x264's rate control (CRF included) depends on it, so it is part of what a re-encode does.
 REENCODE_FPS = 25
 CODECS = {"h264": "libx264", "hevc": "libx265"}
-# Options that make a re-encode repeatable, bit for bit: the libx264 in PyAV's wheels gives a different bitstream from
-# call to call on its AVX-512 code, and with frame threads on its plain C code (measured); one thread without assembly
-# gives one. x265 needs nothing (measured the same on every call).
+# Options that make a re-encode repeatable, bit for bit: the libx264 in PyAV's wheels was seen to give a different
+# bitstream from call to call on an AVX-512 machine (one thread did not help), and does here without assembly but with
+# frame threads; one thread without assembly gives one. x265 gave the same bytes on every call here.
 REPEATABLE = {"h264": {"threads": "1", "x264-params": "asm=0"}, "hevc": {"x265-params": "log-level=error"}}
 
 
