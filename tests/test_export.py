@@ -34,7 +34,7 @@ from streamdet.train.dataset import read_rgb
 
 from .checkpoints import random_student, save_student
 from .trainingdata import make_image_dataset
-from .engines import configured
+from .engines import configured, engine
 
 pytestmark = [pytest.mark.slow]
 
@@ -126,7 +126,7 @@ class Reference:
 def reference(tiny, tiny_adm_ckpt, student_ckpt, frames_dir) -> Reference:
     detector = _load(tiny, tiny_adm_ckpt, student_ckpt)
     x = detector.preprocess(np.random.default_rng(3).integers(0, 256, (5, 72, 96, 3), dtype=np.uint8))
-    return Reference(detector, x, detector.noise(x), detector.logits(x), score_folder(detector, frames_dir))
+    return Reference(detector, x, detector.noise(x), detector.logits(x), score_folder(engine(detector), frames_dir))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -185,7 +185,7 @@ def test_int8_student_is_quantized_and_tracks_fp32(engines, reference, tiny, tin
     quantized = int8.backend.logits(reference.x, reference.eps)
     assert not torch.equal(reference.logits, quantized)
     assert np.corrcoef(reference.logits.numpy(), quantized.numpy())[0, 1] > 0.8
-    scores = score_folder(int8, frames_dir)
+    scores = score_folder(engine(int8), frames_dir)
     assert len(scores) == 6
     paths = sorted(scores)
     labels = {path: i % 2 for i, path in enumerate(paths)}
@@ -212,7 +212,7 @@ def test_compare_scores_on_hand_made_scores():
 
 def test_score_folder_with_onnxruntime_equals_eager(engines, reference, tiny, tiny_adm_ckpt, student_ckpt, frames_dir):
     eager = reference.folder_scores
-    onnx_scores = score_folder(_load(tiny, tiny_adm_ckpt, student_ckpt, backend="onnxruntime", engines=engines), frames_dir)
+    onnx_scores = score_folder(engine(_load(tiny, tiny_adm_ckpt, student_ckpt, backend="onnxruntime", engines=engines)), frames_dir)
     assert sorted(onnx_scores) == sorted(eager)
     assert max(abs(onnx_scores[p] - eager[p]) for p in eager) <= TOLERANCE["fp32"]
     comparison = compare_scores(eager, onnx_scores, labels={p: 1 for p in eager})
