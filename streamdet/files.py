@@ -81,12 +81,18 @@ def _target(path: Path) -> Path:
     target = Path(os.path.realpath(path))
     if target.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name to write")
-    folder = target.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = _existing_folder(target)
     if not folder.is_dir():
         raise OutputError(f"{path}: cannot write ({folder} is not a folder)")
     return target
+
+
+def _existing_folder(target: Path) -> Path:
+    """The nearest folder of `target` that exists (the ones below it are still to be made)."""
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def _problem(exc: OSError) -> str:
@@ -194,14 +200,8 @@ def check_writable(path: str | os.PathLike) -> None:
         if not os.access(path, os.W_OK):
             raise OutputError(f"{path}: cannot write (permission denied)")
         return
-    target = _target(path)
-    if target.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file name to write")
-    folder = target.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError(f"{path}: cannot write ({folder} is not a folder)")
+    target = _target(path)  # refuses a folder, and a file where a folder should be
+    folder = _existing_folder(target)
     try:
         fd, probe = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=folder)
         os.close(fd)
