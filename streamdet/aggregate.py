@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .results import FAKE, REAL, UNCERTAIN, FileResult
 from .segments import find_segments
+
+if TYPE_CHECKING:
+    from .config import Config
 
 __all__ = ["FAKE", "REAL", "UNCERTAIN", "VerdictRule", "conclude", "file_score", "flagged", "parse_band", "verdict"]
 
@@ -65,6 +68,12 @@ class VerdictRule:
     top_fraction: float = 0.25
     band: tuple[float, float] | None = None
     segment_gap_s: float = 0.0
+
+    @classmethod
+    def of(cls, settings: Config) -> VerdictRule:
+        """The rule of a run's settings (its threshold, top fraction, uncertain band and segment gap)."""
+        band = None if settings.uncertain is None else (settings.uncertain[0], settings.uncertain[1])
+        return cls(settings.threshold, settings.top_fraction, band, settings.segment_gap_s)
 
     def verdict(self, scores: Sequence[float]) -> tuple[float, str, int]:
         """(file score, verdict, flagged frames) of a file's frame scores."""

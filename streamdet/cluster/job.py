@@ -257,8 +257,7 @@ def run_batch(
         if on_progress is not None:
             on_progress(Progress(len(results), len(todo), counts["errors"], assembly.frames, time.perf_counter() - start))
 
-    band = None if config.uncertain is None else (config.uncertain[0], config.uncertain[1])
-    assembly = _Assembly(by_path, VerdictRule(config.threshold, config.top_fraction, band, config.segment_gap_s), emit)
+    assembly = _Assembly(by_path, VerdictRule.of(config), emit)
     media = [item for item in todo if item.kind != "error"]
     try:
         for item in todo:

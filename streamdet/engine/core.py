@@ -31,8 +31,7 @@ class Engine:
         check_crops(settings.crops)
         self.scorer = scorer
         self.settings = settings
-        band = None if settings.uncertain is None else (settings.uncertain[0], settings.uncertain[1])
-        self.rule = VerdictRule(settings.threshold, settings.top_fraction, band, settings.segment_gap_s)
+        self.rule = VerdictRule.of(settings)
 
     @classmethod
     def load(cls, settings: Config, progress: Callable[[str], "Progress"] | None = None) -> "Engine":
