@@ -22,7 +22,7 @@ from rich.table import Table
 
 from .aggregate import parse_band
 from .allocator import reuse_frame_buffers
-from .errors import StreamdetError, shown
+from .errors import OneLineFormatter, StreamdetError, shown
 from .files import check_writable, write_text
 from .version import __version__
 
@@ -214,7 +214,7 @@ def main(
 ) -> None:
     logging.basicConfig(format="streamdet: %(levelname)s: %(message)s", level=logging.INFO if verbose else logging.WARNING)
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(report.OneLineFormatter("streamdet: %(levelname)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter("streamdet: %(levelname)s: %(message)s"))
     reuse_frame_buffers()
     if not verbose:
         quiet_libraries()
@@ -269,7 +269,6 @@ def scan(
 ) -> None:
     """Scan videos and images; exit 0 if all are REAL (or UNCERTAIN), 1 if any is FAKE, 2 if any could not be read, 130 on Ctrl-C."""
     from .results import FileResult
-    from .video import expand_inputs
 
     fmt = output_format(json_, jsonl, csv_, out)
     with user_errors():
@@ -333,10 +332,10 @@ def scan(
                 results = engine.scan(paths, on_result=on_result, on_frames=on_frames, on_scored=(lambda frame, score: [add(frame, score) for add in hooks]) if hooks else None)
             except KeyboardInterrupt:
                 interrupted = True
-                results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in expand_inputs(paths)]
+                results = [finished.get(item.path) or interrupted_result(item.path, item.kind) for item in inputs]
             except Exception as exc:  # a bug must not lose the finished inputs: they are written, the others are errors
                 crash = f"scan stopped by an unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-                results = [finished.get(item.path) or FileResult(item.path, item.kind, status="error", error=f"{item.path}: {crash}") for item in expand_inputs(paths)]
+                results = [finished.get(item.path) or FileResult(item.path, item.kind, status="error", error=f"{item.path}: {crash}") for item in inputs]
         info = engine.run_info()
         if info.cascade is not None and not quiet:
             c = info.cascade

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 
 def shown(text: str) -> str:
     """`text` with every character that is not printable (newlines, tabs, ESC and other controls, bidi overrides,
     undecodable bytes) written as its Python escape (\\n, \\x1b, \\u202e, \\udcff), so that a name found on disk
     stays on one line and cannot drive the terminal."""
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Log lines for people: the message part with control characters escaped (`errors.shown`), so a file name
+    cannot break a line or reach the terminal as escape codes (a traceback under --verbose keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's naming)
+        return shown(super().formatMessage(record))
 
 
 class StreamdetError(Exception):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 from typing import Any, Iterable, Sequence
 
 from rich.console import Console
@@ -161,11 +160,3 @@ def render(results: Sequence[FileResult], fmt: str, settings: dict[str, Any]) ->
     console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
     console.print(table(results, settings["threshold"], settings.get("uncertain")))
     return console.file.getvalue()
-
-
-class OneLineFormatter(logging.Formatter):
-    """Log lines for people: the message part with control characters escaped (`errors.shown`), so a file name
-    cannot break a line or reach the terminal as escape codes (a traceback under --verbose keeps its lines)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's naming)
-        return shown(super().formatMessage(record))
