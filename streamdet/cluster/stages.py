@@ -31,7 +31,7 @@ CHUNK = 8  # frames per yielded batch: bounded memory per decode task whatever t
 
 
 DTYPES = {
-    "path": object, "row": object, "index": np.int64, "time": np.float64, "inputs": object, "rows": np.int64,
+    "path": object, "row": object, "index": np.int64, "time": np.float64, "inputs": object,
     "layout": object, "frames": np.int64, "decode_s": np.float64, "error": object, "warning": object, "provenance": object,
 }
 
@@ -47,11 +47,11 @@ def _rows(frames: list[Frame], config: Config, done: dict[str, Any] | None = Non
             inputs = np.concatenate([x[rule][start : start + len(boxes)].numpy() for rule in rules])  # the rules' rows one after another
             rows.append({
                 "path": frame.source, "row": FRAME, "index": frame.index, "time": frame.time, "inputs": inputs.tobytes(),
-                "rows": len(boxes), "layout": "" if layout is None else json.dumps([kind, [list(b) for b in boxes]]),
+                "layout": "" if layout is None else json.dumps([kind, [list(b) for b in boxes]]),
                 "frames": 0, "decode_s": 0.0, "error": "", "warning": "", "provenance": "",
             })
     if done is not None:
-        rows.append({"row": DONE, "index": 0, "time": 0.0, "inputs": b"", "rows": 0, "layout": "", **done})
+        rows.append({"row": DONE, "index": 0, "time": 0.0, "inputs": b"", "layout": "", **done})
     columns = {}
     for name, dtype in DTYPES.items():
         values = [row[name] for row in rows]
@@ -68,6 +68,7 @@ def decode_inputs(batch: dict[str, np.ndarray], config: Config) -> Iterator[dict
     chunks of frames prepared for the model, then its `done` row (with the file's C2PA provenance as JSON where the
     settings read it, as the local scan reads it)."""
     reuse_frame_buffers()  # this runs in a Ray worker process, not in the CLI's
+    anchors = load_anchors(config.trust_anchors) if config.provenance and config.trust_anchors else None  # once per task, not per input
     for path in batch["path"]:
         path = str(path)
         start = time.perf_counter()
@@ -85,7 +86,6 @@ def decode_inputs(batch: dict[str, np.ndarray], config: Config) -> Iterator[dict
             error = str(exc)
         except Exception as exc:  # a decoder bug must not take the other files down
             error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-        anchors = load_anchors(config.trust_anchors) if config.trust_anchors else None
         provenance = read_provenance(path, anchors) if config.provenance else None
         done = {"path": path, "frames": count, "decode_s": time.perf_counter() - start, "error": error or "", "warning": stats.warning() or "",
                 "provenance": json.dumps(provenance.to_dict()) if provenance else ""}
@@ -145,7 +145,7 @@ class ScoreFrames:
             model_s[chosen] = (time.perf_counter() - start) / len(chosen)
             for i, result in zip(chosen, results):
                 scored[i] = json.dumps(result.to_dict())
-        out = {name: column for name, column in batch.items() if name not in ("inputs", "rows", "layout")}
+        out = {name: column for name, column in batch.items() if name not in ("inputs", "layout")}
         out["scored"] = scored
         out["model_s"] = model_s
         return out
