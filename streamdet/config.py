@@ -204,7 +204,6 @@ class Sampling:
 
 
 SAMPLING_PARAMETER = {"uniform": "frames", "every": "every", "fps": "fps"}  # the one setting each mode reads
-SamplingConfig = Sampling  # the name the config section had before the one sampling type
 
 
 @dataclass(config=_STRICT)
