@@ -99,7 +99,10 @@ def _as_config_error(cls: type, values: Any, handler: Any, info: ValidationInfo)
     except ValidationError as exc:
         if info.context:
             raise
-        raise ConfigError(_one_line("invalid setting", exc.errors(include_url=False)[0], _SECTIONS.get(cls.__name__, ""))) from None
+        error = exc.errors(include_url=False)[0]
+        names = [field.name for field in dataclasses.fields(cls)]
+        loc = tuple(names[part] if isinstance(part, int) and part < len(names) else part for part in error["loc"])
+        raise ConfigError(_one_line("invalid setting", {**error, "loc": loc}, _SECTIONS.get(cls.__name__, ""))) from None
 
 
 @dataclass(config=_STRICT)

@@ -338,9 +338,10 @@ def resolve(spec: str | Path, progress: Progress | None = None) -> Path:
         raise WeightsError(_missing_message(weight, str(exc))) from None
 
 
-def check_archive(path: Path) -> None:
+def check_archive(path: StrPath) -> None:
     """Refuse a zip checkpoint (torch's format) whose bytes do not match the CRC-32s stored with them: torch.load does
     not check them, so a damaged tensor would load silently. Checked once per size, mtime and inode (remembered)."""
+    path = Path(path)
     stat = path.stat()
     if _record(path, stat).get("zip_crc") == "ok" or not zipfile.is_zipfile(path):
         return  # checked before, or the legacy pickle format (no CRCs to check)

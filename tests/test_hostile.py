@@ -411,19 +411,20 @@ def test_threads_stay_bounded_over_many_files_even_without_garbage_collection(tm
     import gc
 
     from streamdet.detector import Detector
-    from streamdet.pipeline import scan
     from streamdet.video import Sampling
     from streamdet.video.parallel import workers_available
 
+    from .engines import configured, scan
+
     files = [make_video(tmp_path / f"v{i:02d}.mp4", 3, (48, 32), 10) for i in range(24)]
-    detector = Detector.load(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=8)
+    detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt, batch=8))
     workers, one = 2, Sampling(mode="uniform", frames=1)
-    scan(detector, files[:2], sampling=one, workers=workers)  # starts torch's own pools
+    scan(detector, files[:2], sampling=one, decode_workers=workers)  # starts torch's own pools
     before = _threads()
     seen: list[int] = []
     gc.disable()
     try:
-        results = scan(detector, files, sampling=one, workers=workers, on_result=lambda r: seen.append(_threads()))
+        results = scan(detector, files, sampling=one, decode_workers=workers, on_result=lambda r: seen.append(_threads()))
     finally:
         gc.enable()
     assert [r.status for r in results] == ["ok"] * 24 and len(seen) == 24

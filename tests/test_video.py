@@ -96,10 +96,10 @@ def test_parse_accepts_each_mode(spec: str, expected: Sampling) -> None:
         ("fps:fast", "not a valid number"),
         ("uniform:2.5", "not a valid number"),
         ("all:3", "takes no value"),
-        ("every:0", "'every' must be a whole number >= 1"),
-        ("uniform:-4", "'frames' must be a whole number >= 1"),
-        ("fps:0", "'fps' must be a finite number > 0"),
-        ("fps:nan", "'fps' must be a finite number > 0"),
+        ("every:0", "sampling.every: must be greater than or equal to 1, not 0"),
+        ("uniform:-4", "sampling.frames: must be greater than or equal to 1, not -4"),
+        ("fps:0", "sampling.fps: must be greater than 0, not 0.0"),
+        ("fps:nan", "sampling.fps: must be greater than 0, not nan"),
     ],
 )
 def test_parse_rejects_bad_specs_with_one_line(spec: str, problem: str) -> None:
@@ -109,9 +109,9 @@ def test_parse_rejects_bad_specs_with_one_line(spec: str, problem: str) -> None:
 
 
 def test_constructor_validates_like_parse() -> None:
-    with pytest.raises(ConfigError, match="mode 'random' is not one of"):
+    with pytest.raises(ConfigError, match="sampling.mode: expected one of 'uniform', 'every'"):
         Sampling("random")
-    with pytest.raises(ConfigError, match="'frames'"):
+    with pytest.raises(ConfigError, match="sampling.frames: expected a whole number, got bool True"):
         Sampling("uniform", frames=True)
 
 
@@ -222,9 +222,9 @@ def test_snapped_uniform_takes_the_nearest_key_frames_alone(gop10: Path) -> None
 
 
 def test_snap_applies_to_uniform_only() -> None:
-    with pytest.raises(ConfigError, match="'snap' applies to uniform sampling only"):
+    with pytest.raises(ConfigError, match="sampling.snap: applies to uniform sampling only, not 'every'"):
         Sampling(mode="every", every=2, snap="keyframes")
-    with pytest.raises(ConfigError, match="'snap' must be one of none, keyframes"):
+    with pytest.raises(ConfigError, match="sampling.snap: expected one of 'none' or 'keyframes'"):
         Sampling(snap="nearest")
 
 

@@ -39,7 +39,10 @@ class Engine:
         lite triage where `cascade.lite` is set."""
         from ..cascade import Cascade
         from ..detector import Detector
+        from ..device import pick_device
+        from ..video.nvdec import resolve_decoder
 
+        resolve_decoder(settings.decoder, pick_device(settings.device))  # a decoder this machine lacks fails before any model loads
         scorer: Scorer = Detector.load(settings, progress=progress)
         if settings.cascade.lite is not None:
             scorer = Cascade.load(scorer, settings.cascade.lite, settings.cascade.triage)
