@@ -104,7 +104,7 @@ def main() -> None:
         x_train = preprocess([read_rgb(data / item.path) for item in train], size)
         student = separating_student(config, adm, x_train, torch.tensor([item.label for item in train]), root / "student.pth")
         lite = root / "lite.pth"
-        distill_lite(data, config, student, lite, adm=adm, epochs=args.lite_epochs)
+        distill_lite(data, with_overrides(config, {"weights.adm": str(adm), "train.epochs": args.lite_epochs}), student, lite)
         lites = {"": lite}
         if args.quant_bits:
             quantized = root / f"lite-q{args.quant_bits}.pth"

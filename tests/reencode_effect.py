@@ -12,6 +12,7 @@ from streamdet.config import AugmentConfig, AugmentRange, Config
 from streamdet.train import prepare, train
 from streamdet.train.robustness import robustness
 
+from .engines import configured
 from .media import write_image
 
 SIZE, TRAIN_IMAGES, TEST_IMAGES, EPOCHS, BATCH, LR, COPIES = 16, 128, 48, 8, 32, 1e-3, 3
@@ -57,5 +58,5 @@ def clean_and_degraded_ap(data: Path, test: Path, config: Config, adm: Path, out
     """Prepare `data`, train a student on it into `out` (the library's own path), and return its AP on `test` clean and under `h264:35`."""
     prepare(data, config, adm=adm, dire=False)
     run = train(data, config, out)
-    clean, degraded = (row.images.average["ap"] for row in robustness(test, config, run.last, ["h264:35"], adm=adm).rows)
+    clean, degraded = (row.images.average["ap"] for row in robustness(test, configured(config, adm=adm, student=run.last), ["h264:35"]).rows)
     return clean, degraded

@@ -91,7 +91,27 @@ def test_dataset_commands_name_a_missing_dataset(command, expected, tmp_path):
 def test_unexpected_failures_exit_2_in_one_line_never_1(tmp_path):
     """A bug (here: a function that raises RuntimeError) is one line and exit 2: exit 1 would read as FAKE."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    code = "import streamdet.cli as c; c.check_inputs = lambda paths: (_ for _ in ()).throw(RuntimeError('boom'))\nfrom streamdet.__main__ import main\nmain()"
+    code = "import streamdet.cli.scan as c; c.check_inputs = lambda paths: (_ for _ in ()).throw(RuntimeError('boom'))\nfrom streamdet.__main__ import main\nmain()"
     done = subprocess.run([sys.executable, "-c", code, "scan", str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["streamdet: error: unexpected RuntimeError: boom (rerun with --verbose for the traceback)"]
+
+
+def _commands(group, prefix=()):
+    """Every command path of the click group behind the app: ("scan",), ("weights", "list"), …"""
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_help_shows_flags_as_flags_and_no_command_has_a_type_column_for_them():
+    """A flag (`--quiet`, `--help`) listed with a `<bool>` type reads as if it took a value."""
+    import typer.main
+
+    paths = [(), *_commands(typer.main.get_command(app))]
+    assert ("scan",) in paths and ("weights", "list") in paths and ("compress", "prune") in paths
+    for path in paths:
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0 and "--help" in shown.output, path
+        assert "<bool>" not in shown.output and "BOOLEAN" not in shown.output, (path, [line for line in shown.output.splitlines() if "bool" in line.lower()])

@@ -242,7 +242,7 @@ def test_eval_reports_the_change_of_an_int8_student_calibrated_on_the_dataset(tm
             ref[item.path] = torch.sigmoid(eager(x, eps)).item()
         int8[item.path] = float(1 / (1 + np.exp(-session.run(None, {"x": x.numpy(), "eps": eps.numpy()})[0][0])))
     assert {s["name"]: s["score"] for s in doc["scores"]} == pytest.approx(int8, abs=1e-5)
-    plain = evaluate(dataset, tiny, student_ckpt)  # the eager fp32 student, on the eps cached by the run above
+    plain = evaluate(dataset, configured(tiny, student=student_ckpt))  # the eager fp32 student, on the eps cached by the run above
     assert not plain.changes and plain.student_precision == "fp32"
     assert {s.name: s.score for s in plain.scores} == pytest.approx(ref, abs=1e-5)
     # Avg Acc and AP: each generator's fakes against all reals, then the mean over the generators.

@@ -382,7 +382,7 @@ def test_training_learns_and_eval_reports_it(learnable, tmp_path, tiny_config, t
     assert (ckpt["epoch"], ckpt["step"], ckpt["config"]["train"]["kd"]) == (10, 60, False)
     load_student(result.best)
 
-    report = evaluate(learnable, config, result.best, split="val")  # held out: the split train drew
+    report = evaluate(learnable, model_settings(config, student=result.best), split="val")  # held out: the split train drew
     assert set(report.images.generators) == {"ganA", "ganB"}
     assert (report.images.pooled.n_real, report.images.pooled.n_fake) == (4, 4)
     best = max(result.epochs, key=lambda r: (r["val_ap"], -r["val_loss"]))

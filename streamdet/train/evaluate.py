@@ -23,8 +23,7 @@ from ..aggregate import file_score
 from ..config import Config, with_overrides
 from ..detector import Detector
 from ..device import pick_device, pick_precision
-from ..errors import BackendError, DatasetError
-from ..runtime.artifacts import DEFAULT_ENGINES
+from ..errors import BackendError, ConfigError, DatasetError
 from ..models.dire import load_dire_classifier
 from ..models.student import Student, load_student
 from ..weights import resolve
@@ -139,19 +138,12 @@ class EvalStudent:
         return self.backend == "torch" and self.precision == "fp32"
 
 
-def student_run(
-    config: Config,
-    student: Path,
-    adm: str | Path | None = None,
-    backend: str = "torch",
-    engines: str | Path = DEFAULT_ENGINES,
-    student_precision: str | None = None,
-) -> EvalStudent:
-    """The student as `scan` would run it: eager under the config's autocast, or a backend's student (its detector loaded as `scan` loads it)."""
+def student_run(config: Config, student: Path) -> EvalStudent:
+    """The student as `scan` would run it: eager under the config's autocast, or a backend's student (its detector
+    loaded as `scan` loads it, from the same settings)."""
+    backend, student_precision = config.backend, config.student_precision
     if backend != "torch":
-        detector = Detector.load(with_overrides(config, {
-            "weights.adm": adm and str(adm), "weights.student": str(student), "backend": backend, "engines": str(engines), "student_precision": student_precision,
-        }))
+        detector = Detector.load(with_overrides(config, {"weights.student": str(student)}))
         # The backend keeps its own precision: no autocast around it.
         return EvalStudent(detector.backend.logits, Runtime(0, 1, detector.device, "fp32"), backend, detector.backend.student_precision, load_student(student).to(detector.device))
     device = pick_device(config.device)
@@ -229,29 +221,23 @@ def dire_scores(root: Path, items: Sequence[Item], config: Config, classifier: s
 def evaluate(
     dataset: str | Path,
     config: Config,
-    student: str | Path,
-    adm: str | Path | None = None,
     cache_dir: str | Path | None = None,
     split: str = "all",
     progress: Callable[[int, int], None] | None = None,
     on_error: Callable[[str], None] | None = None,
-    backend: str = "torch",
-    engines: str | Path = DEFAULT_ENGINES,
-    student_precision: str | None = None,
-    method: str = "distildire",
-    dire: str | Path | None = None,
 ) -> EvalReport:
-    """Score every image of `dataset` (or one split) with a student checkpoint and tabulate the results.
+    """Score every image of `dataset` (or one split) by the run's settings and tabulate the results.
 
-    With `method` dire, the DIRE classifier (`dire`, default the config's) scores each image's DIRE instead
-    (`dire_scores`), in eager PyTorch at the config's precision, and `student` is not used.
+    Everything comes from `config`, as for `scan`: the method (distildire: the student `weights.student` on each
+    image's cached eps; dire: the DIRE classifier `weights.dire` on each image's DIRE, in fp32 as its reference runs
+    it), the ADM, backend, engines and precisions, the threshold and the top fraction of the per-video score.
 
     The split is the manifest's, else the one `train` draws with the config's `train.val_fraction` and
     `train.seed`. Images without a cached eps get one first (`prepare` without DIRE, which needs the ADM).
-    `backend`, `engines` and `student_precision` are those of `Detector.load` (a backend other than torch
-    loads the ADM too, to check its files); unless the student runs as eager fp32, the report has the
-    change against it.
+    A backend other than torch loads the ADM too, to check its files; unless the student runs as eager fp32,
+    the report has the change against it.
     """
+    method, adm = config.method, config.weights.adm
     if split not in SPLIT_CHOICES:
         raise DatasetError(f"split must be one of {', '.join(SPLIT_CHOICES)}, not {split!r}")
     root = Path(dataset)
@@ -263,19 +249,19 @@ def evaluate(
     if not items:
         raise DatasetError(f"{root}: no images in split {split!r}")
     if method == "dire":
-        if backend != "torch":
-            raise BackendError(f"eval --method dire runs the DIRE classifier in eager PyTorch, not on --backend {backend}")
-        items, scores, classifier = dire_scores(root, items, config, dire or config.weights.dire, adm, cache_dir, progress, on_error)
+        if config.backend != "torch":
+            raise BackendError(f"eval --method dire runs the DIRE classifier in eager PyTorch, not on --backend {config.backend}")
+        items, scores, classifier = dire_scores(root, items, config, config.weights.dire, adm, cache_dir, progress, on_error)
         units = _units(items, scores, config.top_fraction)
         tables = {level: tabulate(scored, config.threshold) for level, scored in units.items()}
         return EvalReport(str(root), str(classifier), config.threshold, tables["images"], tables.get("videos"), units["images"], student_precision="fp32", method="dire")
     if method != "distildire":
-        raise DatasetError(f"{method}: unknown method for eval (choose distildire or dire)")
+        raise ConfigError(f"--method {method}: eval measures one method at a time (distildire or dire)")
     if any(not cache.eps_path(i).is_file() for i in items):
         prepare(root, config, adm=adm, cache_dir=cache_dir, dire=False, progress=progress, on_error=on_error)
     items = with_caches(items, cache, False, "evaluation")
-    student_path = resolve(student)
-    run = student_run(config, student_path, adm, backend, engines, student_precision)
+    student_path = resolve(config.weights.student)
+    run = student_run(config, student_path)
     samples = Samples(root, items, cache, config.adm.image_size)
 
     def score(logits: Logits, runtime: Runtime) -> dict[str, list[Scored]]:

@@ -112,13 +112,11 @@ def distill_lite(
     config: Config,
     teacher_student: str | Path,
     out: str | Path,
-    adm: str | Path | None = None,
     backbone: str = "resnet18",
-    epochs: int | None = None,
-    kd_weight: float | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> LiteResult:
-    """Train a lite detector on `dataset` against the full pipeline of `adm` + `teacher_student`; save it to `out`."""
+    """Train a lite detector on `dataset` against the full pipeline of the settings' ADM + `teacher_student`; save it
+    to `out`. Epochs, batch, learning rate and the feature-imitation weight are the settings' `train:` values."""
     dataset, out = Path(dataset), Path(out)
     train_cfg = config.train
     seed = train_cfg.seed
@@ -126,7 +124,7 @@ def distill_lite(
     train, val = lite_frames(dataset, config, seed)
     if not train:
         raise DatasetError(f"{dataset}: no frame could be read to distill from")
-    noise = load_noise_model(config.adm, resolve(adm or config.weights.adm))
+    noise = load_noise_model(config.adm, resolve(config.weights.adm))
     full = Detector.from_models(noise, load_student(resolve(teacher_student)), config)
     device = full.device
     t_train = teacher_targets(full, train, config.batch)
@@ -135,12 +133,12 @@ def distill_lite(
     torch.manual_seed(seed)
     model = LiteDetector(backbone).to(device)
     feature_scale = float(t_train.features.float().var()) + 1e-8
-    kd = train_cfg.kd_weight if kd_weight is None else kd_weight
+    kd = train_cfg.kd_weight
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     rng = random.Random(seed)
     n = len(t_train.logits)
     loss_value = float("nan")
-    for epoch in range(epochs or train_cfg.epochs):
+    for epoch in range(train_cfg.epochs):
         model.train()
         order = list(range(n))
         rng.shuffle(order)
@@ -161,11 +159,11 @@ def distill_lite(
     meta = {
         "image_size": config.adm.image_size,
         "teacher_student": str(teacher_student),
-        "adm": str(adm or config.weights.adm),
+        "adm": str(config.weights.adm),
         "dataset": str(dataset),
         "frames": n,
         "val_frames": len(val),
-        "epochs": epochs or train_cfg.epochs,
+        "epochs": train_cfg.epochs,
         "loss": loss_value,
         "mean_abs_dp": mean_dp,
         "agreement": agreement,

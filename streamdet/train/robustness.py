@@ -15,11 +15,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..config import Config, with_overrides
-from ..detector import Detector
-from ..errors import DatasetError
-from ..runtime.artifacts import DEFAULT_ENGINES
+from ..config import Config
+from ..engine import Engine
+from ..errors import ConfigError, DatasetError
 from ..video.degrade import Degradation, parse
+from ..video.frame import Frame
 from .copies import groups
 from .dataset import Item, load_items, read_rgb, train_val
 from .evaluate import SPLIT_CHOICES, Scored, Table, per_video, tabulate
@@ -85,15 +85,16 @@ def degradations(specs: Sequence[str]) -> list[tuple[str, Degradation]]:
     return [(spec, d) for spec in specs for d in parse(spec)]
 
 
-def _scores(detector: Detector, root: Path, clips: list[list[Item]], degradation: Degradation, seed: int) -> list[float]:
-    """P(fake) per item (clip order) with `degradation` applied to each clip; a non-finite score is an error naming the image."""
+def _scores(engine: Engine, root: Path, clips: list[list[Item]], degradation: Degradation, seed: int) -> list[float]:
+    """P(fake) per item (clip order) with `degradation` applied to each clip, scored by the run's engine as `scan`
+    scores a frame; a non-finite score is an error naming the image."""
     scores = []
     for clip in clips:
-        frames = [read_rgb(root / item.path) for item in clip]
-        rng = np.random.default_rng([seed, zlib.crc32(clip[0].group.encode())])
-        values = detector.score(detector.preprocess(degradation.apply(frames, rng))).tolist()
+        images = degradation.apply([read_rgb(root / item.path) for item in clip], np.random.default_rng([seed, zlib.crc32(clip[0].group.encode())]))
+        frames = [Frame(str(root / item.path), index, 0.0, image) for index, (item, image) in enumerate(zip(clip, images))]
+        values = [frame.score for frame in engine.score_frames(frames)]
         for item, value in zip(clip, values):
-            if not math.isfinite(value):
+            if value is None or not math.isfinite(value):
                 raise DatasetError(f"{root / item.path}: score is {value} under {degradation.name} (the model's output is not a number)")
         scores += values
     return scores
@@ -102,18 +103,16 @@ def _scores(detector: Detector, root: Path, clips: list[list[Item]], degradation
 def robustness(
     dataset: str | Path,
     config: Config,
-    student: str | Path,
     specs: Sequence[str],
-    adm: str | Path | None = None,
     split: str = "all",
-    backend: str = "torch",
-    engines: str | Path = DEFAULT_ENGINES,
-    student_precision: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RobustnessReport:
-    """Score `dataset` (or one split) clean and under every degradation of `specs`; per row, the Table 1 metrics."""
+    """Score `dataset` (or one split) clean and under every degradation of `specs` with the engine of the run's
+    settings (the student `weights.student`, its ADM, backend and crops); per row, the Table 1 metrics."""
     if split not in SPLIT_CHOICES:
         raise DatasetError(f"split must be one of {', '.join(SPLIT_CHOICES)}, not {split!r}")
+    if config.method != "distildire" or config.cascade.lite is not None:
+        raise ConfigError(f"eval --degrade measures the distildire method without a cascade, not method {config.method}{' with --cascade' if config.cascade.lite else ''}")
     rows_to_run = [("clean", Degradation())] + degradations(specs)
     root = Path(dataset)
     items = load_items(root)
@@ -121,14 +120,12 @@ def robustness(
         items = dict(zip(("train", "val"), train_val(items, config.train.val_fraction, config.train.seed)))[split]
     if not items:
         raise DatasetError(f"{root}: no images in split {split!r}")
-    detector = Detector.load(with_overrides(config, {
-            "weights.adm": adm and str(adm), "weights.student": str(student), "backend": backend, "engines": str(engines), "student_precision": student_precision,
-        }))
+    engine = Engine.load(config)
     clips = groups(items)
     ordered = [item for clip in clips for item in clip]
-    report = RobustnessReport(str(root), str(student), config.threshold)
+    report = RobustnessReport(str(root), str(config.weights.student), config.threshold)
     for done, (series, degradation) in enumerate(rows_to_run):
-        scores = _scores(detector, root, clips, degradation, config.train.seed)
+        scores = _scores(engine, root, clips, degradation, config.train.seed)
         images = [Scored(i.path, i.label, i.generator, s) for i, s in zip(ordered, scores)]
         videos = per_video(ordered, scores, config.top_fraction)
         report.rows.append(Row(degradation, series, tabulate(images, config.threshold), tabulate(videos, config.threshold) if videos else None, images))
