@@ -209,6 +209,20 @@ class Sampling:
 SAMPLING_PARAMETER = {"uniform": "frames", "every": "every", "fps": "fps"}  # the one setting each mode reads
 
 
+def sampling_choice(asked: Mapping[str, tuple[str, Any]], what: str = "") -> dict[str, Any]:
+    """The settings of the one sampling mode a user asked for: `asked` maps each mode to (the name the user gave
+    it, its value or None where not asked; any true value for a mode without a parameter). Two modes asked for
+    are one ConfigError naming both (`what` before the names, e.g. "options ")."""
+    chosen = [(mode, name, value) for mode, (name, value) in asked.items() if value is not None and value is not False]
+    if len(chosen) > 1:
+        raise ConfigError(f"{what}{' and '.join(name for _, name, _ in chosen)}: choose one frame sampling option")
+    if not chosen:
+        return {}
+    mode, _, value = chosen[0]
+    parameter = SAMPLING_PARAMETER.get(mode)
+    return {"sampling.mode": mode, **({f"sampling.{parameter}": value} if parameter else {})}
+
+
 @dataclass(config=_STRICT)
 class CascadeConfig:
     """The lite triage (`--cascade`): the lite detector scores every frame; frames at or above `triage` go through the ADM."""

@@ -640,3 +640,13 @@ def test_parallel_chunks_buffer_their_targets_within_the_reorder_budget(tmp_path
         assert chunks.reorder_depth(video, [segment(250)], 2, planes=False) == chunks.REORDER_BYTES // (2 * rgb_frame) == 43
         assert chunks.reorder_depth(video, [segment(250)], 16, planes=False) == 5
         assert chunks.reorder_depth(video, [segment(2)], 2, planes=False) == 4, "at least the old depth"
+
+
+@pytest.mark.parametrize(("spec", "taken"), [("uniform:8", 8), ("uniform:50", 30), ("every:4", 8), ("fps:3", 9), ("all", 30)])
+def test_each_modes_expected_count_is_what_decoding_takes(cfr: Path, spec: str, taken: int) -> None:
+    """The mode table's count (the service's limit and the progress bar's total) against the frames decoded from
+    a 30-frame, 3 s clip, and against the count worked out by hand (`taken`)."""
+    from streamdet.video.sampling import expected_frames
+
+    assert len(frames_of(cfr, spec)) == taken == expected_frames(Sampling.parse(spec), 30, 3.0)
+

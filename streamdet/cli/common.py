@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from ..aggregate import parse_band
-from ..errors import StreamdetError, shown
+from ..errors import ConfigError, StreamdetError, shown
 from ..files import check_writable
 
 if TYPE_CHECKING:
@@ -167,19 +167,13 @@ def band_option(text: str | None) -> list[float] | None:
 
 def sampling_options(frames: int | None, every: int | None, fps: float | None, keyframes: bool, all_frames: bool, snap: str | None = None) -> dict[str, tuple[str, object]]:
     """The sampling asked for on the command line (at most one mode, and `--snap`) as settings: {key: (flag, value)}."""
-    chosen = [(name, key, value) for name, key, value in [
-        ("--frames", "uniform", frames), ("--every", "every", every), ("--fps", "fps", fps),
-        ("--keyframes", "keyframes", keyframes or None), ("--all-frames", "all", all_frames or None),
-    ] if value is not None]
-    if len(chosen) > 1:
-        fail(f"{' and '.join(name for name, _, _ in chosen)}: choose one frame sampling option")
-    out: dict[str, tuple[str, object]] = {"sampling.snap": ("--snap", snap)}
-    if chosen:
-        name, mode, value = chosen[0]
-        out["sampling.mode"] = (name, mode)
-        if mode in ("uniform", "every", "fps"):
-            out[f"sampling.{ {'uniform': 'frames'}.get(mode, mode)}"] = (name, value)
-    return out
+    asked = {"uniform": ("--frames", frames), "every": ("--every", every), "fps": ("--fps", fps), "keyframes": ("--keyframes", keyframes), "all": ("--all-frames", all_frames)}
+    try:
+        chosen = config_module.sampling_choice(asked)
+    except ConfigError as exc:
+        fail(str(exc))
+    flag = next((name for mode, (name, value) in asked.items() if chosen.get("sampling.mode") == mode), "")
+    return {"sampling.snap": ("--snap", snap), **{key: (flag, value) for key, value in chosen.items()}}
 
 
 def model_options(adm: str | None, student: str | None, device: str | None, precision: str | None, batch: int | None, **more: tuple[str, object]) -> dict[str, tuple[str, object]]:

@@ -171,11 +171,12 @@ def check_inputs(paths: List[str]) -> list:
 
 
 def planned_frames(inputs: list, cfg: Config) -> int | None:
-    """About how many frames a scan scores: an image one, a video its uniform count (fewer if it is shorter);
-    None for the other sampling modes, whose counts need each video's length."""
-    if cfg.sampling.mode != "uniform" and any(item.kind == "video" for item in inputs):
-        return None
-    return sum(1 if item.kind == "image" else cfg.sampling.frames for item in inputs if item.kind != "error")
+    """About how many frames a scan scores: an image one, a video what its sampling mode takes (fewer if it is
+    shorter); None where that count needs each video's length."""
+    from ..video.sampling import expected_frames
+
+    counts = [1 if item.kind == "image" else expected_frames(cfg.sampling, None, None) for item in inputs if item.kind != "error"]
+    return None if None in counts else sum(counts)
 
 
 def announce(engine: Engine, inputs: list, planned: int | None) -> None:

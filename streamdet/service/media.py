@@ -9,7 +9,6 @@ refused before it costs memory or decode time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import av
 
 from ..config import Sampling
 from ..video.headers import image_header
+from ..video.sampling import expected_frames as frames_expected
 from ..video.sniff import invalid_data_problem
 from ..video.sources import media_kind
 
@@ -98,12 +98,4 @@ def check_limits(facts: Facts, sampling: Sampling, max_pixels: int, max_duration
 def expected_frames(facts: Facts, sampling: Sampling) -> int | None:
     """About how many frames `sampling` takes from the video (None for key frames, which only decoding counts)."""
     total = facts.frames or (round(facts.duration * facts.fps) if facts.duration and facts.fps else None)
-    if sampling.mode == "fps":
-        return max(1, math.ceil((facts.duration or 0.0) * sampling.fps))
-    if total is None or sampling.mode == "keyframes":
-        return None
-    if sampling.mode == "uniform":
-        return min(sampling.frames, total)
-    if sampling.mode == "every":
-        return math.ceil(total / sampling.every)
-    return total
+    return frames_expected(sampling, total, facts.duration)

@@ -13,7 +13,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..aggregate import parse_band
-from ..config import Config, with_overrides
+from ..config import Config, sampling_choice, with_overrides
 from ..errors import ConfigError
 
 
@@ -60,18 +60,14 @@ def parse_options(values: Mapping[str, Any]) -> ScanOptions:
 def job_settings(base: Config, options: ScanOptions) -> Config:
     """The server's settings with the job's options applied and validated again (`OptionError` on a bad combination)."""
     overrides: dict[str, Any] = {"crops": options.crops, "threshold": options.threshold, "sampling.snap": options.snap}
-    chosen = [(name, value) for name, value in [
-        ("frames", options.frames), ("every", options.every), ("fps", options.fps),
-        ("keyframes", options.keyframes or None), ("all_frames", options.all_frames or None),
-    ] if value is not None]
-    if len(chosen) > 1:
-        raise OptionError(f"options {' and '.join(name for name, _ in chosen)}: choose one frame sampling option")
-    if chosen:
-        name, value = chosen[0]
-        mode = {"frames": "uniform", "all_frames": "all"}.get(name, name)
-        overrides["sampling.mode"] = mode
-        if mode in ("uniform", "every", "fps"):
-            overrides[f"sampling.{name}"] = value
+    asked = {
+        "uniform": ("frames", options.frames), "every": ("every", options.every), "fps": ("fps", options.fps),
+        "keyframes": ("keyframes", options.keyframes), "all": ("all_frames", options.all_frames),
+    }
+    try:
+        overrides.update(sampling_choice(asked, "options "))
+    except ConfigError as exc:
+        raise OptionError(str(exc)) from None
     if options.uncertain is not None:
         try:
             overrides["uncertain"] = list(parse_band(options.uncertain, "option uncertain"))

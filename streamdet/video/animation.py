@@ -15,7 +15,7 @@ from PIL import Image
 
 from streamdet.errors import MediaError
 from streamdet.video.frame import Frame
-from streamdet.video.sampling import Sampling, select
+from streamdet.video.sampling import MODE_RULES, Sampling, select
 from streamdet.video.stats import DecodeStats
 
 ANIMATED_EXTS = frozenset({".gif", ".webp"})
@@ -57,10 +57,9 @@ def iter_animation(path: str, sampling: Sampling, stats: DecodeStats) -> Iterato
     """The frames of an animated WebP that ``sampling`` selects, as RGB, in order (``keyframes``: the first)."""
     _, starts, duration = animation_timing(path)
     triples = ((index, time, index) for index, time in enumerate(starts))
-    if sampling.mode == "keyframes":
-        chosen = iter([(0, 0.0, 0)])
-    else:
-        chosen = select(sampling, triples, duration if duration > 0 else None, len(starts))
+    if MODE_RULES[sampling.mode].keys_only:
+        triples = iter([(0, 0.0, 0)])  # an animation's one key frame is its first
+    chosen = select(sampling, triples, duration if duration > 0 else None, len(starts))
     stats.decoded = len(starts)
     with Image.open(path) as image:
         for index, time, number in chosen:

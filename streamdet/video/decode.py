@@ -32,7 +32,7 @@ from streamdet.video.orient import display_matrix, rotation_degrees, transposes
 from streamdet.video.parallel import ordered, workers_available
 from streamdet.video.plan import runs, split
 from streamdet.video.pool import OpenFiles
-from streamdet.video.sampling import Sampling, select
+from streamdet.video.sampling import MODE_RULES, Sampling, needs_duration, select
 from streamdet.video.sources import is_url, media_kind
 from streamdet.video.stats import DecodeStats
 from streamdet.video.videofile import VideoFile
@@ -146,14 +146,13 @@ def _linear(video: VideoFile, sampling: Sampling, stats: DecodeStats, planes: bo
     """Decode every frame from the start and select as frames come, in the decoder's output order (streams, and
     files whose timestamps cannot place frames). Only a stream's ``keyframes`` skip the other frames."""
     total = video.frame_count
-    if sampling.mode == "keyframes" and is_url(video.path):
+    keys_only = MODE_RULES[sampling.mode].keys_only
+    if keys_only and is_url(video.path):
         video.stream.codec_context.skip_frame = "NONKEY"
-        chosen = video.estimated()
-    elif sampling.mode == "keyframes":
-        chosen = (triple for triple in video.indexed() if triple[2].key_frame)
+        chosen = select(sampling, video.estimated(), None, total)
     else:
-        uniform = sampling.mode == "uniform" and (total is None or total > sampling.frames)
-        chosen = select(sampling, video.indexed(), video.require_duration() if uniform else None, total)
+        frames = (triple for triple in video.indexed() if triple[2].key_frame) if keys_only else video.indexed()
+        chosen = select(sampling, frames, video.require_duration() if needs_duration(sampling, total) else None, total)
     for index, time, frame in chosen:
         stats.sampled += 1
         yield Frame(source=video.path, index=index, time=time, image=converted(video.path, frame, True, planes))

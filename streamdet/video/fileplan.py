@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from streamdet.video.plan import Packet, Segment, read_index, segments, targets
-from streamdet.video.sampling import Sampling
+from streamdet.video.sampling import MODE_RULES, Sampling
 from streamdet.video.stats import DecodeStats
 from streamdet.video.trust import timestamp_problem
 from streamdet.video.videofile import VideoFile
@@ -32,7 +32,7 @@ def plan_file(video: VideoFile, sampling: Sampling, stats: DecodeStats) -> FileP
         video.reopen()
         return None
     duration = video.duration
-    if duration is None and sampling.mode == "uniform":
+    if duration is None and MODE_RULES[sampling.mode].uses_duration:
         duration = video.require_duration()
     stats.note_end(index.end, duration, video.fps, index.read_error)
     reorders = bool(video.stream.codec_context.has_b_frames)

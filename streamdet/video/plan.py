@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import av
 
-from streamdet.video.sampling import Sampling, select, uniform_times
+from streamdet.video.sampling import MODE_RULES, Sampling, needs_duration, select, uniform_times
 from streamdet.video.trust import packed_bframes
 
 
@@ -102,13 +102,13 @@ def read_index(container: av.container.InputContainer, stream: av.video.stream.V
 
 def targets(index: PacketIndex, sampling: Sampling, duration: float | None) -> list[tuple[int, float, Packet]]:
     """The ``(index, time, packet)`` of each frame ``sampling`` selects, in presentation order."""
-    if sampling.mode == "keyframes":
-        return [triple for triple in index.frames() if triple[2].key]
-    if sampling.mode == "uniform" and sampling.snap == "keyframes" and len(index.shown) > sampling.frames:
-        return _nearest_keys(index, uniform_times(_need(duration), sampling.frames))
-    if sampling.mode == "uniform" and len(index.shown) > sampling.frames:
+    rule = MODE_RULES[sampling.mode]
+    frames = (triple for triple in index.frames() if triple[2].key) if rule.keys_only else index.frames()
+    if needs_duration(sampling, len(index.shown)):
         duration = _need(duration)
-    return list(select(sampling, index.frames(), duration, len(index.shown)))
+        if sampling.snap == "keyframes":
+            return _nearest_keys(index, uniform_times(duration, sampling.frames))
+    return list(select(sampling, frames, duration, len(index.shown)))
 
 
 def _need(duration: float | None) -> float:

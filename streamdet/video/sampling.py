@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from streamdet.config import SAMPLING_MODES, SNAPS, Sampling
@@ -62,6 +63,51 @@ def pick_shown_at(items: Iterable[tuple[float, T]], targets: Sequence[float]) ->
         yield held[1]
 
 
+Triple = tuple  # (frame index, time in seconds, payload)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One sampling mode: how it picks frames from ``(index, time, payload)`` triples in presentation order, and
+    how many it takes of a video of ``total`` frames lasting ``duration`` seconds (None where only decoding counts).
+
+    ``keys_only``: the decoder supplies key frames only (and may skip decoding the others); ``pick`` keeps them all.
+    ``uses_duration``: the targets are times spread over the duration, unless the video is short enough to take whole.
+    """
+
+    pick: Callable[[Sampling, Iterable[Triple], float | None], Iterator[Triple]]
+    expected: Callable[[Sampling, int | None, float | None], int | None]
+    keys_only: bool = False
+    uses_duration: bool = False
+
+
+def _uniform(sampling: Sampling, items: Iterable[Triple], duration: float | None) -> Iterator[Triple]:
+    if duration is None:
+        raise ValueError("uniform sampling needs the duration or a frame count")
+    return pick_shown_at(((triple[1], triple) for triple in items), uniform_times(duration, sampling.frames))
+
+
+# The one table of sampling modes: adding a mode is an entry here, its name and parameter in `streamdet.config`.
+MODE_RULES: dict[str, Mode] = {
+    "uniform": Mode(_uniform, lambda s, total, duration: s.frames if total is None else min(s.frames, total), uses_duration=True),
+    "every": Mode(lambda s, items, _: pick_every(((t[0], t) for t in items), s.every), lambda s, total, _: None if total is None else math.ceil(total / s.every)),
+    "fps": Mode(lambda s, items, _: pick_fps(((t[1], t) for t in items), s.fps), lambda s, _, duration: None if duration is None else max(1, math.ceil(duration * s.fps))),
+    "keyframes": Mode(lambda s, items, _: iter(items), lambda s, total, duration: None, keys_only=True),
+    "all": Mode(lambda s, items, _: iter(items), lambda s, total, duration: total),
+}
+assert set(MODE_RULES) == set(MODES), "every mode of the settings has its rule"
+
+
+def needs_duration(sampling: Sampling, total: int | None) -> bool:
+    """Whether choosing the frames needs the video's duration: a time-spread mode on a video with more frames than it takes."""
+    return MODE_RULES[sampling.mode].uses_duration and (total is None or total > sampling.frames)
+
+
+def expected_frames(sampling: Sampling, total: int | None, duration: float | None) -> int | None:
+    """About how many frames ``sampling`` takes from a video of ``total`` frames and ``duration`` seconds (None: unknown before decoding)."""
+    return MODE_RULES[sampling.mode].expected(sampling, total, duration)
+
+
 def select(
     sampling: Sampling,
     items: Iterable[tuple[int, float, T]],
@@ -70,18 +116,9 @@ def select(
 ) -> Iterator[tuple[int, float, T]]:
     """Keep the ``(index, time, payload)`` triples, in presentation order, that ``sampling`` selects.
 
-    ``uniform`` needs ``duration`` (seconds) unless ``total`` (the frame count, if known) shows the video
-    has no more frames than requested, in which case every frame is kept.
+    A time-spread mode (``uniform``) needs ``duration`` (seconds) unless ``total`` (the frame count, if known)
+    shows the video has no more frames than requested, in which case every frame is kept.
     """
-    if sampling.mode in ("all", "keyframes"):
+    if MODE_RULES[sampling.mode].uses_duration and not needs_duration(sampling, total):
         return iter(items)
-    if sampling.mode == "every":
-        return pick_every(((triple[0], triple) for triple in items), sampling.every)
-    if sampling.mode == "fps":
-        return pick_fps(((triple[1], triple) for triple in items), sampling.fps)
-    if total is not None and total <= sampling.frames:
-        return iter(items)
-    if duration is None:
-        raise ValueError("uniform sampling needs the duration or a frame count")
-    targets = uniform_times(duration, sampling.frames)
-    return pick_shown_at(((triple[1], triple) for triple in items), targets)
+    return MODE_RULES[sampling.mode].pick(sampling, items, duration)

@@ -9,6 +9,8 @@ with B-frames (pts = dts, a muxer fault), where the k-th packet's pts labels the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # The start code of an MPEG-4 part 2 picture (VOP).
 VOP_START = b"\x00\x00\x01\xb6"
 
