@@ -21,7 +21,8 @@
 # Environment:
 #   BENCH_CONFIG=tiny        CPU check: the tiny config, no wheels installed (default: default, with wheels)
 #   BENCH_SCAN_ARGS="..."    extra bench_scan.py options, e.g. "--videos 4 --frames 90 --backends torch" to go faster
-#   BENCH_SCAN_TIMEOUT=450   seconds before bench_scan.py is stopped; BENCH_DECODE_TIMEOUT=120 likewise
+#   BENCH_SCAN_TIMEOUT=450   seconds before bench_scan.py is stopped; BENCH_DECODE_TIMEOUT=120 likewise (0 skips it)
+#   BENCH_DECODE_ARGS="..."  extra bench_decode.py options, e.g. "--codecs libx264 --gops 30,250 --repeat 1"
 #   PYTHON=python3           the interpreter
 set -uo pipefail
 
@@ -80,8 +81,9 @@ status=0
 
 # shellcheck disable=SC2086  # BENCH_SCAN_ARGS is a list of options
 run bench_scan "${BENCH_SCAN_TIMEOUT:-450}" "$python" benchmarks/bench_scan.py --config "$config" --media "$media" ${BENCH_SCAN_ARGS:-} || status=1
-if [ -f benchmarks/bench_decode.py ]; then
-    run bench_decode "${BENCH_DECODE_TIMEOUT:-120}" "$python" benchmarks/bench_decode.py || status=1
+if [ -f benchmarks/bench_decode.py ] && [ "${BENCH_DECODE_TIMEOUT:-120}" != 0 ]; then
+    # shellcheck disable=SC2086  # BENCH_DECODE_ARGS is a list of options
+    run bench_decode "${BENCH_DECODE_TIMEOUT:-120}" "$python" benchmarks/bench_decode.py ${BENCH_DECODE_ARGS:-} || status=1
 fi
 
 for name in bench_scan bench_decode; do
