@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU benchmark in one call, on a machine with no network (CUDA, Python 3.12 with torch, numpy,
 # opencv, typer, rich, pyyaml already there): installs the wheels carried in .whl/, records nvidia-smi,
-# generates 1080p H.264 clips, runs bench_scan.py with the full-size models (and bench_decode.py where the
-# repo has it), and writes the tables as markdown into OUTDIR (argument, else $OUT, else benchmarks/out).
+# checks CUDA scans against CPU scans of the same files (gpu_parity.py), generates 1080p H.264 clips, runs
+# bench_scan.py with the full-size models (and bench_decode.py where the repo has it), and writes the tables as markdown into OUTDIR (argument, else $OUT, else benchmarks/out).
 # Planned to end in about 5 to 8 minutes on one H100 (an estimate: not yet run on a GPU): about 2,240 GFLOP
 # per frame for the ADM forward and torch.compile's warm-up of 1 to 3 minutes (the GOP-aware decoder gives
 # about 25-40 exact uniform-16 frames/s per core on 1080p H.264, so 16 cores should keep up with the model);
@@ -11,7 +11,7 @@
 # stays under 10 minutes.
 #
 # Fill .whl/ first, from the repo root, on a machine with network (guided-diffusion-sdk is a source
-# release, so pip builds its pure-Python wheel):
+# release, so pip builds its pure-Python wheel; its blobfile need is only for modules streamdet never imports):
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
 #     av==18.1.0 pydantic==2.14.3 pydantic-core==2.50.4 annotated-types==0.8.0 typing-inspection==0.4.5
@@ -21,7 +21,8 @@
 # Environment:
 #   BENCH_CONFIG=tiny        CPU check: the tiny config, no wheels installed (default: default, with wheels)
 #   BENCH_SCAN_ARGS="..."    extra bench_scan.py options, e.g. "--videos 4 --frames 90 --backends torch" to go faster
-#   BENCH_SCAN_TIMEOUT=450   seconds before bench_scan.py is stopped; BENCH_DECODE_TIMEOUT=120 likewise (0 skips it)
+#   BENCH_SCAN_TIMEOUT=450   seconds before bench_scan.py is stopped; BENCH_DECODE_TIMEOUT=120 likewise (0 skips it),
+#                            BENCH_PARITY_TIMEOUT=120 for gpu_parity.py (CUDA scans against CPU scans, tiny models)
 #   BENCH_DECODE_ARGS="..."  extra bench_decode.py options, e.g. "--codecs libx264 --gops 30,250 --repeat 1"
 #   PYTHON=python3           the interpreter
 set -uo pipefail
@@ -79,6 +80,9 @@ status=0
     echo '```'
 } >"$out/gpu-bench.md.part"
 
+if [ "$config" != tiny ]; then  # CUDA scans against CPU fp32 scans of the same files (tiny models: about a minute)
+    run gpu_parity "${BENCH_PARITY_TIMEOUT:-120}" "$python" benchmarks/gpu_parity.py || status=1
+fi
 # shellcheck disable=SC2086  # BENCH_SCAN_ARGS is a list of options
 run bench_scan "${BENCH_SCAN_TIMEOUT:-450}" "$python" benchmarks/bench_scan.py --config "$config" --media "$media" ${BENCH_SCAN_ARGS:-} || status=1
 if [ -f benchmarks/bench_decode.py ] && [ "${BENCH_DECODE_TIMEOUT:-120}" != 0 ]; then
@@ -86,7 +90,7 @@ if [ -f benchmarks/bench_decode.py ] && [ "${BENCH_DECODE_TIMEOUT:-120}" != 0 ];
     run bench_decode "${BENCH_DECODE_TIMEOUT:-120}" "$python" benchmarks/bench_decode.py ${BENCH_DECODE_ARGS:-} || status=1
 fi
 
-for name in bench_scan bench_decode; do
+for name in gpu_parity bench_scan bench_decode; do
     if [ -f "$out/$name.md" ]; then
         printf '\n## %s\n\n' "$name"
         cat "$out/$name.md"
