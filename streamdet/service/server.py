@@ -13,52 +13,35 @@ import sqlite3
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..config import Config
 from ..errors import ConfigError, StreamdetError
 
+if TYPE_CHECKING:
+    from .app import Service
+    from .callbacks import Callbacks
+
 
 def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str], None] | None = None) -> None:
     """Run the service with `settings` (its `serve` section: address, folders, limits) until stopped."""
-    from .auth import Tokens, load_tokens, require_tokens_off_loopback
-    from .callbacks import Callbacks
+    tokens = checked_tokens(settings, tokens_file)  # refusals first: they need no web stack and no models
+    require_web_stack()
+    import uvicorn
 
-    cfg = settings.serve
-    tokens = load_tokens(tokens_file)  # refusals first: they need no web stack and no models
-    require_tokens_off_loopback(cfg.host, tokens)
-    if cfg.media_root is not None and not Path(cfg.media_root).is_dir():
-        raise ConfigError(f"serve.media_root {cfg.media_root}: not a folder")
-    callbacks = Callbacks(cfg.webhooks)
-    try:
-        import fastapi  # noqa: F401
-        import python_multipart  # noqa: F401
-        import uvicorn
-    except ImportError as exc:
-        raise ConfigError(f"streamdet serve needs the serve extra ({exc.name} is missing): pip install 'streamdet[serve]'") from None
     from ..engine import Engine
-    from ..weights import home
-    from .app import Service, Waiters, create_app
-    from .metrics import Metrics
-    from .runner import Runner
-    from .spool import Spool
-    from .store import JobStore
+    from .app import create_app
 
-    say = say or (lambda line: print(f"streamdet serve: {line}", file=sys.stderr, flush=True))
-    root = Path(cfg.spool) if cfg.spool else home() / "serve"
+    say = say or announcer()
+    sock = _bind(settings.serve.host, settings.serve.port)  # before the table's running jobs are queued again: a busy port may be this spool's server
     try:
-        store = JobStore(root / "jobs.sqlite3")
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"serve.spool {root}: cannot open the job database ({exc})") from None
-    sock = _bind(cfg.host, cfg.port)
-    recovered = store.recover()
-    spool = Spool(root / "uploads")
-    spool.sweep(store.sources())
-    waiters = Waiters()
-    metrics = Metrics(store.counts)
-    runner = Runner(settings, store, spool, metrics, callbacks, waiters.notify)
-    service = Service(settings, store, spool, runner, metrics, Tokens(tokens), waiters)
+        opened = open_service(settings, tokens)
+    except BaseException:
+        sock.close()
+        raise
+    service = opened.service
     server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5))
     failure: list[StreamdetError] = []
 
@@ -70,7 +53,7 @@ def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str]
             service.load_error = str(exc)
             server.should_exit = True
             return
-        runner.start(engine)
+        service.runner.start(engine)
         say(f"models loaded ({engine.scorer.describe()['device']}); ready")
 
     def announce() -> None:
@@ -79,19 +62,87 @@ def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str]
         if server.started:
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
-            say(f"listening on http://{shown}:{port} ({len(recovered)} interrupted jobs queued again; spool {root})")
+            say(f"listening on http://{shown}:{port} ({len(opened.recovered)} interrupted jobs queued again; spool {opened.root})")
 
     threading.Thread(target=announce, name="streamdet-serve-announce", daemon=True).start()
     threading.Thread(target=load, name="streamdet-serve-load", daemon=True).start()
     try:
         server.run(sockets=[sock])
     finally:
-        runner.close()
-        callbacks.close()
-        store.close()
+        opened.close()
         sock.close()
     if failure:
         raise failure[0]
+
+
+def announcer() -> Callable[[str], None]:
+    """Print a line as `streamdet serve: LINE` on stderr."""
+    return lambda line: print(f"streamdet serve: {line}", file=sys.stderr, flush=True)
+
+
+def checked_tokens(settings: Config, tokens_file: Path | None) -> list[str]:
+    """The API tokens, after the refusals that need no web stack: tokens off loopback, a media root that is no folder."""
+    from .auth import load_tokens, require_tokens_off_loopback
+
+    cfg = settings.serve
+    tokens = load_tokens(tokens_file)
+    require_tokens_off_loopback(cfg.host, tokens)
+    if cfg.media_root is not None and not Path(cfg.media_root).is_dir():
+        raise ConfigError(f"serve.media_root {cfg.media_root}: not a folder")
+    return tokens
+
+
+def require_web_stack() -> None:
+    """A one-line error naming the extra where FastAPI, python-multipart or uvicorn is missing."""
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"streamdet serve needs the serve extra ({exc.name} is missing): pip install 'streamdet[serve]'") from None
+
+
+@dataclass
+class Opened:
+    """A service over its job table and spool (interrupted jobs queued again), its runner not started yet."""
+
+    service: "Service"
+    callbacks: "Callbacks"
+    recovered: list[str]
+    root: Path
+
+    def close(self) -> None:
+        """Stop the runner and the callbacks, close the job table."""
+        self.service.runner.close()
+        self.callbacks.close()
+        self.service.store.close()
+
+
+def open_service(settings: Config, tokens: list[str]) -> Opened:
+    """Open the job table and spool of `settings` (STREAMDET_HOME/serve unless serve.spool says) and build the service on them."""
+    from ..weights import home
+    from .app import Service, Waiters
+    from .auth import Tokens
+    from .callbacks import Callbacks
+    from .metrics import Metrics
+    from .runner import Runner
+    from .spool import Spool
+    from .store import JobStore
+
+    cfg = settings.serve
+    callbacks = Callbacks(cfg.webhooks)
+    root = Path(cfg.spool) if cfg.spool else home() / "serve"
+    try:
+        store = JobStore(root / "jobs.sqlite3")
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"serve.spool {root}: cannot open the job database ({exc})") from None
+    recovered = store.recover()
+    spool = Spool(root / "uploads")
+    spool.sweep(store.sources())
+    waiters = Waiters()
+    metrics = Metrics(store.counts)
+    runner = Runner(settings, store, spool, metrics, callbacks, waiters.notify)
+    return Opened(Service(settings, store, spool, runner, metrics, Tokens(tokens), waiters), callbacks, recovered, root)
 
 
 def _bind(host: str, port: int) -> socket.socket:
