@@ -77,9 +77,10 @@ def require_ray() -> Any:
     return ray
 
 
-def connect(ray: Any, given: str, num_cpus: int | None = None, flag: str = "--cluster") -> bool:
+def connect(ray: Any, given: str, num_cpus: int | None = None, flag: str = "--cluster", log_to_driver: bool = True) -> bool:
     """Join the cluster asked for (auto: RAY_ADDRESS or a running local one, else a new local one of `num_cpus`);
-    True if started here. Errors are one line naming `flag` and the address `given`."""
+    True if started here. Errors are one line naming `flag` and the address `given`; `log_to_driver` False keeps
+    the workers' output in Ray's log files."""
     address = {"auto": None, "local": "local"}.get(given, given)
     local = address in (None, "local")
     if not local:
@@ -87,7 +88,7 @@ def connect(ray: Any, given: str, num_cpus: int | None = None, flag: str = "--cl
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, num_cpus=num_cpus if local else None, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address=address, num_cpus=num_cpus if local else None, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=log_to_driver)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "auth" in str(exc).lower() or "token" in str(exc).lower():

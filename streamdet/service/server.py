@@ -8,6 +8,7 @@ and are run again at the next start.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sqlite3
 import sys
@@ -25,10 +26,17 @@ if TYPE_CHECKING:
     from .callbacks import Callbacks
 
 
+RAY_HINT = "streamdet serve --ray needs Ray Serve: pip install 'streamdet[serve-ray]' (or pip install 'ray[serve]>=2.10,<2.64')"
+
+
 def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str], None] | None = None) -> None:
-    """Run the service with `settings` (its `serve` section: address, folders, limits) until stopped."""
+    """Run the service with `settings` (its `serve` section: address, folders, limits) until stopped; on the
+    Ray cluster that `serve.ray` names, as a Ray Serve application, where it is set."""
     tokens = checked_tokens(settings, tokens_file)  # refusals first: they need no web stack and no models
     require_web_stack()
+    if settings.serve.ray is not None:
+        serve_on_ray(settings, tokens, say)
+        return
     import uvicorn
 
     from ..engine import Engine
@@ -73,6 +81,58 @@ def serve(settings: Config, tokens_file: Path | None = None, say: Callable[[str]
         sock.close()
     if failure:
         raise failure[0]
+
+
+def serve_on_ray(settings: Config, tokens: list[str], say: Callable[[str], None] | None = None) -> None:
+    """Deploy the service on the Ray cluster at `serve.ray` (a local one for `local`, or `auto` without one) as
+    Ray Serve's `streamdet` application, and keep it up until Ctrl-C or SIGTERM; then remove it."""
+    try:
+        import ray
+        from ray import serve as ray_serve
+    except ImportError:
+        raise ConfigError(RAY_HINT) from None
+    from ..cluster.job import connect, resolved_checkpoints
+    from .rayserve import APP_NAME, application, free_port
+
+    cfg = settings.serve
+    say = say or announcer()
+    weights = {key: str(path.resolve()) for key, path in resolved_checkpoints(settings).items()}  # missing weights: one line before Ray
+    port = cfg.port or free_port(cfg.host)
+    verbose = logging.getLogger("streamdet").isEnabledFor(logging.INFO)
+    started = connect(ray, cfg.ray, settings.cluster.num_cpus, flag="--ray", log_to_driver=verbose)  # replicas log to Ray's files
+    deployed = False
+    try:
+        gpus_there = ray.cluster_resources().get("GPU", 0)
+        gpus = 1.0 if gpus_there > 0 and settings.device != "cpu" else 0.0
+        replicas = cfg.ray_replicas or (max(1, int(gpus_there)) if gpus else 1)
+        logs = {"log_level": "INFO" if verbose else "WARNING", "enable_access_log": verbose}
+        ray_serve.start(http_options={"host": cfg.host, "port": port}, logging_config=logs)
+        if not verbose:
+            logging.getLogger("ray.serve").setLevel(logging.ERROR)  # Serve set its driver-side logger up just now
+        try:
+            ray_serve.run(application(settings, tokens, weights, gpus, replicas), name=APP_NAME, route_prefix="/", logging_config=logs)
+        except Exception as exc:  # a replica that cannot start: Ray's message, first line
+            raise StreamdetError(f"--ray {cfg.ray}: the Ray Serve application did not start ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+        deployed = True
+        shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        say(f"listening on http://{shown}:{port} (Ray Serve at {cfg.ray}: 1 to {replicas} scoring replicas, {gpus:g} GPU each; job table and spool on the head node)")
+        _wait_for_stop()
+    finally:
+        if started:  # the whole local instance goes: jobs cut short stay `running` and run again at the next start, as after a crash
+            ray.shutdown()
+        elif deployed:
+            ray_serve.delete(APP_NAME)
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    import signal
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
 
 
 def announcer() -> Callable[[str], None]:
