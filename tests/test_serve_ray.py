@@ -103,6 +103,30 @@ def test_serve_ray_at_an_address_nothing_answers_is_one_line_and_exit_2(tmp_path
     assert done.stderr.strip().splitlines() == [f"streamdet: error: --ray 127.0.0.1:{port}: no Ray head answers there (Connection refused)"]
 
 
+BLOCK_RAY_SERVE = """
+import sys
+class NoServe:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray.serve" or name.startswith("ray.serve."):
+            raise ImportError("No module named 'ray.serve' (blocked by the test)")
+sys.meta_path.insert(0, NoServe())
+from streamdet.cli import app
+app(sys.argv[1:], prog_name="streamdet")
+"""
+
+
+def test_without_ray_serve_serve_ray_says_what_to_install(tmp_path: Path, tiny_adm_ckpt: Path, student_ckpt: Path):
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_RAY_SERVE, "serve", "--ray", "local", "--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, env={**os.environ, **server_env(tmp_path), "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "streamdet: error: streamdet serve --ray needs Ray Serve: pip install 'streamdet[serve-ray]' (or pip install 'ray[serve]>=2.10,<2.64')"
+    ]
+    assert not (tmp_path / "home" / "serve").exists(), "nothing opened before the refusal"
+
+
 class socket_unused:
     """A loopback port that nothing listens on while the block runs (bound, never listening)."""
 

@@ -25,7 +25,7 @@ from ..engine import Engine
 from ..engine.scoring import send
 from ..results import FrameScore
 from .app import create_app
-from .server import Opened, open_service
+from .assemble import Opened, open_service
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import logging
 import socket
-import sqlite3
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..config import Config
 from ..errors import ConfigError, StreamdetError
-
-if TYPE_CHECKING:
-    from .app import Service
-    from .callbacks import Callbacks
+from .assemble import open_service
 
 
 RAY_HINT = "streamdet serve --ray needs Ray Serve: pip install 'streamdet[serve-ray]' (or pip install 'ray[serve]>=2.10,<2.64')"
@@ -160,49 +155,6 @@ def require_web_stack() -> None:
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise ConfigError(f"streamdet serve needs the serve extra ({exc.name} is missing): pip install 'streamdet[serve]'") from None
-
-
-@dataclass
-class Opened:
-    """A service over its job table and spool (interrupted jobs queued again), its runner not started yet."""
-
-    service: "Service"
-    callbacks: "Callbacks"
-    recovered: list[str]
-    root: Path
-
-    def close(self) -> None:
-        """Stop the runner and the callbacks, close the job table."""
-        self.service.runner.close()
-        self.callbacks.close()
-        self.service.store.close()
-
-
-def open_service(settings: Config, tokens: list[str]) -> Opened:
-    """Open the job table and spool of `settings` (STREAMDET_HOME/serve unless serve.spool says) and build the service on them."""
-    from ..weights import home
-    from .app import Service, Waiters
-    from .auth import Tokens
-    from .callbacks import Callbacks
-    from .metrics import Metrics
-    from .runner import Runner
-    from .spool import Spool
-    from .store import JobStore
-
-    cfg = settings.serve
-    callbacks = Callbacks(cfg.webhooks)
-    root = Path(cfg.spool) if cfg.spool else home() / "serve"
-    try:
-        store = JobStore(root / "jobs.sqlite3")
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"serve.spool {root}: cannot open the job database ({exc})") from None
-    recovered = store.recover()
-    spool = Spool(root / "uploads")
-    spool.sweep(store.sources())
-    waiters = Waiters()
-    metrics = Metrics(store.counts)
-    runner = Runner(settings, store, spool, metrics, callbacks, waiters.notify)
-    return Opened(Service(settings, store, spool, runner, metrics, Tokens(tokens), waiters), callbacks, recovered, root)
 
 
 def _bind(host: str, port: int) -> socket.socket:
