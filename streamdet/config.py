@@ -313,6 +313,9 @@ class ServeConfig:
     decode_jobs: Positive | None = None  # jobs decoded at once (default: twice the batch, at least one per core)
     retention: Seconds = 86400.0  # seconds a finished job stays readable
     webhooks: list[StrictStr] = dataclasses.field(default_factory=list)  # URL prefixes callbacks may go to
+    ray: StrictStr | None = None  # a Ray address (as cluster.address takes it) to run as a Ray Serve app; None: one process
+    ray_replicas: Positive | None = None  # most scoring replicas under Ray (default: one per GPU of the cluster, else 1)
+    ray_batch_wait_s: NonNegative = 0.01  # how long a scoring replica waits to fill a batch with frames of other requests
 
     _errors = model_validator(mode="wrap")(_as_config_error)
 

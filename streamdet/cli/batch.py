@@ -102,8 +102,9 @@ def batch_command(
 
 
 def quiet_ray() -> None:
-    """Keep Ray's own log lines (token-auth notices, actor restarts) off stderr unless --verbose."""
+    """Keep Ray's own log lines (token-auth notices, actor restarts, Serve's deployment notices) off stderr unless --verbose."""
     os.environ.setdefault("RAY_LOG_TO_STDERR", "0")
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     logging.getLogger("ray").setLevel(logging.ERROR)
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    logging.getLogger("ray.serve").setLevel(logging.ERROR)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..aggregate import VerdictRule, conclude
-from ..config import ClusterConfig, Config
+from ..config import Config
 from ..crops import FaceFinder
 from ..errors import StreamdetError
 from ..provenance import Provenance, load_anchors
@@ -77,39 +77,41 @@ def require_ray() -> Any:
     return ray
 
 
-def _connect(ray: Any, settings: ClusterConfig) -> bool:
-    """Join the cluster asked for (auto: RAY_ADDRESS or a running local one, else a new local one); True if started here."""
-    address = {"auto": None, "local": "local"}.get(settings.address, settings.address)
+def connect(ray: Any, given: str, num_cpus: int | None = None, flag: str = "--cluster", log_to_driver: bool = True) -> bool:
+    """Join the cluster asked for (auto: RAY_ADDRESS or a running local one, else a new local one of `num_cpus`);
+    True if started here. Errors are one line naming `flag` and the address `given`; `log_to_driver` False keeps
+    the workers' output in Ray's log files."""
+    address = {"auto": None, "local": "local"}.get(given, given)
     local = address in (None, "local")
     if not local:
-        _check_reachable(settings.address)
+        _check_reachable(given, flag)
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address, num_cpus=settings.num_cpus if local else None, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address=address, num_cpus=num_cpus if local else None, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=log_to_driver)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "auth" in str(exc).lower() or "token" in str(exc).lower():
             raise StreamdetError(
-                f"--cluster {settings.address}: the Ray cluster refused this client's authentication token; give the head's token "
+                f"{flag} {given}: the Ray cluster refused this client's authentication token; give the head's token "
                 "(RAY_AUTH_TOKEN, or the head's ~/.ray/auth_token on this machine)"
             ) from None
-        raise StreamdetError(f"--cluster {settings.address}: cannot connect to Ray ({first})") from None
+        raise StreamdetError(f"{flag} {given}: cannot connect to Ray ({first})") from None
     return True
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+def _check_reachable(address: str, flag: str, timeout_s: float = 5.0) -> None:
     """A one-line error within seconds where a `host:port` (or ray://host:port) address does not answer, rather
     than Ray's own minutes of connection retries."""
     import socket
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise StreamdetError(f"--cluster {address}: expected auto, local, HOST:PORT or ray://HOST:PORT")
+        raise StreamdetError(f"{flag} {address}: expected auto, local, HOST:PORT or ray://HOST:PORT")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise StreamdetError(f"--cluster {address}: no Ray head answers there ({exc.strerror or exc})") from None
+        raise StreamdetError(f"{flag} {address}: no Ray head answers there ({exc.strerror or exc})") from None
 
 
 def _ship(ray: Any, path: Path, digest: str) -> tuple[str, Any]:
@@ -210,6 +212,11 @@ def checkpoints(config: Config) -> dict[str, str]:
     return specs
 
 
+def resolved_checkpoints(config: Config) -> dict[str, Path]:
+    """The files of `checkpoints(config)` on this machine (official weights downloaded where missing), by setting."""
+    return {key: resolve(spec) if key.startswith("weights.") else Path(spec) for key, spec in checkpoints(config).items()}
+
+
 def run_batch(
     config: Config,
     sources: Sequence[str],
@@ -229,7 +236,7 @@ def run_batch(
     start = time.perf_counter()
     inputs = pending_inputs(sources)
     by_path = {item.path: item for item in inputs}
-    paths = {key: resolve(spec) if key.startswith("weights.") else Path(spec) for key, spec in checkpoints(config).items()}
+    paths = resolved_checkpoints(config)
     digests = {key: file_sha256(path) for key, path in paths.items()}
     check_settings(out_dir, fingerprint(config, digests))
     earlier = read_rows(out_dir) if Path(out_dir).is_dir() else {}
@@ -264,7 +271,7 @@ def run_batch(
             if item.kind == "error":
                 emit(FileResult(item.path, "unknown", status="error", error=item.error))
         if media:
-            started = _connect(ray, settings)
+            started = connect(ray, settings.address, settings.num_cpus)
             try:
                 weights = {key: _ship(ray, path, digests[key]) if settings.ship_weights else str(path.resolve()) for key, path in paths.items()}
                 _run_rounds(ray, media, config, weights, assembly, emit)

@@ -100,6 +100,24 @@ def materialize(name: str, data: bytes) -> Path:
     return path
 
 
+def load_on_node(config: Config, weights: dict[str, Any]) -> Engine:
+    """The run's Engine in a Ray worker, its checkpoints (`weights`, by setting) as this node has them."""
+    local = {key: _local(spec) for key, spec in weights.items()}
+    return Engine.load(with_overrides(config, local, flags={key: key for key in local}))
+
+
+def _local(weights: Any) -> str:
+    """A checkpoint on this node: a shared path as given, or shipped bytes `(name, ObjectRef)` written locally."""
+    if isinstance(weights, tuple):
+        import ray
+
+        name, ref = weights
+        return str(materialize(name, ray.get(ref)))
+    if not os.path.isfile(weights):
+        raise WeightsError(f"{weights}: checkpoint not found on node {os.uname().nodename}; put the weights on a path every node sees, or use --ship-weights")
+    return weights
+
+
 class _Row:
     """A frame row as its scores are filed: index and time (its pixels were prepared in the decode task)."""
 
@@ -112,20 +130,7 @@ class ScoreFrames:
     scores frame rows exactly as `scan` does (crops, methods, cascade), passes `done` rows on."""
 
     def __init__(self, config: Config, weights: dict[str, Any]) -> None:
-        local = {key: self._local(spec) for key, spec in weights.items()}
-        self.engine = Engine.load(with_overrides(config, local, flags={key: key for key in local}))
-
-    @staticmethod
-    def _local(weights: Any) -> str:
-        """A checkpoint on this node: a shared path as given, or shipped bytes `(name, ObjectRef)` written locally."""
-        if isinstance(weights, tuple):
-            import ray
-
-            name, ref = weights
-            return str(materialize(name, ray.get(ref)))
-        if not os.path.isfile(weights):
-            raise WeightsError(f"{weights}: checkpoint not found on node {os.uname().nodename}; put the weights on a path every node sees, or use --ship-weights")
-        return weights
+        self.engine = load_on_node(config, weights)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         is_frame = batch["row"] == FRAME

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 class Engine:
     """A scorer (a `Detector`, or a `Cascade` around one) with the settings of the run it serves."""
 
+    depth = 2  # model calls a caller keeps in flight: the next batch is gathered while the device computes this one
+
     def __init__(self, scorer: Scorer, settings: Config) -> None:
         check_crops(settings.crops)
         self.scorer = scorer
@@ -47,6 +49,10 @@ class Engine:
         if settings.cascade.lite is not None:
             scorer = Cascade.load(scorer, settings.cascade.lite, settings.cascade.triage)
         return cls(scorer, settings)
+
+    def with_settings(self, settings: Config) -> "Engine":
+        """An engine of the same kind around the same scorer with other settings (a service job's own options)."""
+        return type(self)(self.scorer, settings)
 
     def send(self, frames: Sequence[Any], layouts: Sequence[tuple[str, list["Box"]]] | None = None) -> InFlight:
         """Queue `frames` (objects with `.image`, `.index`, `.time`) on the device in the settings' crop mode."""

@@ -177,7 +177,7 @@ class Runner:
         except OptionError as exc:  # options were valid when accepted; a changed server config may refuse them now
             self._end(job, "error", None, None, f"{job.name}: {exc}")
             return
-        running = Running(job, Engine(self.engine.scorer, settings), FileResult(job.name, job.kind))
+        running = Running(job, self.engine.with_settings(settings), FileResult(job.name, job.kind))
         with self._lock:
             self._running[job.id] = running
         self._decoders.submit(self._decode, running)
@@ -259,7 +259,7 @@ class Runner:
         else:
             in_flight.append((sent, jobs, mode, time.perf_counter()))
             self.metrics.sent(len(batch), self.engine.scorer.batch.size)
-        if len(in_flight) > 1:
+        if len(in_flight) >= self.engine.depth:
             self._collect(in_flight)
 
     def _collect(self, in_flight: list) -> None:
