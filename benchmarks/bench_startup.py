@@ -44,8 +44,8 @@ def main() -> None:
     options = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])), "STREAMDET_HOME": tempfile.mkdtemp()}
-    print(f"| command | exit | first s | warm median s | warm max s | peak RSS MB |")
-    print(f"| --- | --- | --- | --- | --- | --- |")
+    print("| command | exit | first s | warm median s | warm max s | peak RSS MB |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, args in COMMANDS.items():
         first, _, code = run_once(args, env)
         warm = [run_once(args, env) for _ in range(options.repeat)]

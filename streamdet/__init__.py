@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from .version import __version__
 
-__all__ = ["Config", "Detector", "Engine", "FileResult", "FrameScore", "load_config", "scan"]
+__all__ = ["Config", "Detector", "Engine", "FileResult", "FrameScore", "__version__", "load_config", "scan"]
 
 
 def scan(paths: Sequence[str | os.PathLike], config: Any = None, **settings: Any) -> list[Any]:
