@@ -80,7 +80,8 @@ class FileResult:
 
     `timings` are this input's own: `decode_s` (its decoder threads), `model_s` (its share of the model calls) and
     `total_s` (their sum), never the time it waited behind other inputs. `segments` are its suspicious stretches
-    (`streamdet.segments`), `provenance` what its C2PA manifest says (None where it was not read).
+    (`streamdet.segments`), `provenance` what its C2PA manifest says (None where it was not read), `duration` the
+    video's length in seconds (its header's, or measured from its packets; None for images and where unknown).
     """
 
     path: str
@@ -96,6 +97,7 @@ class FileResult:
     methods: dict[str, dict[str, Any]] | None = None
     segments: list[Segment] = field(default_factory=list)
     provenance: Provenance | None = None
+    duration: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the fields in a stable order (`methods` only where used; `provenance` null where not read)."""

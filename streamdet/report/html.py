@@ -12,6 +12,7 @@ import base64
 import heapq
 import html
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -100,11 +101,21 @@ def _thumbnail(image: np.ndarray, scored: FrameScore) -> bytes:
     return encoded.tobytes()
 
 
-def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int = 720, height: int = 180) -> str:
-    """An inline SVG of P(fake) against time, with the decision thresholds as dashed lines."""
+def _ticks(span: float) -> list[float]:
+    """Round times (s) from 0 to `span` for the x axis: steps of 1, 2 or 5 × a power of ten, about six of them."""
+    raw = span / 6
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [i * step for i in range(int(span / step + 1e-9) + 1)]
+
+
+def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int = 720, height: int = 190) -> str:
+    """An inline SVG of P(fake) against time over the whole media (its duration, else up to the last frame), with
+    axis titles, round time ticks and the decision thresholds as dashed lines."""
     points = [f for f in result.frames if f.score is not None]
-    left, right, top, bottom = 40, 10, 10, 30
-    span = max((f.time for f in points), default=0.0) or 1.0
+    left, right, top, bottom = 52, 10, 10, 42
+    last = max((f.time for f in result.frames), default=0.0)
+    span = max(result.duration or 0.0, last) or 1.0
 
     def x(t: float) -> float:
         return left + (width - left - right) * t / span
@@ -112,11 +123,15 @@ def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int
     def y(p: float) -> float:
         return top + (height - top - bottom) * (1.0 - p)
 
-    parts = [f'<svg class="timeline" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
-    parts.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#fafafa" stroke="#ccc"/>')
+    parts = [f'<svg class="timeline" role="img" data-span="{span:g}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    parts.append(f'<rect class="plot" x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="#fafafa" stroke="#ccc"/>')
     for value in (0.0, 0.5, 1.0):
         parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g}</text>')
-    parts.append(f'<text x="{left}" y="{height - 8}">0 s</text><text x="{width - right}" y="{height - 8}" text-anchor="end">{span:.2f} s</text>')
+    for tick in _ticks(span):
+        parts.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{y(0)}" y2="{y(0) + 4}" stroke="#999"/>')
+        parts.append(f'<text class="tick" x="{x(tick):.1f}" y="{y(0) + 15}" text-anchor="middle">{tick:g}</text>')
+    parts.append(f'<text class="axis" x="{left + (width - left - right) / 2:.1f}" y="{height - 6}" text-anchor="middle">time (s)</text>')
+    parts.append(f'<text class="axis" transform="translate(14 {top + (height - top - bottom) / 2:.1f}) rotate(-90)" text-anchor="middle">P(fake)</text>')
     for value, label in lines:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#c62828" stroke-dasharray="5,4"><title>{html.escape(label)} {value:g}</title></line>')
         parts.append(f'<text x="{width - right - 4}" y="{y(value) - 3:.1f}" text-anchor="end">{html.escape(label)} {value:g}</text>')

@@ -1,0 +1,64 @@
+"""The HTML report's content without a browser: its timeline axes, score formats, crop legend, band, summary and settings.
+
+Pages come from real scans (`streamdet scan --report` on generated media, the tiny ADM and a real student
+checkpoint) or from `to_html` over results built here; the SVG and tables are read back with regular expressions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from streamdet.cli import app
+
+from .media import make_video
+
+runner = CliRunner()
+
+
+def noise(index: int, width: int, height: int) -> np.ndarray:
+    return np.random.default_rng(index).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def scan_report(tmp_path, ckpts, inputs, *extra: str) -> tuple[str, dict]:
+    """Scan `inputs` with the tiny config into a report and a JSON document; both returned."""
+    adm, student = ckpts
+    page, doc = tmp_path / "report.html", tmp_path / "scan.json"
+    result = runner.invoke(app, ["scan", *map(str, inputs), "--config", "tiny", "--adm", str(adm), "--student", str(student), "--quiet",
+                                 "--report", str(page), "--out", str(doc), *extra])
+    assert result.exit_code in (0, 1), result.output
+    return page.read_text(), json.loads(doc.read_text())
+
+
+@pytest.fixture
+def ckpts(tiny_adm_ckpt, student_ckpt):
+    return tiny_adm_ckpt, student_ckpt
+
+
+def circles(svg: str) -> list[tuple[float, float]]:
+    return [(float(cx), float(cy)) for cx, cy in re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)"', svg)]
+
+
+def plot_box(svg: str) -> tuple[float, float, float, float]:
+    x, y, w, h = re.search(r'<rect class="plot" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"', svg).groups()
+    return float(x), float(y), float(w), float(h)
+
+
+def test_the_timeline_spans_the_whole_clip_with_axis_titles(tmp_path, ckpts):
+    clip = make_video(tmp_path / "three.mp4", 15, (64, 48), 5, pattern=noise)  # 3 s at 5 fps; 4 uniform frames end before 3 s
+    page, doc = scan_report(tmp_path, ckpts, [clip])
+    (entry,) = doc["inputs"]
+    assert entry["duration"] == pytest.approx(3.0, abs=0.01)
+    last = entry["frames"][-1]["time"]
+    assert last < 2.9
+    (svg,) = re.findall(r'<svg class="timeline".*?</svg>', page)
+    assert float(re.search(r'data-span="([\d.]+)"', svg).group(1)) == pytest.approx(entry["duration"])
+    left, _, width, _ = plot_box(svg)
+    assert circles(svg)[-1][0] == pytest.approx(left + width * last / entry["duration"], abs=0.1), "the last frame sits short of the axis end"
+    ticks = [float(t) for t in re.findall(r'<text class="tick"[^>]*>([\d.]+)</text>', svg)]
+    assert ticks[0] == 0 and ticks[-1] == pytest.approx(3.0)
+    assert re.findall(r'<text class="axis"[^>]*>([^<]+)</text>', svg) == ["time (s)", "P(fake)"]
