@@ -98,6 +98,6 @@ def test_report_renders_every_input_in_a_headless_chromium(tmp_path, tiny_adm_ck
         browser.quit()
     assert sections == [[r["path"], r["verdict"] or "ERROR"] for r in doc["inputs"]]
     assert loaded == total == thumbs, "every thumbnail decodes"
-    assert timelines == 3 and lines == 3 * 2, "a timeline per scored input, with the band's two thresholds"
+    assert timelines == 2 and lines == 2 * 2, "a timeline per scored video (the image has its one score), with the band's two thresholds"
     assert errors == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

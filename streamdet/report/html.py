@@ -197,8 +197,12 @@ def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: lis
         out.append(f'<p class="note">{html.escape(result.warning)}</p>')
     if result.provenance is not None:
         out.append(_provenance(result.provenance))
-    if result.frames:
+    if len(result.frames) > 1 or (result.duration or 0.0) > 0:
         out.append(_timeline(result, lines))
+    elif result.frames:  # a still image: one score, no time to chart it against
+        (only,) = result.frames
+        shown = "not finite" if only.score is None else f"{only.score:.4g}"
+        out.append(f'<p class="still">A still image: its one frame scored P(fake) {shown}.</p>')
     if thumbs:
         out.append("<div class=\"thumbs\">")
         for thumb in thumbs:
