@@ -6,6 +6,7 @@ checkpoint) or from `to_html` over results built here; the SVG and tables are re
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -14,6 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdet.cli import app
+from streamdet.report.html import score_text, to_html
+from streamdet.results import FileResult, FrameScore, Segment
 
 from .media import make_video, write_image
 
@@ -78,4 +81,16 @@ def test_an_image_gets_its_score_not_a_chart(tmp_path, ckpts):
     assert "<svg" not in by_name["still.png"] and "<svg" in by_name["clip.mp4"]
     score = doc["inputs"][0]["frames"][0]["score"]
     shown = re.search(r'<p class="still">A still image: its one frame scored P\(fake\) ([^<]+)\.</p>', by_name["still.png"]).group(1)
-    assert float(shown) == pytest.approx(score, abs=1e-3)
+    assert shown == html.escape(score_text(score))
+
+
+def test_every_score_is_printed_in_one_format(tmp_path):
+    frames = [FrameScore(i, i / 2, p) for i, p in enumerate([9.333e-05, 0.04062, 0.5, 0.99995, None])]
+    result = FileResult("a.mp4", "video", verdict="FAKE", score=0.04062, flagged=1, frames=frames, duration=2.5,
+                        segments=[Segment("FAKE", 1.5, 1.5, 1, 0.99995, 1.5, 0.99995)])
+    still = FileResult("b.png", "image", verdict="REAL", score=9.333e-05, frames=[FrameScore(0, 0.0, 9.333e-05)])
+    page = to_html([result, still], {"threshold": 0.5})
+    assert [score_text(p) for p in (9.333e-05, 0.04062, 0.5, 0.99995, None)] == ["<0.001", "0.041", "0.500", ">0.999", "n/a"]
+    assert not re.search(r"\de-\d", page) and "0.04062" not in page
+    shown = re.findall(r"(?:s: | score |P\(fake\) |peak |mean )([^ ,<]+)", page)
+    assert len(shown) >= 8 and all(re.fullmatch(r"&lt;0\.001|&gt;0\.999|0\.\d{3}|n/a", s.rstrip(".")) for s in shown), shown

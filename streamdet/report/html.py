@@ -49,6 +49,22 @@ SHADES = {FAKE: "#c62828", UNCERTAIN: "#b26a00"}
 SHOWN = (("frame", "frame"), ("cam", "Grad-CAM over the frame"), ("eps", "eps (the noise map read)"))
 
 
+def score_text(score: float | None) -> str:
+    """A P(fake) as the report prints every one: three decimals, "<0.001" and ">0.999" at the ends, "n/a" where not finite."""
+    if score is None or not math.isfinite(score):
+        return "n/a"
+    if score < 0.0005:
+        return "<0.001"
+    if score >= 0.9995:
+        return ">0.999"
+    return f"{score:.3f}"
+
+
+def _score(score: float | None) -> str:
+    """`score_text`, escaped for HTML."""
+    return html.escape(score_text(score))
+
+
 @dataclass
 class Thumb:
     """One kept frame: its score, index, time and a JPEG thumbnail with the crop boxes drawn."""
@@ -140,13 +156,13 @@ def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int
         parts.append(
             f'<rect class="segment" data-kind="{segment.kind}" x="{x0 - 1.5:.1f}" y="{top}" width="{x1 - x0:.1f}" height="{height - top - bottom}" '
             f'fill="{SHADES[segment.kind]}" fill-opacity="0.15"><title>{segment.kind} segment {segment.start:.3f}-{segment.end:.3f} s, '
-            f'{segment.frames} frames, peak {segment.peak:.4f}, mean {segment.mean:.4f}</title></rect>'
+            f'{segment.frames} frames, peak {_score(segment.peak)}, mean {_score(segment.mean)}</title></rect>'
         )
     if len(points) > 1:
         path = " ".join(f"{x(f.time):.1f},{y(f.score):.1f}" for f in points)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1565c0" stroke-width="1.5"/>')
     for f in points:
-        parts.append(f'<circle cx="{x(f.time):.1f}" cy="{y(f.score):.1f}" r="3" fill="#1565c0"><title>frame {f.index}, {f.time:.3f} s: {f.score:.4f}</title></circle>')
+        parts.append(f'<circle cx="{x(f.time):.1f}" cy="{y(f.score):.1f}" r="3" fill="#1565c0"><title>frame {f.index}, {f.time:.3f} s: {_score(f.score)}</title></circle>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -179,7 +195,7 @@ def _explained(heatmaps: "Heatmaps", path: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
             for kind, caption in SHOWN
         )
-        out.append(f'<div class="explained"><p>frame {kept.index} at {kept.time:.3f} s: {kept.score:.4g}, eps share {kept.about["eps_share"]:.2f}</p>{figures}</div>')
+        out.append(f'<div class="explained"><p>frame {kept.index} at {kept.time:.3f} s: {_score(kept.score)}, eps share {kept.about["eps_share"]:.2f}</p>{figures}</div>')
     return "".join(out)
 
 
@@ -189,7 +205,7 @@ def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: lis
     out = [f'<section class="input" data-verdict="{label}"><h2>{html.escape(result.path)}</h2>']
     out.append(f'<p><span class="verdict" style="background:{COLORS[label]}">{label}</span>')
     if result.score is not None:
-        out.append(f" score {result.score:.4g}, {result.flagged}/{len(result.frames)} frames flagged")
+        out.append(f" score {_score(result.score)}, {result.flagged}/{len(result.frames)} frames flagged")
     out.append("</p>")
     if result.error:
         out.append(f'<p class="error">{html.escape(result.error)}</p>')
@@ -201,15 +217,14 @@ def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: lis
         out.append(_timeline(result, lines))
     elif result.frames:  # a still image: one score, no time to chart it against
         (only,) = result.frames
-        shown = "not finite" if only.score is None else f"{only.score:.4g}"
-        out.append(f'<p class="still">A still image: its one frame scored P(fake) {shown}.</p>')
+        out.append(f'<p class="still">A still image: its one frame scored P(fake) {_score(only.score)}.</p>')
     if thumbs:
         out.append("<div class=\"thumbs\">")
         for thumb in thumbs:
             data = base64.b64encode(thumb.jpeg).decode("ascii")
             out.append(
                 f'<figure><img alt="frame {thumb.index}" src="data:image/jpeg;base64,{data}">'
-                f"<figcaption>frame {thumb.index} at {thumb.time:.3f} s: {thumb.score:.4g}</figcaption></figure>"
+                f"<figcaption>frame {thumb.index} at {thumb.time:.3f} s: {_score(thumb.score)}</figcaption></figure>"
             )
         out.append("</div>")
     if heatmaps is not None:
