@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdet.cli import app
-from streamdet.report.html import score_text, to_html
+from streamdet.report.html import OTHER_CROP, SCORING_CROP, draw_crops, score_text, to_html
 from streamdet.results import FileResult, FrameScore, Segment
 
 from .media import make_video, write_image
@@ -65,6 +65,7 @@ def test_the_timeline_spans_the_whole_clip_with_axis_titles(tmp_path, ckpts):
     ticks = [float(t) for t in re.findall(r'<text class="tick"[^>]*>([\d.]+)</text>', svg)]
     assert ticks[0] == 0 and ticks[-1] == pytest.approx(3.0)
     assert re.findall(r'<text class="axis"[^>]*>([^<]+)</text>', svg) == ["time (s)", "P(fake)"]
+    assert 'class="legend"' not in page, "no crop boxes under the center rule, so no legend"
 
 
 def sections(page: str) -> dict[str, str]:
@@ -94,3 +95,20 @@ def test_every_score_is_printed_in_one_format(tmp_path):
     assert not re.search(r"\de-\d", page) and "0.04062" not in page
     shown = re.findall(r"(?:s: | score |P\(fake\) |peak |mean )([^ ,<]+)", page)
     assert len(shown) >= 8 and all(re.fullmatch(r"&lt;0\.001|&gt;0\.999|0\.\d{3}|n/a", s.rstrip(".")) for s in shown), shown
+
+
+def test_the_scoring_crop_is_drawn_over_the_others():
+    best, other = [0, 0, 100, 100], [50, 0, 100, 100]  # top edges overlap from x=50 to x=99
+    for crops in ([{"box": best}, {"box": other}], [{"box": other}, {"box": best}]):
+        image = draw_crops(np.zeros((120, 200, 3), np.uint8), FrameScore(0, 0.0, 0.9, crop=best, crops=crops))
+        assert tuple(image[0, 50]) == tuple(image[0, 75]) == SCORING_CROP, "the scoring box wins where they overlap, whatever the crop order"
+        assert tuple(image[0, 120]) == tuple(image[50, 149]) == OTHER_CROP
+
+
+def test_crop_boxes_have_a_legend(tmp_path, ckpts):
+    clip = make_video(tmp_path / "wide.mp4", 6, (160, 90), 6, pattern=noise)
+    page, doc = scan_report(tmp_path, ckpts, [clip], "--crops", "cover")
+    assert len(doc["inputs"][0]["frames"][0]["crops"]) > 1
+    legend = re.search(r'<p class="legend">(.*?)</p>', page).group(1)
+    colours = re.findall(r"border-color:#([0-9a-f]{6})", legend)
+    assert colours == ["%02x%02x%02x" % SCORING_CROP, "%02x%02x%02x" % OTHER_CROP] and "its score" in legend

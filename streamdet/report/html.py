@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .heatmaps import Heatmaps
 
 THUMB_WIDTH = 240
+SCORING_CROP = (220, 40, 40)  # RGB of the box that gave a frame its score
+OTHER_CROP = (40, 200, 220)  # RGB of the other boxes scored
 COLORS = {FAKE: "#c62828", UNCERTAIN: "#b26a00", REAL: "#2e7d32", "ERROR": "#555"}
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
@@ -43,6 +45,7 @@ svg text{font-size:11px;fill:#444}
 div.provenance{border-left:4px solid #999;padding:.3em .8em;margin:.6em 0;font-size:.9em}
 div.provenance[data-state=ai]{border-color:#c62828;background:#fdecea}
 div.provenance[data-state=invalid]{border-color:#b26a00;background:#fff4e5}
+p.legend{font-size:.85em}.swatch{display:inline-block;width:1.4em;height:.8em;border:2px solid;margin:0 .3em 0 .8em;vertical-align:middle}
 div.explained{display:inline-block;border:1px solid #eee;margin:.3em;padding:.2em}
 """
 SHADES = {FAKE: "#c62828", UNCERTAIN: "#b26a00"}
@@ -67,16 +70,17 @@ def _score(score: float | None) -> str:
 
 @dataclass
 class Thumb:
-    """One kept frame: its score, index, time and a JPEG thumbnail with the crop boxes drawn."""
+    """One kept frame: its score, index, time, a JPEG thumbnail with the crop boxes drawn and how many there are."""
 
     score: float
     index: int
     time: float
     jpeg: bytes
+    crops: int = 0
 
 
 class Thumbnails:
-    """Keeps the `keep` highest-scoring frames of each input as small JPEGs (crop boxes drawn; the scoring one in red)."""
+    """Keeps the `keep` highest-scoring frames of each input as small JPEGs (crop boxes drawn; the scoring one red, on top)."""
 
     def __init__(self, keep: int = 4) -> None:
         self.keep = keep
@@ -90,7 +94,7 @@ class Thumbnails:
         key = (scored.score, -frame.index)
         if len(heap) >= self.keep and key <= heap[0][:2]:
             return
-        item = (scored.score, -frame.index, Thumb(scored.score, frame.index, frame.time, _thumbnail(frame.image, scored)))
+        item = (scored.score, -frame.index, Thumb(scored.score, frame.index, frame.time, _thumbnail(frame.image, scored), len(scored.crops or [])))
         if len(heap) >= self.keep:
             heapq.heapreplace(heap, item)
         else:
@@ -102,19 +106,36 @@ class Thumbnails:
 
 
 def _thumbnail(image: np.ndarray, scored: FrameScore) -> bytes:
-    """A JPEG THUMB_WIDTH wide of the frame, with every crop box drawn (the one that gave the score thicker, red)."""
+    """A JPEG THUMB_WIDTH wide of the frame, with every crop box drawn (see `draw_crops`)."""
     height, width = image.shape[:2]
     scale = THUMB_WIDTH / width
     small = cv2.resize(image, (THUMB_WIDTH, max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-    small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-    for crop in scored.crops or []:
-        x, y, w, h = (round(v * scale) for v in crop["box"])
-        best = crop["box"] == scored.crop
-        cv2.rectangle(small, (x, y), (x + w - 1, y + h - 1), (40, 40, 220) if best else (220, 200, 40), 2 if best else 1)
+    small = cv2.cvtColor(draw_crops(small, scored, scale), cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise RuntimeError("OpenCV could not encode a thumbnail")
     return encoded.tobytes()
+
+
+def draw_crops(rgb: np.ndarray, scored: FrameScore, scale: float = 1.0) -> np.ndarray:
+    """The frame's crop boxes (scaled by `scale`) drawn into the RGB image: the others thin in OTHER_CROP, then the
+    one that gave the score thick in SCORING_CROP, last, so that it is on top where boxes overlap."""
+    crops = scored.crops or []
+    ordered = [c for c in crops if c["box"] != scored.crop] + [c for c in crops if c["box"] == scored.crop]
+    for crop in ordered:
+        x, y, w, h = (round(v * scale) for v in crop["box"])
+        best = crop["box"] == scored.crop
+        cv2.rectangle(rgb, (x, y), (x + w - 1, y + h - 1), SCORING_CROP if best else OTHER_CROP, 2 if best else 1)
+    return rgb
+
+
+def _legend() -> str:
+    """What the boxes drawn on the thumbnails are."""
+    swatch = '<span class="swatch" style="border-color:#{:02x}{:02x}{:02x}"></span>'
+    return (
+        f'<p class="legend">{swatch.format(*SCORING_CROP)} the crop that gave the frame its score (its highest) '
+        f"{swatch.format(*OTHER_CROP)} the other crops scored</p>"
+    )
 
 
 def _ticks(span: float) -> list[float]:
@@ -227,6 +248,8 @@ def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: lis
                 f"<figcaption>frame {thumb.index} at {thumb.time:.3f} s: {_score(thumb.score)}</figcaption></figure>"
             )
         out.append("</div>")
+        if any(thumb.crops for thumb in thumbs):
+            out.append(_legend())
     if heatmaps is not None:
         out.append(_explained(heatmaps, result.path))
     out.append("</section>")
