@@ -112,3 +112,24 @@ def test_crop_boxes_have_a_legend(tmp_path, ckpts):
     legend = re.search(r'<p class="legend">(.*?)</p>', page).group(1)
     colours = re.findall(r"border-color:#([0-9a-f]{6})", legend)
     assert colours == ["%02x%02x%02x" % SCORING_CROP, "%02x%02x%02x" % OTHER_CROP] and "its score" in legend
+
+
+@pytest.mark.parametrize("band", [(0.2, 0.8), (0.48, 0.5)])
+def test_the_uncertain_band_is_shaded_and_its_edges_differ(band):
+    low, high = band
+    frames = [FrameScore(i, i / 4, p) for i, p in enumerate([0.1, 0.49, 0.9, 0.3])]
+    page = to_html([FileResult("a.mp4", "video", verdict="FAKE", score=0.9, frames=frames, duration=1.0)], {"threshold": high, "uncertain": [low, high]})
+    (svg,) = re.findall(r'<svg class="timeline".*?</svg>', page)
+    left, top, width, height = plot_box(svg)
+
+    def y(p: float) -> float:
+        return top + height * (1 - p)
+
+    shade = re.search(r'<rect class="band" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', svg)
+    assert float(shade.group(1)) == pytest.approx(y(high), abs=0.1) and float(shade.group(2)) == pytest.approx(y(low) - y(high), abs=0.2)
+    edges = re.findall(r'<line class="threshold"[^>]*y1="([\d.]+)"[^>]*stroke="([^"]+)"[^>]*stroke-dasharray="([^"]+)"', svg)
+    assert [float(e[0]) for e in edges] == pytest.approx([y(high), y(low)], abs=0.1)
+    assert edges[0][1:] != edges[1][1:] and edges[0][1] != edges[1][1] and edges[0][2] != edges[1][2], "the two edges differ in colour and dash"
+    labels = [(float(x), float(at)) for x, at in re.findall(r'<text class="threshold-label" x="([\d.]+)" y="([\d.]+)"', svg)]
+    assert all(x > left + width for x, _ in labels), "labels sit in the margin, off the plotted line"
+    assert abs(labels[0][1] - labels[1][1]) >= 11, "labels do not overlap each other"

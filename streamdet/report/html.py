@@ -146,11 +146,36 @@ def _ticks(span: float) -> list[float]:
     return [i * step for i in range(int(span / step + 1e-9) + 1)]
 
 
-def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int = 720, height: int = 190) -> str:
+def _label_rows(ys: Sequence[float], lowest: float, highest: float, gap: float = 13.0) -> list[float]:
+    """Heights for labels wanted at `ys`, moved apart to at least `gap` pixels and kept within [lowest, highest]."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    placed: dict[int, float] = {}
+    previous = lowest - gap
+    for i in order:
+        placed[i] = previous = max(ys[i], previous + gap)
+    overflow = max(0.0, previous - highest)
+    return [placed[i] - overflow for i in range(len(ys))]
+
+
+Lines = tuple[list[tuple[float, str, str, str]], tuple[float, float] | None]  # (value, label, colour, dash) per line; the band
+
+
+def _lines(settings: dict[str, Any]) -> Lines:
+    """The timeline's decision lines (value, label, colour, dash pattern) and the UNCERTAIN band, if any."""
+    band = settings.get("uncertain")
+    if band:
+        low, high = band
+        return [(high, "FAKE from", COLORS[FAKE], "7,3"), (low, "UNCERTAIN from", COLORS[UNCERTAIN], "2,3")], (low, high)
+    return [(settings["threshold"], "FAKE from", COLORS[FAKE], "5,4")], None
+
+
+def _timeline(result: FileResult, decision: Lines, width: int = 720, height: int = 190) -> str:
     """An inline SVG of P(fake) against time over the whole media (its duration, else up to the last frame), with
-    axis titles, round time ticks and the decision thresholds as dashed lines."""
+    axis titles, round time ticks, the decision thresholds as dashed lines labelled in the right margin and the
+    UNCERTAIN band shaded between its edges."""
+    lines, band = decision
     points = [f for f in result.frames if f.score is not None]
-    left, right, top, bottom = 52, 10, 10, 42
+    left, right, top, bottom = 52, 124, 10, 42
     last = max((f.time for f in result.frames), default=0.0)
     span = max(result.duration or 0.0, last) or 1.0
 
@@ -169,9 +194,12 @@ def _timeline(result: FileResult, lines: Sequence[tuple[float, str]], width: int
         parts.append(f'<text class="tick" x="{x(tick):.1f}" y="{y(0) + 15}" text-anchor="middle">{tick:g}</text>')
     parts.append(f'<text class="axis" x="{left + (width - left - right) / 2:.1f}" y="{height - 6}" text-anchor="middle">time (s)</text>')
     parts.append(f'<text class="axis" transform="translate(14 {top + (height - top - bottom) / 2:.1f}) rotate(-90)" text-anchor="middle">P(fake)</text>')
-    for value, label in lines:
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#c62828" stroke-dasharray="5,4"><title>{html.escape(label)} {value:g}</title></line>')
-        parts.append(f'<text x="{width - right - 4}" y="{y(value) - 3:.1f}" text-anchor="end">{html.escape(label)} {value:g}</text>')
+    if band is not None:
+        low, high = band
+        parts.append(f'<rect class="band" x="{left}" y="{y(high):.1f}" width="{width - left - right}" height="{y(low) - y(high):.1f}" fill="{SHADES[UNCERTAIN]}" fill-opacity="0.10"><title>UNCERTAIN band {low:g} to {high:g}</title></rect>')
+    for (value, label, colour, dash), at in zip(lines, _label_rows([y(line[0]) for line in lines], top + 4, height - bottom)):
+        parts.append(f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"><title>{html.escape(label)} {value:g}</title></line>')
+        parts.append(f'<text class="threshold-label" x="{width - right + 6}" y="{at + 4:.1f}" fill="{colour}">{html.escape(label)} {value:g}</text>')
     for segment in result.segments:
         x0, x1 = x(segment.start), max(x(segment.end), x(segment.start) + 3)
         parts.append(
@@ -220,7 +248,7 @@ def _explained(heatmaps: "Heatmaps", path: str) -> str:
     return "".join(out)
 
 
-def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: list[Thumb], heatmaps: "Heatmaps | None" = None) -> str:
+def _section(result: FileResult, lines: Lines, thumbs: list[Thumb], heatmaps: "Heatmaps | None" = None) -> str:
     """One input: verdict, score, notes, provenance, timeline, thumbnails and heatmaps."""
     label = result.verdict or "ERROR"
     out = [f'<section class="input" data-verdict="{label}"><h2>{html.escape(result.path)}</h2>']
@@ -258,8 +286,7 @@ def _section(result: FileResult, lines: Sequence[tuple[float, str]], thumbs: lis
 
 def to_html(results: Sequence[FileResult], settings: dict[str, Any], thumbnails: Thumbnails | None = None, heatmaps: "Heatmaps | None" = None) -> str:
     """The whole report as one HTML document."""
-    band = settings.get("uncertain")
-    lines = [(band[0], "UNCERTAIN from"), (band[1], "FAKE from")] if band else [(settings["threshold"], "threshold")]
+    lines = _lines(settings)
     counts = {label: sum((r.verdict or "ERROR") == label for r in results) for label in (FAKE, UNCERTAIN, REAL, "ERROR")}
     summary = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
     rows = "".join(
