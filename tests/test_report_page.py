@@ -133,3 +133,18 @@ def test_the_uncertain_band_is_shaded_and_its_edges_differ(band):
     labels = [(float(x), float(at)) for x, at in re.findall(r'<text class="threshold-label" x="([\d.]+)" y="([\d.]+)"', svg)]
     assert all(x > left + width for x, _ in labels), "labels sit in the margin, off the plotted line"
     assert abs(labels[0][1] - labels[1][1]) >= 11, "labels do not overlap each other"
+
+
+def test_several_inputs_get_a_summary_table_linking_to_their_sections():
+    results = [
+        FileResult("a.mp4", "video", verdict="REAL", score=0.1, flagged=0, frames=[FrameScore(0, 0.0, 0.1), FrameScore(1, 0.5, 0.1)]),
+        FileResult("b <odd>.png", "image", verdict="FAKE", score=0.97, flagged=1, frames=[FrameScore(0, 0.0, 0.97)]),
+        FileResult("c.mp4", "unknown", status="error", error="c.mp4: not a video"),
+    ]
+    page = to_html(results, {"threshold": 0.5})
+    rows = re.findall(r'<tr data-rank="(\d)" data-score="([-\d.]+)" data-position="(\d)"><td><a href="#([^"]+)">([^<]+)</a></td>.*?</tr>', page)
+    assert [(int(r), float(s), t) for r, s, _, _, t in rows] == [(1, 0.1, "a.mp4"), (3, 0.97, "b &lt;odd&gt;.png"), (0, -1.0, "c.mp4")]
+    ids = re.findall(r'<section class="input" id="([^"]+)"', page)
+    assert [r[3] for r in rows] == ids and len(set(ids)) == 3
+    assert page.index('class="summary"') < page.index('<section class="input"') and "<script>" in page and "src=" not in page.split("<script>")[1].split("</script>")[0]
+    assert 'class="summary"' not in to_html(results[:1], {"threshold": 0.5}), "one input needs no summary"

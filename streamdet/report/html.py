@@ -1,5 +1,6 @@
-"""Scan results → one self-contained HTML page: per input its verdict, a P(fake) timeline (its suspicious segments
-shaded), its most suspicious frames (with `--explain`, their heatmaps) and what its C2PA manifest says.
+"""Scan results → one self-contained HTML page: with several inputs a sortable summary table (`summary`), then per
+input its verdict, a P(fake) timeline (its suspicious segments shaded), its most suspicious frames (with
+`--explain`, their heatmaps) and what its C2PA manifest says; last, the settings that produced it.
 
 Everything is inline (CSS, SVG timelines, JPEG thumbnails as data URIs), so the file opens anywhere without a network.
 Thumbnails are taken while the scan runs (`Thumbnails.add` is the scan's `on_scored` hook): only the few highest-scoring
@@ -23,6 +24,7 @@ from ..aggregate import FAKE, REAL, UNCERTAIN
 from ..results import FileResult, FrameScore
 from ..version import __version__
 from ..video import Frame
+from .summary import anchor, summary_table
 
 if TYPE_CHECKING:
     from ..provenance import Provenance
@@ -40,6 +42,8 @@ section.input{border:1px solid #ddd;border-radius:6px;padding:1em;margin:1em 0}
 .note{color:#8a5a00}.error{color:#c62828}
 figure{display:inline-block;margin:.4em;text-align:center;font-size:.85em}
 figure img{display:block;border:1px solid #ccc;max-width:240px;max-height:200px}
+table.summary{border-collapse:collapse;margin:1em 0}table.summary td,table.summary th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
+table.summary td:first-child{word-break:break-all}table.summary th button{font:inherit;font-weight:600;border:0;background:none;cursor:pointer;text-decoration:underline dotted}
 table.settings td{padding:.1em .8em;vertical-align:top;font-family:monospace;font-size:.9em}
 svg text{font-size:11px;fill:#444}
 div.provenance{border-left:4px solid #999;padding:.3em .8em;margin:.6em 0;font-size:.9em}
@@ -248,10 +252,10 @@ def _explained(heatmaps: "Heatmaps", path: str) -> str:
     return "".join(out)
 
 
-def _section(result: FileResult, lines: Lines, thumbs: list[Thumb], heatmaps: "Heatmaps | None" = None) -> str:
+def _section(position: int, result: FileResult, lines: Lines, thumbs: list[Thumb], heatmaps: "Heatmaps | None" = None) -> str:
     """One input: verdict, score, notes, provenance, timeline, thumbnails and heatmaps."""
     label = result.verdict or "ERROR"
-    out = [f'<section class="input" data-verdict="{label}"><h2>{html.escape(result.path)}</h2>']
+    out = [f'<section class="input" id="{anchor(position)}" data-verdict="{label}"><h2>{html.escape(result.path)}</h2>']
     out.append(f'<p><span class="verdict" style="background:{COLORS[label]}">{label}</span>')
     if result.score is not None:
         out.append(f" score {_score(result.score)}, {result.flagged}/{len(result.frames)} frames flagged")
@@ -293,9 +297,10 @@ def to_html(results: Sequence[FileResult], settings: dict[str, Any], thumbnails:
         f"<tr><td>{html.escape(key)}</td><td>{html.escape(value if isinstance(value, str) else json.dumps(value))}</td></tr>"
         for key, value in settings.items()
     )
-    body = "".join(_section(r, lines, thumbnails.of(r.path) if thumbnails else [], heatmaps) for r in results)
+    body = "".join(_section(i, r, lines, thumbnails.of(r.path) if thumbnails else [], heatmaps) for i, r in enumerate(results))
+    table = summary_table(results, COLORS, score_text) if len(results) > 1 else ""
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>streamdet report</title><style>{CSS}</style></head>'
         f"<body><h1>streamdet {html.escape(__version__)} scan: {len(results)} inputs ({summary})</h1>"
-        f"{body}<h2>Settings</h2><table class=\"settings\">{rows}</table></body></html>\n"
+        f"{table}{body}<h2>Settings</h2><table class=\"settings\">{rows}</table></body></html>\n"
     )
