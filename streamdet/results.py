@@ -123,7 +123,12 @@ class FileResult:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What produced a set of results, as the outputs record it: the settings that decide verdicts and the models."""
+    """What produced a set of results, as the outputs record it: the settings that decide verdicts and the models.
+
+    `checkpoints` names each checkpoint file the settings read (by role: adm, student, dire, lite) with its
+    sha256 (None where it cannot be had without a download); `time_utc` is when this record was made (ISO 8601,
+    UTC, to the second: a scan's end, a job's conclusion); `command` the command line, where one produced the run.
+    """
 
     config: str
     device: str
@@ -141,11 +146,14 @@ class RunInfo:
     warmup_s: float | None = None
     cascade: dict[str, Any] | None = None
     version: str = ""
+    checkpoints: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    time_utc: str = ""
+    command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; the optional parts only where used."""
         out = dataclasses.asdict(self)
-        for key in ("uncertain", "cascade", "warmup_s"):
+        for key in ("uncertain", "cascade", "warmup_s", "command"):
             if out[key] is None:
                 del out[key]
         return out

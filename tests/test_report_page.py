@@ -6,9 +6,13 @@ checkpoint) or from `to_html` over results built here; the SVG and tables are re
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
+import shlex
+import sys
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ from typer.testing import CliRunner
 from streamdet.cli import app
 from streamdet.report.html import OTHER_CROP, SCORING_CROP, draw_crops, score_text, to_html
 from streamdet.results import FileResult, FrameScore, Segment
+from streamdet.version import __version__
 
 from .media import make_video, write_image
 
@@ -148,3 +153,24 @@ def test_several_inputs_get_a_summary_table_linking_to_their_sections():
     assert [r[3] for r in rows] == ids and len(set(ids)) == 3
     assert page.index('class="summary"') < page.index('<section class="input"') and "<script>" in page and "src=" not in page.split("<script>")[1].split("</script>")[0]
     assert 'class="summary"' not in to_html(results[:1], {"threshold": 0.5}), "one input needs no summary"
+
+
+def test_settings_are_readable_and_say_what_made_the_verdicts(tmp_path, ckpts, monkeypatch):
+    adm, student = ckpts
+    clip = make_video(tmp_path / "clip.mp4", 10, (64, 48), 5, pattern=noise)
+    argv = ["streamdet", "scan", str(clip), "--config", "tiny", "--adm", str(adm), "--student", str(student), "--uncertain", "0.3:0.9"]
+    monkeypatch.setattr(sys, "argv", argv)
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    page, doc = scan_report(tmp_path, ckpts, [clip], "--uncertain", "0.3:0.9")
+    info = doc["settings"]
+    digests = {role: hashlib.sha256(path.read_bytes()).hexdigest() for role, path in (("adm", adm), ("student", student))}
+    assert info["checkpoints"] == {role: {"file": str(path), "sha256": digests[role]} for role, path in (("adm", adm), ("student", student))}
+    assert before <= datetime.strptime(info["time_utc"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) <= datetime.now(timezone.utc)
+    assert info["command"] == shlex.join(argv) and info["version"] == __version__
+    table = re.search(r'<table class="settings">(.*?)</table>', page).group(1)
+    shown = {label: re.sub(r"<[^>]+>", "", value) for label, value in re.findall(r"<tr><th>([^<]+)</th><td>(.*?)</td></tr>", table)}
+    assert shown["sampling"] == "uniform, 4 frames" and shown["verdicts"] == "FAKE at P(fake) ≥ 0.9, UNCERTAIN from 0.3, else REAL"
+    assert shown["ADM"] == f"{adm.name}, sha256 {digests['adm']}" and shown["student"] == f"{student.name}, sha256 {digests['student']}"
+    assert shown["streamdet"] == __version__ and shown["time"] == info["time_utc"].replace("T", " ").replace("Z", " UTC")
+    assert html.unescape(shown["command"]) == shlex.join(argv)
+    assert not re.search(r"null|None|[{}\[\]]", table), "no raw JSON, no unset fields"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import heapq
 import html
-import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
@@ -24,6 +23,7 @@ from ..aggregate import FAKE, REAL, UNCERTAIN
 from ..results import FileResult, FrameScore
 from ..version import __version__
 from ..video import Frame
+from .runinfo import settings_table
 from .summary import anchor, summary_table
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ figure{display:inline-block;margin:.4em;text-align:center;font-size:.85em}
 figure img{display:block;border:1px solid #ccc;max-width:240px;max-height:200px}
 table.summary{border-collapse:collapse;margin:1em 0}table.summary td,table.summary th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
 table.summary td:first-child{word-break:break-all}table.summary th button{font:inherit;font-weight:600;border:0;background:none;cursor:pointer;text-decoration:underline dotted}
-table.settings td{padding:.1em .8em;vertical-align:top;font-family:monospace;font-size:.9em}
+table.settings th{text-align:left;font-weight:600;padding:.15em 1em .15em 0;vertical-align:top;white-space:nowrap}
+table.settings td{padding:.15em 0;vertical-align:top;font-size:.9em}table.settings code{font-size:.95em;word-break:break-all}
 svg text{font-size:11px;fill:#444}
 div.provenance{border-left:4px solid #999;padding:.3em .8em;margin:.6em 0;font-size:.9em}
 div.provenance[data-state=ai]{border-color:#c62828;background:#fdecea}
@@ -293,14 +294,10 @@ def to_html(results: Sequence[FileResult], settings: dict[str, Any], thumbnails:
     lines = _lines(settings)
     counts = {label: sum((r.verdict or "ERROR") == label for r in results) for label in (FAKE, UNCERTAIN, REAL, "ERROR")}
     summary = ", ".join(f"{n} {label}" for label, n in counts.items() if n)
-    rows = "".join(
-        f"<tr><td>{html.escape(key)}</td><td>{html.escape(value if isinstance(value, str) else json.dumps(value))}</td></tr>"
-        for key, value in settings.items()
-    )
     body = "".join(_section(i, r, lines, thumbnails.of(r.path) if thumbnails else [], heatmaps) for i, r in enumerate(results))
     table = summary_table(results, COLORS, score_text) if len(results) > 1 else ""
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>streamdet report</title><style>{CSS}</style></head>'
         f"<body><h1>streamdet {html.escape(__version__)} scan: {len(results)} inputs ({summary})</h1>"
-        f"{table}{body}<h2>Settings</h2><table class=\"settings\">{rows}</table></body></html>\n"
+        f"{table}{body}<h2>Settings</h2>{settings_table(settings)}</body></html>\n"
     )
