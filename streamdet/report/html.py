@@ -204,7 +204,7 @@ def _timeline(result: FileResult, decision: Lines, width: int = 720, height: int
         parts.append(f'<rect class="band" x="{left}" y="{y(high):.1f}" width="{width - left - right}" height="{y(low) - y(high):.1f}" fill="{SHADES[UNCERTAIN]}" fill-opacity="0.10"><title>UNCERTAIN band {low:g} to {high:g}</title></rect>')
     for (value, label, colour, dash), at in zip(lines, _label_rows([y(line[0]) for line in lines], top + 4, height - bottom)):
         parts.append(f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"><title>{html.escape(label)} {value:g}</title></line>')
-        parts.append(f'<text class="threshold-label" x="{width - right + 6}" y="{at + 4:.1f}" fill="{colour}">{html.escape(label)} {value:g}</text>')
+        parts.append(f'<text class="threshold-label" x="{width - right + 6}" y="{at + 4:.1f}" fill="{colour}">{html.escape(label)} {value:.3g}</text>')
     for segment in result.segments:
         x0, x1 = x(segment.start), max(x(segment.end), x(segment.start) + 3)
         parts.append(

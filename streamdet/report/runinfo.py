@@ -66,7 +66,8 @@ def rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     if "crops" in info:
         add("regions", CROPS.get(info["crops"], info["crops"]))
     if "segment_gap_s" in info:
-        add("segments", f"flagged frames at most {info['segment_gap_s']:g} s apart form one segment")
+        gap = info["segment_gap_s"]
+        add("segments", f"runs of flagged frames less than {gap:g} s apart merge into one" if gap > 0 else "each run of consecutive flagged frames (no merging)")
     if "method" in info:
         methods = info.get("methods") or [info["method"]]
         add("method", info["method"] + (f" ({' + '.join(methods)})" if len(methods) > 1 else ""))
