@@ -45,7 +45,7 @@ figure img{display:block;border:1px solid #ccc;max-width:240px;max-height:200px}
 table.summary{border-collapse:collapse;margin:1em 0}table.summary td,table.summary th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:left}
 table.summary td:first-child{word-break:break-all}table.summary th button{font:inherit;font-weight:600;border:0;background:none;cursor:pointer;text-decoration:underline dotted}
 table.settings th{text-align:left;font-weight:600;padding:.15em 1em .15em 0;vertical-align:top;white-space:nowrap}
-table.settings td{padding:.15em 0;vertical-align:top;font-size:.9em}table.settings code{font-size:.95em;word-break:break-all}
+table.settings td{padding:.15em 0;vertical-align:top;font-size:.9em}table.settings code{font-size:1.05em;word-break:break-all}
 svg text{font-size:11px;fill:#444}
 div.provenance{border-left:4px solid #999;padding:.3em .8em;margin:.6em 0;font-size:.9em}
 div.provenance[data-state=ai]{border-color:#c62828;background:#fdecea}
