@@ -269,9 +269,10 @@ def _section(position: int, result: FileResult, lines: Lines, thumbs: list[Thumb
         out.append(_provenance(result.provenance))
     if len(result.frames) > 1 or (result.duration or 0.0) > 0:
         out.append(_timeline(result, lines))
-    elif result.frames:  # a still image: one score, no time to chart it against
+    elif result.frames:  # a still image (or one frame of unknown length): one score, no time to chart it against
         (only,) = result.frames
-        out.append(f'<p class="still">A still image: its one frame scored P(fake) {_score(only.score)}.</p>')
+        what = "A still image: its one frame" if result.kind == "image" else f"One frame, at {only.time:.3f} s,"
+        out.append(f'<p class="still">{what} scored P(fake) {_score(only.score)}.</p>')
     if thumbs:
         out.append("<div class=\"thumbs\">")
         for thumb in thumbs:
