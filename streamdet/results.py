@@ -80,7 +80,8 @@ class FileResult:
 
     `timings` are this input's own: `decode_s` (its decoder threads), `model_s` (its share of the model calls) and
     `total_s` (their sum), never the time it waited behind other inputs. `segments` are its suspicious stretches
-    (`streamdet.segments`), `provenance` what its C2PA manifest says (None where it was not read).
+    (`streamdet.segments`), `provenance` what its C2PA manifest says (None where it was not read), `duration` the
+    video's length in seconds (its header's, or measured from its packets; None for images and where unknown).
     """
 
     path: str
@@ -96,6 +97,7 @@ class FileResult:
     methods: dict[str, dict[str, Any]] | None = None
     segments: list[Segment] = field(default_factory=list)
     provenance: Provenance | None = None
+    duration: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the fields in a stable order (`methods` only where used; `provenance` null where not read)."""
@@ -121,7 +123,12 @@ class FileResult:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What produced a set of results, as the outputs record it: the settings that decide verdicts and the models."""
+    """What produced a set of results, as the outputs record it: the settings that decide verdicts and the models.
+
+    `checkpoints` names each checkpoint file the settings read (by role: adm, student, dire, lite) with its
+    sha256 (None where it cannot be had without a download); `time_utc` is when this record was made (ISO 8601,
+    UTC, to the second: a scan's end, a job's conclusion); `command` the command line, where one produced the run.
+    """
 
     config: str
     device: str
@@ -139,11 +146,14 @@ class RunInfo:
     warmup_s: float | None = None
     cascade: dict[str, Any] | None = None
     version: str = ""
+    checkpoints: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    time_utc: str = ""
+    command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; the optional parts only where used."""
         out = dataclasses.asdict(self)
-        for key in ("uncertain", "cascade", "warmup_s"):
+        for key in ("uncertain", "cascade", "warmup_s", "command"):
             if out[key] is None:
                 del out[key]
         return out

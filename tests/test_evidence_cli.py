@@ -86,7 +86,7 @@ def test_scan_reports_segments_provenance_and_heatmaps_everywhere(tmp_path, tiny
         assert browser.save_screenshot(str(shot))
     finally:
         browser.quit()
-    assert shaded == ["FAKE"] * 3, "each input's one segment is shaded on its timeline"
+    assert shaded == ["FAKE"] * 2, "each video's one segment is shaded on its timeline (the still image has its score, no timeline)"
     assert sorted(panels) == ["ai", "invalid", "none"]
     kept = sum(min(4, len(r["frames"])) for r in inputs.values())
     assert heatmaps == ["frame", "cam", "eps"] * kept, "frame, Grad-CAM over it and eps for each kept frame, all decoded"

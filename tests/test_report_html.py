@@ -98,6 +98,53 @@ def test_report_renders_every_input_in_a_headless_chromium(tmp_path, tiny_adm_ck
         browser.quit()
     assert sections == [[r["path"], r["verdict"] or "ERROR"] for r in doc["inputs"]]
     assert loaded == total == thumbs, "every thumbnail decodes"
-    assert timelines == 3 and lines == 3 * 2, "a timeline per scored input, with the band's two thresholds"
+    assert timelines == 2 and lines == 2 * 2, "a timeline per scored video (the image has its one score), with the band's two thresholds"
+    assert errors == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_twenty_inputs_get_a_summary_table_that_sorts_in_chromium(tmp_path, tiny_adm_ckpt, student_ckpt):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(8):
+        make_video(folder / f"clip{i:02d}.mp4", 6, (48, 32), 6, pattern=lambda index, w, h, i=i: noise(100 * i + index, w, h))
+    for i in range(12):
+        write_image(folder / f"still{i:02d}.png", noise(1000 + i, 40, 32))
+    models = ["--config", "tiny", "--adm", str(tiny_adm_ckpt), "--student", str(student_ckpt), "--quiet"]
+    first = tmp_path / "first.json"
+    assert runner.invoke(app, ["scan", str(folder), *models, "--out", str(first)]).exit_code == 0
+    scores = sorted(r["score"] for r in json.loads(first.read_text())["inputs"])
+    low, high = (scores[6] + scores[7]) / 2, (scores[13] + scores[14]) / 2  # a band that makes 6 FAKE, 7 UNCERTAIN, 7 REAL
+    page, doc_path = tmp_path / "report.html", tmp_path / "scan.json"
+    result = runner.invoke(app, ["scan", str(folder), *models, "--uncertain", f"{low!r}:{high!r}", "--report", str(page), "--out", str(doc_path)])
+    assert result.exit_code == 1, result.output
+    doc = json.loads(doc_path.read_text())
+    assert sorted(r["verdict"] for r in doc["inputs"]) == ["FAKE"] * 6 + ["REAL"] * 7 + ["UNCERTAIN"] * 7
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.read_text()), "nothing is fetched from a network"
+
+    paths = [r["path"] for r in doc["inputs"]]
+    by_score = [r["path"] for r in sorted(doc["inputs"], key=lambda r: -r["score"])]
+    rows = "return [...document.querySelectorAll('table.summary tbody tr')].map(r => r.querySelector('a').textContent)"
+    browser = chromium_driver()
+    try:
+        browser.set_window_size(1100, 3000)
+        browser.get(page.resolve().as_uri())
+        shown = browser.execute_script(rows)
+        targets = browser.execute_script("return [...document.querySelectorAll('table.summary a')].map(a => document.getElementById(a.hash.slice(1)).querySelector('h2').textContent)")
+        browser.find_element("css selector", "table.summary button[data-key=score]").click()
+        highest_first = browser.execute_script(rows)
+        browser.find_element("css selector", "table.summary button[data-key=score]").click()
+        lowest_first = browser.execute_script(rows)
+        browser.find_element("css selector", "table.summary button[data-key=rank]").click()
+        verdicts = browser.execute_script("return [...document.querySelectorAll('table.summary tbody tr .verdict')].map(v => v.textContent)")
+        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+        shot = tmp_path / "report-20.png"
+        assert browser.save_screenshot(str(shot))
+    finally:
+        browser.quit()
+    assert shown == paths and len(shown) == 20, "20 rows, in input order at first"
+    assert targets == paths, "each row links to its own input's section"
+    assert highest_first == by_score != paths and lowest_first == by_score[::-1]
+    assert verdicts == ["FAKE"] * 6 + ["UNCERTAIN"] * 7 + ["REAL"] * 7
     assert errors == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,6 +106,11 @@ def stdout_console() -> Console:
     """The console for results on stdout: the terminal's width on a terminal; unwrapped rows when piped or
     redirected, so that `| grep` sees each input on one line and no digit is cut."""
     return Console() if sys.stdout.isatty() else Console(width=100_000, color_system=None)
+
+
+def command_line() -> str:
+    """This process's command line as a shell would take it again (the outputs record it beside the verdicts)."""
+    return shlex.join(["streamdet", *sys.argv[1:]])
 
 
 def fail(message: str, code: int = 2) -> None:

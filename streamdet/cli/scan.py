@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..files import write_text
-from .common import ADM, BACKEND, CASCADE, CONFIG, DEVICE, DIRE, ENGINES, INTERRUPTED, PRECISION, PROVENANCE, SEGMENT_GAP, SNAP, STUDENT, STUDENT_PRECISION, TRIAGE, TRUST_ANCHORS, UNCERTAIN, band_option, checked_outputs, err, fail, load_engine, model_options, output_format, report, sampling_options, settings_from, stdout_console, user_errors, warn
+from .common import ADM, BACKEND, CASCADE, CONFIG, DEVICE, DIRE, ENGINES, INTERRUPTED, PRECISION, PROVENANCE, SEGMENT_GAP, SNAP, STUDENT, STUDENT_PRECISION, TRIAGE, TRUST_ANCHORS, UNCERTAIN, band_option, checked_outputs, command_line, err, fail, load_engine, model_options, output_format, report, sampling_options, settings_from, stdout_console, user_errors, warn
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -81,7 +81,7 @@ def scan(
         if not quiet:
             announce(engine, inputs, planned)
         results, stopped = scan_with_progress(engine, paths, inputs, planned, evidence, show=not quiet and err.is_terminal)
-        info = engine.run_info()
+        info = engine.run_info(command_line())
         if info.cascade is not None and not quiet:
             c = info.cascade
             err.print(f"streamdet: cascade: {c['escalated']} of {c['frames']} frames ({c['escalated'] / max(1, c['frames']):.0%}) went to the full pipeline", highlight=False)

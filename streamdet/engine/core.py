@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..aggregate import VerdictRule, conclude
 from ..config import Config
+from ..errors import StreamdetError
 from ..results import FileResult, FrameScore, RunInfo
+from ..runtime.artifacts import checkpoint_digest
 from ..version import __version__
 from .scoring import InFlight, Scorer, check_crops, send
 
@@ -78,16 +81,36 @@ class Engine:
 
         return scan(self.scorer, self.settings, self.conclude, paths, on_result=on_result, on_frames=on_frames, on_scored=on_scored)
 
-    def run_info(self) -> RunInfo:
-        """What the outputs record about this run: the settings that decide verdicts, and the models' set-up."""
+    def run_info(self, command: str | None = None) -> RunInfo:
+        """What the outputs record about this run: the settings that decide verdicts, the models' set-up, the
+        checkpoint files with their sha256, the time (UTC) and `command`, the command line that ran it (if any)."""
         s = self.settings
         about = self.scorer.describe()
         return RunInfo(
             config=s.source, device=about["device"], precision=about["precision"], backend=about["backend"], method=about["method"],
             methods=about["methods"], threshold=s.threshold, top_fraction=s.top_fraction, sampling=dataclasses.asdict(s.sampling),
             crops=s.crops, segment_gap_s=s.segment_gap_s, uncertain=s.uncertain, student_precision=about.get("student_precision"), warmup_s=about.get("warmup_s"),
-            cascade=about.get("cascade"), version=__version__,
+            cascade=about.get("cascade"), version=__version__, checkpoints=checkpoint_files(s),
+            time_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), command=command,
         )
+
+
+def checkpoint_files(settings: Config) -> dict[str, dict[str, str | None]]:
+    """Each checkpoint the settings read, by role, as {file, sha256}: a registered name with its published digest
+    (or its cached copy's), a file with its own (hashed once per file version); sha256 None where neither is at hand."""
+    specs = {"adm": settings.weights.adm, "student": settings.weights.student}
+    if settings.method != "distildire":
+        specs["dire"] = settings.weights.dire
+    if settings.cascade.lite is not None:
+        specs["lite"] = settings.cascade.lite
+    out: dict[str, dict[str, str | None]] = {}
+    for role, spec in specs.items():
+        try:
+            name, sha256 = checkpoint_digest(spec)
+        except StreamdetError:
+            name, sha256 = str(spec), None
+        out[role] = {"file": name, "sha256": sha256}
+    return out
 
 
 def fingerprint(settings: Config, digests: dict[str, str]) -> dict[str, Any]:

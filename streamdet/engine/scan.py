@@ -42,6 +42,7 @@ class _Done:
     decode_s: float
     warning: str | None = None
     provenance: Provenance | None = None
+    duration: float | None = None
 
 
 @dataclass
@@ -93,7 +94,7 @@ def _decode(path: str, sampling: Sampling, q: queue.Queue, stop: threading.Event
         error = str(exc)
     except Exception as exc:  # a decoder bug must not take the other files down
         error = f"{path}: cannot decode ({type(exc).__name__}: {exc})"
-    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start - waited, stats.warning(), provenance), stop)
+    put_unless_stopped(q, _Done(path, error, time.perf_counter() - start - waited, stats.warning(), provenance, stats.duration), stop)
 
 
 Conclude = Callable[[FileResult, "str | None", "str | None"], FileResult]
@@ -108,6 +109,7 @@ def _finish(state: _FileState, conclude: Conclude) -> FileResult:
         "total_s": round(done.decode_s + state.model_s, 4),
     }
     state.result.provenance = done.provenance
+    state.result.duration = done.duration
     return conclude(state.result, done.error, done.warning)
 
 

@@ -54,6 +54,7 @@ class _Done:
     error: str | None
     decode_s: float
     warning: str | None
+    duration: float | None = None
 
 
 @dataclass(eq=False)  # compared and hashed by identity: one per claimed job
@@ -208,7 +209,7 @@ class Runner:
             error = str(exc)
         except Exception as exc:  # a decoder bug ends this job with an error, never the server
             error = f"{running.job.name}: cannot decode ({type(exc).__name__}: {exc})"
-        done = _Done(self._named(running, error), time.perf_counter() - start, self._named(running, stats.warning()))
+        done = _Done(self._named(running, error), time.perf_counter() - start, self._named(running, stats.warning()), stats.duration)
         put_unless_stopped(self._frames, (running, done, None), running.stop)
 
     @staticmethod
@@ -312,6 +313,7 @@ class Runner:
             if running.failure is not None:
                 result = FileResult(result.path, result.kind, status="error", error=running.failure)
             else:
+                result.duration = done.duration
                 result = running.engine.conclude(result, done.error, done.warning)
             info = running.engine.run_info().to_dict()
             document = to_json([result], info)

@@ -61,6 +61,7 @@ def iter_animation(path: str, sampling: Sampling, stats: DecodeStats) -> Iterato
         triples = iter([(0, 0.0, 0)])  # an animation's one key frame is its first
     chosen = select(sampling, triples, duration if duration > 0 else None, len(starts))
     stats.decoded = len(starts)
+    stats.duration = duration if duration > 0 else None
     with Image.open(path) as image:
         for index, time, number in chosen:
             image.seek(number)

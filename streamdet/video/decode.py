@@ -117,6 +117,7 @@ def iter_frames(
     budget = cores or workers_available()
     with VideoFile(path, budget if cores else 0) as video:
         check_pixels(path, video.stream.codec_context.width, video.stream.codec_context.height, max_pixels)
+        stats.duration = video.duration  # the header's; the plan measures it where the header lacks it
         plan = None if is_url(path) else plan_file(video, sampling, stats)
         if plan is None:
             yield from _linear(video, sampling, stats, planes)
