@@ -66,6 +66,7 @@ def _fakes(folder: Path, config: Path, models: list[str]) -> list[str]:
     return [r["path"] for r in json.loads(result.stdout)["inputs"] if r["verdict"] == "FAKE"]
 
 
+@pytest.mark.slow
 def test_calibrated_config_keeps_false_positives_at_the_target(folders, tiny_adm_ckpt, student_ckpt, tmp_path):
     models = _models(tiny_adm_ckpt, student_ckpt)
     out = tmp_path / "my.yaml"
@@ -82,6 +83,7 @@ def test_calibrated_config_keeps_false_positives_at_the_target(folders, tiny_adm
     assert len(_fakes(folders / "fake", out, models)) == flagged
 
 
+@pytest.mark.slow
 def test_an_unreadable_real_input_stops_calibration_and_writes_nothing(folders, tiny_adm_ckpt, student_ckpt, tmp_path):
     real = tmp_path / "real"
     real.mkdir()

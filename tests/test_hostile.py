@@ -589,6 +589,7 @@ def test_video_renamed_as_an_image_is_scanned_as_a_video(clip, tmp_path, tiny_ad
 # 12. and 13. other tools' noise, wording ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_damaged_image_gives_streamdets_line_only_not_opencvs(tmp_path, tiny_adm_ckpt, fake_student_ckpt):
     import subprocess
     import sys

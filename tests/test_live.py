@@ -221,6 +221,7 @@ def test_non_finite_scores_are_stream_errors_never_window_scores(tiny_config, ti
     assert len(watch.windows[target.id]) == 0
 
 
+@pytest.mark.slow
 def test_nothing_is_written_after_watch_stop_even_by_a_reader_blocked_in_an_open(tiny_config, tiny_adm_ckpt, real_student_ckpt, tmp_path):
     """A server that accepts and never answers keeps the reader in its open past the watch's end (timeout 4 s,
     duration 0.5 s, readers waited for 2 s): its error must not follow watch_stop, and its summary is final."""

@@ -96,6 +96,7 @@ def test_constant_embedding_gives_the_unet_output_and_leaves_the_unet_whole(tiny
     assert any("time_embed" in k for k, _ in unet.named_parameters())
 
 
+@pytest.mark.slow
 def test_noise_forward_is_one_graph_without_host_work(tiny_config):
     """No graph break: the t = 0 embedding is a buffer, so torch.compile(fullgraph=True) and CUDA graphs take the whole forward."""
     noise = FirstStepNoise(random_adm(tiny_config.adm), tiny_config.adm)
@@ -174,6 +175,7 @@ def test_detector_score_is_sigmoid_of_student_on_frame_and_noise(tiny_config, ti
     assert scores.std() > 0, "a random student gives different scores to different frames"
 
 
+@pytest.mark.slow
 def test_detector_batches_give_the_same_scores(tiny_config, tiny_adm_ckpt, student_ckpt):
     one = Detector.load(configured(dataclasses.replace(tiny_config, batch=1), adm=tiny_adm_ckpt, student=student_ckpt))
     four = Detector.load(configured(dataclasses.replace(tiny_config, batch=4), adm=tiny_adm_ckpt, student=student_ckpt))
@@ -181,6 +183,7 @@ def test_detector_batches_give_the_same_scores(tiny_config, tiny_adm_ckpt, stude
     torch.testing.assert_close(one.score(x), four.score(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_on_the_cpu_is_close_to_fp32_and_really_bf16(tiny_config, tiny_adm_ckpt, student_ckpt):
     """precision bf16 on the CPU runs the models under torch.autocast('cpu', bfloat16), as on a GPU.
 

@@ -48,6 +48,7 @@ def test_auto_precision_on_the_cpu_is_fp32():
     assert pick_precision("auto", torch.device("cpu")) == "fp32"
 
 
+@pytest.mark.slow
 def test_onnxruntime_runs_from_its_files_and_a_published_checksum_alone(monkeypatch, tmp_path, tiny, tiny_adm_ckpt, student_ckpt, onnx_engines):
     """Registered checkpoints with published checksums that are not on this machine: the exported files are enough."""
     eager = Detector.load(configured(tiny, adm=tiny_adm_ckpt, student=student_ckpt))

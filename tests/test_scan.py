@@ -106,6 +106,7 @@ def test_bad_inputs_are_one_line_errors_and_do_not_stop_the_others(media, tiny_a
     assert [r["path"] for r in doc["inputs"]] == args, "results come in input order"
 
 
+@pytest.mark.slow
 def test_unreadable_checkpoint_is_one_line_and_exit_2(media, tmp_path, fake_student_ckpt):
     broken = tmp_path / "adm.pt"
     broken.write_text("<html>404 not found</html>")
@@ -120,6 +121,7 @@ def test_unreadable_checkpoint_is_one_line_and_exit_2(media, tmp_path, fake_stud
     assert len(lines) == 1 and str(broken) in lines[0] and "not a PyTorch checkpoint" in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_per_frame_rows_as_jsonl_and_csv(media, tiny_adm_ckpt, student_ckpt, tmp_path):
     video = str(media / "a.mp4")
     jsonl = runner.invoke(app, ["scan", video, *_tiny("--every", "5", "--jsonl", adm=tiny_adm_ckpt, student=student_ckpt)])
@@ -139,6 +141,7 @@ def test_per_frame_rows_as_jsonl_and_csv(media, tiny_adm_ckpt, student_ckpt, tmp
     ("option", "expected"),
     [(["--all-frames"], list(range(30))), (["--fps", "2"], list(range(0, 30, 5))), (["--frames", "3"], [5, 15, 25])],
 )
+@pytest.mark.slow
 def test_sampling_options_pick_the_frames(media, tiny_adm_ckpt, student_ckpt, option, expected):
     result = runner.invoke(app, ["scan", str(media / "a.mp4"), *_tiny(*option, "--jsonl", adm=tiny_adm_ckpt, student=student_ckpt)])
     assert [json.loads(line)["index"] for line in result.stdout.splitlines()] == expected
@@ -158,6 +161,7 @@ def test_conflicting_options_are_refused(media, tiny_adm_ckpt, student_ckpt):
     assert result.exit_code == 2 and "choose one frame sampling option" in result.output
 
 
+@pytest.mark.slow
 def test_scores_follow_frames_not_positions_across_batches(media, tiny_config, tiny_adm_ckpt, student_ckpt):
     """Frames of several files share batches; each score must land on its own (file, index)."""
     paths = [media / "nested" / "b.mkv", media / "nested" / "deeper" / "c.webm", media / "nested" / "e.jpg"]
@@ -200,6 +204,7 @@ def test_weights_commands_list_and_locate_the_cache(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("to_file", [True, False], ids=["out", "stdout"])
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_results_and_marks_the_rest_interrupted(tmp_path, tiny_adm_ckpt, fake_student_ckpt, to_file):
     """SIGINT once the first input is finished: exit 130, the report is written whole, unfinished inputs say so."""
     first = make_video(tmp_path / "a_short.mp4", 4, (64, 48), 10)
@@ -257,6 +262,7 @@ def _reference_times(path: Path) -> list[float]:
         return sorted(times)
 
 
+@pytest.mark.slow
 def test_file_cut_short_is_a_warning_in_json_and_table(tiny_adm_ckpt, fake_student_ckpt, tmp_path):
     """A Matroska file cut in half keeps its header duration (6 s): the scan says where decoding stopped."""
     whole = make_video(tmp_path / "whole.mkv", 60, (64, 48), 10, pattern=noise_pattern, gop=10)
@@ -275,6 +281,7 @@ def test_file_cut_short_is_a_warning_in_json_and_table(tiny_adm_ckpt, fake_stude
     assert f"decoding stopped at t={shown[-1] + 0.1:.1f} s of 6.0 s" in note, table.output
 
 
+@pytest.mark.slow
 def test_corrupt_packets_are_counted_in_the_warning(tiny_adm_ckpt, student_ckpt, tmp_path):
     path = corrupt_packets(make_video(tmp_path / "intra.mp4", 20, (64, 48), 10, gop=1), [6, 13])
     decodable = len(_reference_times(path))
@@ -298,6 +305,7 @@ def nan_student_ckpt(tmp_path_factory) -> Path:
     return save_student(tmp_path_factory.mktemp("nan") / "student_nan.pth", student)
 
 
+@pytest.mark.slow
 def test_non_finite_scores_are_an_error_not_a_verdict(media, tiny_adm_ckpt, nan_student_ckpt):
     video = media / "a.mp4"
     result = runner.invoke(app, ["scan", str(video), *_tiny("--frames", "3", "--json", adm=tiny_adm_ckpt, student=nan_student_ckpt)])

@@ -106,6 +106,7 @@ def test_a_spliced_clip_gives_one_segment_at_the_splice_points(tmp_path, tiny_co
     assert segment.peak == max(inside) and segment.peak > 0.5
 
 
+@pytest.mark.slow
 def test_a_watch_alert_event_carries_its_segment(tiny_config, tiny_adm_ckpt, fake_student_ckpt):
     """Through the real Watch: every frame of the fake student is flagged, so the alert raised at the second frame
     (min_frames 2, frames 0.5 s apart) carries the segment from the first frame to it."""

@@ -387,6 +387,7 @@ def test_tokens_own_their_jobs_and_the_queues_are_bounded(guarded, media: Path):
     assert spool_files(folder) == []
 
 
+@pytest.mark.slow
 def test_listening_beyond_loopback_needs_tokens(tmp_path: Path):
     def serve(*args: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "streamdet", "serve", "--config", "tiny", *args], capture_output=True, text=True,

@@ -74,6 +74,7 @@ def test_band_verdicts_at_and_around_its_edges():
             parse_band(bad)
 
 
+@pytest.mark.slow
 def test_scan_with_a_band_reports_uncertain_in_every_format_and_exits_zero(clips, tiny_adm_ckpt, fake_student_ckpt, tmp_path):
     args = ["scan", str(clips / "wide.mp4"), str(clips / "still.png")]
     high = round(FAKE_P + 0.001, 4)  # just above what the fake student gives: every input lands in the band
@@ -108,6 +109,7 @@ def _watch(detector: Detector, rule: AlertRule, size: tuple[int, int] = (64, 48)
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
+@pytest.mark.slow
 def test_watch_reports_an_uncertain_window_once_and_alerts_only_from_high(tiny_config, tiny_adm_ckpt, fake_student_ckpt):
     detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=fake_student_ckpt))
     high = FAKE_P + 0.001
@@ -146,6 +148,7 @@ def test_box_crops_take_the_pixels_of_their_box():
     assert x[2].max() < -1 + 1e-5, "the last square (x 70..160) is all black"
 
 
+@pytest.mark.slow
 def test_center_mode_keeps_outputs_and_cover_scores_are_their_best_crop(clips, tiny_config, tiny_adm_ckpt, student_ckpt):
     detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     (center,) = scan(detector, [clips / "wide.mp4"])
@@ -162,6 +165,7 @@ def test_center_mode_keeps_outputs_and_cover_scores_are_their_best_crop(clips, t
     assert [c["score"] for c in still.frames[0].crops] == pytest.approx(alone, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_cover_crops_of_yuv_planes_match_the_rgb_path(clips, tiny_config, tiny_adm_ckpt, student_ckpt):
     """On a GPU frames reach the crops as YUV planes; the same boxes and scores (within docs/design.md's scan tolerance) as from rgb24."""
     detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
@@ -179,6 +183,7 @@ def test_faces_refuse_yuv_planes_and_nvdec_in_one_line(clips, tiny_config, tiny_
             scan(detector, [clips / "face.mp4"], crops="faces", **how)
 
 
+@pytest.mark.slow
 def test_watch_with_cover_crops_scores_each_frame_by_its_best_square(tiny_config, tiny_adm_ckpt, student_ckpt):
     detector = Detector.load(configured(tiny_config, adm=tiny_adm_ckpt, student=student_ckpt))
     rule = AlertRule(window_s=10, raise_at=0.99, clear_at=0.5, min_frames=2)

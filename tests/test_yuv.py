@@ -120,6 +120,7 @@ def test_other_frames_fall_back_to_cpu_rgb(tmp_path: Path, codec: str, ext: str,
         assert np.array_equal(other.image, plain.image)
 
 
+@pytest.mark.slow
 def test_scan_scores_agree_between_rgb_and_planes(tagged, tmp_path, tiny_config, tiny_adm_ckpt, student_ckpt) -> None:
     turned = make_video(tmp_path / "turned.mp4", 6, (66, 50), pattern=colours, rotation=90, colorspace=BT709)
     paths = [tagged["709-limited"], tagged["601-full-yuvj"], tagged["709-full-tagged"], turned]
