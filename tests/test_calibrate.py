@@ -107,6 +107,7 @@ class _Where:
         return str(self.path)
 
 
+@pytest.mark.slow
 def test_python_api_takes_str_and_any_pathlike(folders, tiny_adm_ckpt, student_ckpt, tmp_path):
     """`calibrate(det, "real/", 0.01, "fake/")` as the README shows it, with str paths and with other os.PathLike objects."""
     engine = Engine.load(configured(load_config("tiny"), tiny_adm_ckpt, student_ckpt, device="cpu"))

@@ -31,6 +31,7 @@ def noise(index: int, width: int, height: int) -> np.ndarray:
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_scan_reports_segments_provenance_and_heatmaps_everywhere(tmp_path, tiny_adm_ckpt, student_ckpt):
     credentials = make_credentials("Test Studio", "test signer")
     folder = tmp_path / "in"

@@ -63,11 +63,13 @@ def test_onnxruntime_runs_from_its_files_and_a_published_checksum_alone(monkeypa
     torch.testing.assert_close(exported.logits(x), eager.logits(x), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_another_checkpoint_is_refused_without_loading_it(tmp_path, tiny, tiny_adm_ckpt, fake_student_ckpt, onnx_engines):
     with pytest.raises(BackendError, match=r"student-fp32.onnx: it was exported from another checkpoint.*rebuild it: streamdet export"):
         Detector.load(configured(tiny, adm=tiny_adm_ckpt, student=fake_student_ckpt, backend="onnxruntime", engines=onnx_engines))
 
 
+@pytest.mark.slow
 def test_a_corrupt_exported_file_whose_metadata_matches_gets_the_rebuild_command(tmp_path, tiny, tiny_adm_ckpt, student_ckpt, onnx_engines):
     folder = tmp_path / "engines"
     folder.mkdir()
