@@ -8,9 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.compressed import get_module, quantize_layers
-
-BITS = (2, 3, 4, 8)
+from ..models.compressed import BITS, get_module, quantize_layers
 
 
 def plan(student: nn.Module, bits: int, edge_bits: int, batch: tuple[torch.Tensor, ...]) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
