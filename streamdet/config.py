@@ -293,6 +293,7 @@ class CompressConfig:
     batch: Positive = 8
     lr: NonNegative = 1e-5
     labels: StrictBool = False
+    check_every: Positive = 5  # fine-tune steps between held-out fidelity checks (the best state seen is kept)
 
     _errors = model_validator(mode="wrap")(_as_config_error)
 

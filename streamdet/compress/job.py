@@ -21,7 +21,7 @@ from ..train.samples import Samples, with_caches
 from ..train.writers import save_torch
 from ..weights import file_sha256, load_checkpoint, resolve
 from . import prune, quantize, svd
-from .finetune import distill, scores
+from .finetune import CHECK_EVERY, Fidelity, Tuned, distill, scores
 from .measure import Cost, cost
 
 METHODS = ("prune", "svd", "quantize")
@@ -42,6 +42,7 @@ class Settings:
     batch: int = 8
     lr: float = 1e-5
     labels: bool = False
+    check_every: int = CHECK_EVERY
 
 
 @dataclass
@@ -55,15 +56,14 @@ class Side:
 
 @dataclass
 class CompressResult:
-    """Where the compressed student went, what was done, and the figures of both students."""
+    """Where the compressed student went, what was done, the figures of both students, and |ΔP| between them on the held-out frames."""
 
     out: Path
     step: dict[str, Any]
     original: Side
     compressed: Side
-    max_abs_dp: float
-    mean_abs_dp: float
-    losses: list[float] = field(default_factory=list)
+    fidelity: Fidelity
+    tuned: Tuned = field(default_factory=Tuned)
 
 
 def stored_bytes(state: dict[str, torch.Tensor]) -> int:
@@ -85,6 +85,15 @@ def validate(method: str, settings: Settings) -> None:
         raise ConfigError("svd: give exactly one of --energy (share of Σσ² kept) and --flops (share of FLOPs kept)")
     if method == "quantize" and (settings.bits not in quantize.BITS or settings.edge_bits not in quantize.BITS):
         raise ConfigError(f"quantize --bits {settings.bits} --edge-bits {settings.edge_bits}: each must be one of {', '.join(map(str, quantize.BITS))}")
+
+
+def finetune_record(settings: Settings, tuned: Tuned, loss: str, images: int) -> dict[str, Any]:
+    """The fine-tune as the checkpoint's metadata records it: settings, the held-out checks, the step whose state was kept."""
+    return {
+        "steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": loss, "images": images,
+        "ran": len(tuned.losses), "kept_step": tuned.kept, "checks": [[n, round(v, 6)] for n, v in tuned.checks],
+        "selected_by": "held-out loss" if settings.labels else "held-out mean |ΔP| against the original",
+    }
 
 
 def _previous(path: Path) -> dict[str, Any]:
@@ -157,10 +166,10 @@ def compress(
         if on_step is not None:
             on_step(number, loss)
 
-    losses = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, after_step, labels=settings.labels)
+    tuned = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, val_set, after_step, labels=settings.labels, check_every=settings.check_every)
     labels, before = scores(reference, val_set, settings.batch)
     _, after = scores(model, val_set, settings.batch)
-    step["finetune"] = {"steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": "BCE(labels) + BCE(original student's P)" if settings.labels else "BCE(original student's P)", "images": len(train_set)}
+    step["finetune"] = finetune_record(settings, tuned, "BCE(labels) + BCE(original student's P)" if settings.labels else "BCE(original student's P)", len(train_set))
     step["source"] = {"path": str(path), "sha256": file_sha256(path)}
     step["val_images"] = len(val_set)
     step["evaluated_on"] = "val" if val_items else "train (the dataset has no val split)"
@@ -175,7 +184,6 @@ def compress(
         step=step,
         original=Side(cost(reference, size), stored_bytes(reference_state), measure(labels, before, threshold)),
         compressed=Side(cost(model, size), out.stat().st_size, measure(labels, after, threshold)),
-        max_abs_dp=max(abs(a - b) for a, b in zip(before, after)),
-        mean_abs_dp=sum(abs(a - b) for a, b in zip(before, after)) / len(before),
-        losses=losses,
+        fidelity=Fidelity.between(before, after),
+        tuned=tuned,
     )

@@ -24,8 +24,8 @@ from ..train.metrics import measure
 from ..train.writers import save_torch
 from ..weights import file_sha256, load_checkpoint
 from . import quantize
-from .finetune import distill, scores
-from .job import CompressResult, Settings, Side, stored_bytes, validate
+from .finetune import Fidelity, distill, scores
+from .job import CompressResult, Settings, Side, finetune_record, stored_bytes, validate
 from .measure import cost
 
 
@@ -75,12 +75,12 @@ def quantize_lite(
     calibration = torch.stack([s["x"] for s in train_set[: settings.batch]])
     layout, inputs = quantize.plan(model, settings.bits, settings.edge_bits, (calibration,))
     quantize.quantize(model, layout, inputs)
-    losses = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, on_step, frame_inputs)
+    tuned = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, val_set, on_step, frame_inputs, check_every=settings.check_every)
     labels, before = scores(reference, val_set, settings.batch, frame_inputs)
     _, after = scores(model, val_set, settings.batch, frame_inputs)
     step: dict[str, Any] = {
         "method": "quantize", "scheme": "LSQ, weights per output channel, activations per tensor", "bits": settings.bits, "edge_bits": settings.edge_bits,
-        "finetune": {"steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": "BCE(original lite P)", "images": len(train_set)},
+        "finetune": finetune_record(settings, tuned, "BCE(original lite P)", len(train_set)),
         "source": {"path": str(path), "sha256": file_sha256(path)},
         "val_images": len(val_set),
         "evaluated_on": "val" if val else "train (the dataset has no val split)",
@@ -93,7 +93,6 @@ def quantize_lite(
         step=step,
         original=_side(reference, size, stored_bytes(reference.state_dict()), labels, before, threshold),
         compressed=_side(model, size, out.stat().st_size, labels, after, threshold),
-        max_abs_dp=max(abs(a - b) for a, b in zip(before, after)),
-        mean_abs_dp=sum(abs(a - b) for a, b in zip(before, after)) / len(before),
-        losses=losses,
+        fidelity=Fidelity.between(before, after),
+        tuned=tuned,
     )
