@@ -139,6 +139,7 @@ def compress(
 
     torch.manual_seed(config.train.seed)
     reference = load_student(path)
+    labels, before = scores(reference, val_set, settings.batch)
     model = copy.deepcopy(reference)
     masks: dict[str, torch.Tensor] = {}
     if method == "prune" and settings.sparsity is not None:
@@ -157,8 +158,8 @@ def compress(
     else:
         calibration = next(iter(torch.utils.data.DataLoader(train_set, batch_size=settings.batch)))
         layout, inputs = quantize.plan(model, settings.bits, settings.edge_bits, (calibration["x"], calibration["eps"]))
-        quantize.quantize(model, layout, inputs)
-        step = {"method": "quantize", "scheme": "LSQ, weights per output channel, activations per tensor", "bits": settings.bits, "edge_bits": settings.edge_bits}
+        start = quantize.initialise(model, layout, inputs, lambda m: Fidelity.between(before, scores(m, val_set, settings.batch)[1]))
+        step = {"method": "quantize", "scheme": "LSQ, weights per output channel, activations per tensor", "bits": settings.bits, "edge_bits": settings.edge_bits, "init": start}
         meta["bits"] = layout
 
     def after_step(number: int, loss: float) -> None:
@@ -167,7 +168,6 @@ def compress(
             on_step(number, loss)
 
     tuned = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, val_set, after_step, labels=settings.labels, check_every=settings.check_every)
-    labels, before = scores(reference, val_set, settings.batch)
     _, after = scores(model, val_set, settings.batch)
     step["finetune"] = finetune_record(settings, tuned, "BCE(labels) + BCE(original student's P)" if settings.labels else "BCE(original student's P)", len(train_set))
     step["source"] = {"path": str(path), "sha256": file_sha256(path)}

@@ -71,15 +71,15 @@ def quantize_lite(
     val_set = _samples(val, size) if val else train_set
 
     torch.manual_seed(config.train.seed)
+    labels, before = scores(reference, val_set, settings.batch, frame_inputs)
     model = copy.deepcopy(reference)
     calibration = torch.stack([s["x"] for s in train_set[: settings.batch]])
     layout, inputs = quantize.plan(model, settings.bits, settings.edge_bits, (calibration,))
-    quantize.quantize(model, layout, inputs)
+    start = quantize.initialise(model, layout, inputs, lambda m: Fidelity.between(before, scores(m, val_set, settings.batch, frame_inputs)[1]))
     tuned = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, val_set, on_step, frame_inputs, check_every=settings.check_every)
-    labels, before = scores(reference, val_set, settings.batch, frame_inputs)
     _, after = scores(model, val_set, settings.batch, frame_inputs)
     step: dict[str, Any] = {
-        "method": "quantize", "scheme": "LSQ, weights per output channel, activations per tensor", "bits": settings.bits, "edge_bits": settings.edge_bits,
+        "method": "quantize", "scheme": "LSQ, weights per output channel, activations per tensor", "bits": settings.bits, "edge_bits": settings.edge_bits, "init": start,
         "finetune": finetune_record(settings, tuned, "BCE(original lite P)", len(train_set)),
         "source": {"path": str(path), "sha256": file_sha256(path)},
         "val_images": len(val_set),
