@@ -86,6 +86,7 @@ def quantize_lite(
         "evaluated_on": "val" if val else "train (the dataset has no val split)",
     }
     block = {"format": compressed.FORMAT, "steps": [step], "bits": layout}
+    model.adapter = None  # the distillation adapter: training only, the detector never runs it (4.2 MB of fp32 in a resnet18's file)
     save_torch(out, lite_checkpoint(model, {k: v for k, v in meta.items() if k not in ("format", "backbone")}, block))
     threshold = config.threshold
     return CompressResult(
