@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,7 +13,8 @@ from typer.testing import CliRunner
 
 from streamdet.cli import app
 from streamdet.compress import prune, quantize, svd
-from streamdet.errors import WeightsError
+from streamdet.compress.measure import layer_macs
+from streamdet.errors import ConfigError, WeightsError
 from streamdet.models import compressed
 from streamdet.models.student import load_student
 
@@ -131,3 +133,19 @@ def test_scan_of_a_tampered_file_exits_non_zero_with_one_line(quantized, tmp_pat
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and INNER in lines[0], result.output
+
+
+@pytest.mark.slow
+def test_an_unreachable_svd_flop_target_names_a_floor_above_the_target():
+    student = random_student(seed=3)
+    macs = sum(layer_macs(student, 64).values())
+    lowest = copy.deepcopy(student)
+    svd.factorise(lowest, svd.plan(student, 64, energy=1e-9)[0])  # rank 1 wherever that saves FLOPs: the most factorisation alone can do
+    reached = sum(layer_macs(lowest, 64).values()) / macs
+    target = float(f"{reached * 0.999:.6g}")  # just below it: the old message rounded the floor down to the target
+    with pytest.raises(ConfigError) as refused:
+        svd.plan(student, 64, flops=target)
+    message = str(refused.value)
+    floor = float(re.search(r"the lowest ranks ([0-9.]+)% of the FLOPs remain", message).group(1)) / 100
+    assert len(message.splitlines()) == 1 and f"--flops {target}" in message and f"above the {100 * target:g}% asked" in message, message
+    assert target < reached <= floor < reached + 1e-4, (reached, floor, message)
