@@ -24,7 +24,7 @@ COMPRESS_STEPS = typer.Option(None, min=0, help="Fine-tune steps (distillation f
 COMPRESS_BATCH = typer.Option(None, min=1, help="Images per fine-tune step (default: compress.batch, 8).")
 
 
-COMPRESS_LR = typer.Option(None, min=0.0, help="Adam learning rate of the fine-tune (default: compress.lr, 1e-5).")
+COMPRESS_LR = typer.Option(None, min=0.0, help="Adam learning rate of the fine-tune (default: compress.lr, 1e-6).")
 
 
 COMPRESS_LABELS = typer.Option(False, "--labels", metavar="", help="Fine-tune with BCE against the labels too (the student then drifts from the original's scores).")

@@ -40,7 +40,7 @@ class Settings:
     edge_bits: int = 8
     steps: int = 50
     batch: int = 8
-    lr: float = 1e-5
+    lr: float = 1e-6
     labels: bool = False
     check_every: int = CHECK_EVERY
 
