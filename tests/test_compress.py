@@ -96,7 +96,9 @@ def test_the_default_fine_tune_never_moves_an_exact_compression_away_from_the_or
     with torch.no_grad():
         gap = (torch.sigmoid(pruned(x, eps)) - torch.sigmoid(student(x, eps))).abs().max()
     assert float(gap) <= 1e-6, gap
-    tune = torch.load(out, weights_only=True)["compression"]["steps"][0]["finetune"]
+    (step,) = torch.load(out, weights_only=True)["compression"]["steps"]
+    tune = step["finetune"]
+    assert step["fidelity"]["n"] == n and step["fidelity"]["max"] <= 1e-6, step["fidelity"]
     assert tune["steps"] == 50 and tune["kept_step"] == 0 and tune["checks"][0] == [0, 0.0] and tune["ran"] < 50, tune
 
 

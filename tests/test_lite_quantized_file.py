@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def test_the_quantized_lite_file_has_no_adapter_and_scores_as_the_quantizer_meas
     assert not [k for k in raw["model"] if k.startswith("adapter.")], "no adapter tensors in the quantized file"
     assert any(k.startswith("adapter.") for k in torch.load(lite, weights_only=True)["model"]), "the full-precision file keeps its adapter"
     assert raw["lite"]["adapter"] is False and out.stat().st_size < 0.7 * lite.stat().st_size
+    assert raw["compression"]["steps"][0]["fidelity"] == dataclasses.asdict(result.fidelity)
 
     quantized, meta = load_lite(out)
     original, _ = load_lite(lite)

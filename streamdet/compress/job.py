@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,6 +173,7 @@ def compress(
     step["finetune"] = finetune_record(settings, tuned, "BCE(labels) + BCE(original student's P)" if settings.labels else "BCE(original student's P)", len(train_set))
     step["source"] = {"path": str(path), "sha256": file_sha256(path)}
     step["val_images"] = len(val_set)
+    step["fidelity"] = dataclasses.asdict(Fidelity.between(before, after))  # |ΔP| against the original on those images
     step["evaluated_on"] = "val" if val_items else "train (the dataset has no val split)"
     meta["steps"].append(step)
 

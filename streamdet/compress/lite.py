@@ -8,6 +8,7 @@ P alone (no label term): the cascade's triage score was chosen against that P, s
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -83,6 +84,7 @@ def quantize_lite(
         "finetune": finetune_record(settings, tuned, "BCE(original lite P)", len(train_set)),
         "source": {"path": str(path), "sha256": file_sha256(path)},
         "val_images": len(val_set),
+        "fidelity": dataclasses.asdict(Fidelity.between(before, after)),
         "evaluated_on": "val" if val else "train (the dataset has no val split)",
     }
     block = {"format": compressed.FORMAT, "steps": [step], "bits": layout}
