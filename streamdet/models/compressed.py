@@ -213,7 +213,7 @@ def _refuse(path: str | Path, name: str, problem: str) -> WeightsError:
 
 
 def _check_quantized(model: nn.Module, state: Mapping[str, torch.Tensor], name: str, spec: Any, path: str | Path) -> None:
-    """One LSQ layer of the block against its tensors: known bit widths, codes exactly as long as its weight needs, positive steps."""
+    """One LSQ layer of the block against its tensors: codes exactly as long as its weight needs at its bits, one positive step per output channel."""
     codes, step, a_step = (state.get(f"{name}.{k}") for k in ("weight_codes", "w_quant.step", "a_quant.step"))
     if codes is None or step is None or a_step is None:
         raise _refuse(path, name, "listed under bits, but its weight_codes, w_quant.step or a_quant.step tensor is missing")
