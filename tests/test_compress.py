@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.models.resnet import Bottleneck
 from typer.testing import CliRunner
 
 from streamdet.cli import app
@@ -17,7 +18,7 @@ from streamdet.models.student import load_student
 from streamdet.preprocess import preprocess
 from streamdet.train import load_items, prepare
 from streamdet.train.cache import Cache
-from streamdet.train.dataset import read_rgb
+from streamdet.train.dataset import read_rgb, train_val
 
 from .checkpoints import fit_head, random_student, save_student
 from .trainingdata import make_image_dataset
@@ -66,6 +67,39 @@ def compressed(tmp_path_factory, dataset, original) -> dict[str, Path]:
         assert "max |ΔP|" in result.stdout and "compressed" in result.stdout
         paths[name] = path
     return paths
+
+
+def _dead_channels(student: torch.nn.Module, share: float = 0.5) -> torch.nn.Module:
+    """Make `share` of each bottleneck's inner channels dead (their weights, BatchNorm scale and shift, and the next layer's
+    weights from them all zero): removing them changes nothing, so a prune that keeps only live channels is exact."""
+    with torch.no_grad():
+        for block in student.modules():
+            if isinstance(block, Bottleneck):
+                for conv, bn, following in ((block.conv1, block.bn1, block.conv2), (block.conv2, block.bn2, block.conv3)):
+                    k = int(share * conv.out_channels)
+                    conv.weight[:k], bn.weight[:k], bn.bias[:k], following.weight[:, :k] = 0, 0, 0, 0
+    return student
+
+
+def test_the_default_fine_tune_never_moves_an_exact_compression_away_from_the_original(dataset, original, tmp_path, tiny_config):
+    student = _dead_channels(load_student(original))
+    dead = save_student(tmp_path / "dead.pth", student)
+    out = tmp_path / "pruned.pth"
+    result = CliRunner().invoke(app, ["compress", "prune", str(dead), "--dataset", str(dataset), "--ratio", "0.9", "--out", str(out), "--config", "tiny", "--quiet"])
+    assert result.exit_code == 0, result.output
+    n = len(train_val(load_items(dataset), tiny_config.train.val_fraction, tiny_config.train.seed)[1])
+    assert f"max |ΔP| against the original: 0.0000 (mean 0.0000, n {n} val images; fine-tune kept step 0" in result.stdout, result.stdout
+    assert f"|ΔP| is measured on only {n} held-out images (fewer than 32)" in " ".join(result.output.split()), result.output
+    pruned = load_student(out)
+    assert pruned.student_backbone.layer1[0].conv1.out_channels == 32, "the dead half of the channels is gone"
+    x, eps, _ = _inputs(dataset, tiny_config.adm.image_size)
+    with torch.no_grad():
+        gap = (torch.sigmoid(pruned(x, eps)) - torch.sigmoid(student(x, eps))).abs().max()
+    assert float(gap) <= 1e-6, gap
+    (step,) = torch.load(out, weights_only=True)["compression"]["steps"]
+    tune = step["finetune"]
+    assert step["fidelity"]["n"] == n and step["fidelity"]["max"] <= 1e-6, step["fidelity"]
+    assert tune["steps"] == 50 and tune["kept_step"] == 0 and tune["checks"][0] == [0, 0.0] and tune["ran"] < 50, tune
 
 
 def test_low_rank_pairs_at_full_rank_are_the_layer_and_codes_pack_losslessly():

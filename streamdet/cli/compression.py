@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from .common import CONFIG, checked_outputs, count_progress, fail, settings_from, stdout_console, user_errors
-
-if TYPE_CHECKING:
-    pass
-
+from .common import CONFIG, checked_outputs, count_progress, fail, settings_from, stdout_console, user_errors, warn
 
 # `streamdet compress …`: options shared by its three commands.
 COMPRESS_DATASET = typer.Option(..., "--dataset", "-d", help="Prepared frame dataset (eps cached): fine-tune on its train split, compare on its val split.")
@@ -28,7 +24,7 @@ COMPRESS_STEPS = typer.Option(None, min=0, help="Fine-tune steps (distillation f
 COMPRESS_BATCH = typer.Option(None, min=1, help="Images per fine-tune step (default: compress.batch, 8).")
 
 
-COMPRESS_LR = typer.Option(None, min=0.0, help="Adam learning rate of the fine-tune (default: compress.lr, 1e-5).")
+COMPRESS_LR = typer.Option(None, min=0.0, help="Adam learning rate of the fine-tune (default: compress.lr, 1e-6).")
 
 
 COMPRESS_LABELS = typer.Option(False, "--labels", metavar="", help="Fine-tune with BCE against the labels too (the student then drifts from the original's scores).")
@@ -43,6 +39,7 @@ COMPRESS_QUIET = typer.Option(False, "--quiet", "-q", metavar="", help="No progr
 def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], config: Optional[str], cache: Optional[Path], quiet: bool, **settings: object) -> None:
     """Run one compression (of a student, or the lite detector's quantization) and print the before/after table."""
     from ..compress import Settings, compress, is_lite_checkpoint, quantize_lite
+    from ..compress.finetune import FEW
 
     with user_errors():
         cfg = settings_from(config, {
@@ -76,7 +73,11 @@ def run_compress(method: str, student: str, dataset: Path, out: Optional[Path], 
         ap = "n/a" if m.ap != m.ap else f"{m.ap:.3f}"
         table.add_row(name, f"{c.params:,}", f"{c.nonzero:,}", f"{side.stored_bytes / 1e6:.1f}", f"{c.gflops:.3f}", f"{c.gbops:.1f}", f"{m.acc:.3f}", ap)
     stdout_console().print(table)
-    typer.echo(f"max |ΔP| against the original: {result.max_abs_dp:.4f}")
+    f, tune = result.fidelity, result.step["finetune"]
+    typer.echo(f"max |ΔP| against the original: {f.max:.4f} (mean {f.mean:.4f}, n {f.n} {result.step['evaluated_on']} images; "
+               f"fine-tune kept step {tune['kept_step']} of {tune['ran']} run)")
+    if f.n < FEW:
+        warn(f"|ΔP| is measured on only {f.n} held-out images (fewer than {FEW}): its mean and max are rough; give the dataset a larger val split")
 
 
 def compress_prune(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..train.samples import Samples, with_caches
 from ..train.writers import save_torch
 from ..weights import file_sha256, load_checkpoint, resolve
 from . import prune, quantize, svd
-from .finetune import distill, scores
+from .finetune import CHECK_EVERY, Fidelity, Tuned, distill, scores
 from .measure import Cost, cost
 
 METHODS = ("prune", "svd", "quantize")
@@ -40,8 +41,9 @@ class Settings:
     edge_bits: int = 8
     steps: int = 50
     batch: int = 8
-    lr: float = 1e-5
+    lr: float = 1e-6
     labels: bool = False
+    check_every: int = CHECK_EVERY
 
 
 @dataclass
@@ -55,15 +57,14 @@ class Side:
 
 @dataclass
 class CompressResult:
-    """Where the compressed student went, what was done, and the figures of both students."""
+    """Where the compressed student went, what was done, the figures of both students, and |ΔP| between them on the held-out frames."""
 
     out: Path
     step: dict[str, Any]
     original: Side
     compressed: Side
-    max_abs_dp: float
-    mean_abs_dp: float
-    losses: list[float] = field(default_factory=list)
+    fidelity: Fidelity
+    tuned: Tuned = field(default_factory=Tuned)
 
 
 def stored_bytes(state: dict[str, torch.Tensor]) -> int:
@@ -85,6 +86,15 @@ def validate(method: str, settings: Settings) -> None:
         raise ConfigError("svd: give exactly one of --energy (share of Σσ² kept) and --flops (share of FLOPs kept)")
     if method == "quantize" and (settings.bits not in quantize.BITS or settings.edge_bits not in quantize.BITS):
         raise ConfigError(f"quantize --bits {settings.bits} --edge-bits {settings.edge_bits}: each must be one of {', '.join(map(str, quantize.BITS))}")
+
+
+def finetune_record(settings: Settings, tuned: Tuned, loss: str, images: int) -> dict[str, Any]:
+    """The fine-tune as the checkpoint's metadata records it: settings, the held-out checks, the step whose state was kept."""
+    return {
+        "steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": loss, "images": images,
+        "ran": len(tuned.losses), "kept_step": tuned.kept, "checks": [[n, round(v, 6)] for n, v in tuned.checks],
+        "selected_by": "held-out loss" if settings.labels else "held-out mean |ΔP| against the original",
+    }
 
 
 def _previous(path: Path) -> dict[str, Any]:
@@ -130,6 +140,7 @@ def compress(
 
     torch.manual_seed(config.train.seed)
     reference = load_student(path)
+    labels, before = scores(reference, val_set, settings.batch)
     model = copy.deepcopy(reference)
     masks: dict[str, torch.Tensor] = {}
     if method == "prune" and settings.sparsity is not None:
@@ -148,8 +159,8 @@ def compress(
     else:
         calibration = next(iter(torch.utils.data.DataLoader(train_set, batch_size=settings.batch)))
         layout, inputs = quantize.plan(model, settings.bits, settings.edge_bits, (calibration["x"], calibration["eps"]))
-        quantize.quantize(model, layout, inputs)
-        step = {"method": "quantize", "scheme": "LSQ, weights per output channel, activations per tensor", "bits": settings.bits, "edge_bits": settings.edge_bits}
+        start = quantize.initialise(model, layout, inputs, lambda m: Fidelity.between(before, scores(m, val_set, settings.batch)[1]))
+        step = {"method": "quantize", "scheme": "LSQ, weights per output channel, activations per tensor", "bits": settings.bits, "edge_bits": settings.edge_bits, "init": start}
         meta["bits"] = layout
 
     def after_step(number: int, loss: float) -> None:
@@ -157,12 +168,12 @@ def compress(
         if on_step is not None:
             on_step(number, loss)
 
-    losses = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, after_step, labels=settings.labels)
-    labels, before = scores(reference, val_set, settings.batch)
+    tuned = distill(model, reference, train_set, settings.steps, settings.batch, settings.lr, config.train.seed, val_set, after_step, labels=settings.labels, check_every=settings.check_every)
     _, after = scores(model, val_set, settings.batch)
-    step["finetune"] = {"steps": settings.steps, "batch": settings.batch, "lr": settings.lr, "loss": "BCE(labels) + BCE(original student's P)" if settings.labels else "BCE(original student's P)", "images": len(train_set)}
+    step["finetune"] = finetune_record(settings, tuned, "BCE(labels) + BCE(original student's P)" if settings.labels else "BCE(original student's P)", len(train_set))
     step["source"] = {"path": str(path), "sha256": file_sha256(path)}
     step["val_images"] = len(val_set)
+    step["fidelity"] = dataclasses.asdict(Fidelity.between(before, after))  # |ΔP| against the original on those images
     step["evaluated_on"] = "val" if val_items else "train (the dataset has no val split)"
     meta["steps"].append(step)
 
@@ -175,7 +186,6 @@ def compress(
         step=step,
         original=Side(cost(reference, size), stored_bytes(reference_state), measure(labels, before, threshold)),
         compressed=Side(cost(model, size), out.stat().st_size, measure(labels, after, threshold)),
-        max_abs_dp=max(abs(a - b) for a, b in zip(before, after)),
-        mean_abs_dp=sum(abs(a - b) for a, b in zip(before, after)) / len(before),
-        losses=losses,
+        fidelity=Fidelity.between(before, after),
+        tuned=tuned,
     )

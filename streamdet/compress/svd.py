@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,10 @@ def plan(student: nn.Module, image_size: int, energy: float | None = None, flops
         else:
             hi = mid
     if ranks_at(lo)[1] > flops:
-        raise ConfigError(f"svd --flops {flops}: not reachable by factorisation alone (at least {ranks_at(0.0)[1]:.2f} of the FLOPs remain); prune first")
+        floor = ranks_at(0.0)[1]
+        shown = math.ceil(floor * 10_000) / 100  # rounded up: the figure printed is never below the share that remains
+        raise ConfigError(f"svd --flops {flops}: not reachable by factorisation alone (even at the lowest ranks {shown:g}% of the FLOPs remain, "
+                          f"above the {100 * flops:g}% asked); prune first")
     return ranks_at(lo)[0], lo
 
 

@@ -84,9 +84,18 @@ def calibration_inputs(detector: "Detector", folder: Path, limit: int, batch: in
     return batches
 
 
-def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], precision: str = "int8") -> None:
+INT8_LAYOUTS = {
+    "s8s8-qdq": "minmax, symmetric int8 activations and weights (QDQ, as TensorRT needs)",
+    "u8s8-qoperator": "minmax, unsigned asymmetric int8 activations, 7-bit symmetric weights (QOperator, ONNX Runtime's CPU kernels)",
+}
+
+
+def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], precision: str = "int8", layout: str = "s8s8-qdq") -> None:
     """Quantize the fp32 ONNX graph at `src` to `precision` (int8, or fp8 E4M3 for TensorRT) at `dst`: Conv, Gemm and
-    MatMul; activation ranges over `batches` (min/max for int8; the distribution for fp8, as ONNX Runtime requires).
+    MatMul, per-channel weights; activation ranges over `batches` (min/max for int8; the distribution for fp8, as ONNX
+    Runtime requires). int8 comes in one of `INT8_LAYOUTS`: symmetric signed QDQ (TensorRT's), or U8S8 QOperator with
+    7-bit weights, which ONNX Runtime runs faster on a CPU at a lower eps error (benchmarks/bench_int8_adm.py: u8×s8
+    pair sums saturate at 16 bits on CPUs without VNNI unless the weights keep to 7 bits).
 
     `dst` is in the exporter's staging folder, published by an atomic rename once complete."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -99,6 +108,9 @@ def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], p
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
+    if layout not in INT8_LAYOUTS:
+        raise ExportError(f"int8 layout {layout!r}: must be one of {', '.join(INT8_LAYOUTS)}")
+    cpu = precision == "int8" and layout == "u8s8-qoperator"
     kind = QuantType.QInt8 if precision == "int8" else QuantType.QFLOAT8E4M3FN
     prepared = dst.with_name(f".{dst.name}.pre.onnx")
     try:
@@ -107,13 +119,14 @@ def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], p
             str(prepared),
             str(dst),
             Reader(),
-            quant_format=QuantFormat.QDQ,
+            quant_format=QuantFormat.QOperator if cpu else QuantFormat.QDQ,
             op_types_to_quantize=["Conv", "Gemm", "MatMul"],
             per_channel=True,
-            activation_type=kind,
+            reduce_range=cpu,
+            activation_type=QuantType.QUInt8 if cpu else kind,
             weight_type=kind,
             calibrate_method=CalibrationMethod.MinMax if precision == "int8" else CalibrationMethod.Distribution,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            extra_options={"ActivationSymmetric": not cpu, "WeightSymmetric": True},
         )
     finally:
         prepared.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from ..errors import WeightsError
 
 KEY = "compression"
 FORMAT = 1
+BITS = (2, 3, 4, 8)  # the bit widths LSQ layers may have (weights and activations)
 
 
 def get_module(root: nn.Module, name: str) -> nn.Module:
@@ -207,8 +208,58 @@ def encode_state(model: nn.Module, meta: Mapping[str, Any]) -> dict[str, torch.T
     return state
 
 
+def _refuse(path: str | Path, name: str, problem: str) -> WeightsError:
+    return WeightsError(f"{path}: compression block does not match the stored tensors: layer {name}: {problem}")
+
+
+def _check_quantized(model: nn.Module, state: Mapping[str, torch.Tensor], name: str, spec: Any, path: str | Path) -> None:
+    """One LSQ layer of the block against its tensors: codes exactly as long as its weight needs at its bits, one positive step per output channel."""
+    codes, step, a_step = (state.get(f"{name}.{k}") for k in ("weight_codes", "w_quant.step", "a_quant.step"))
+    if codes is None or step is None or a_step is None:
+        raise _refuse(path, name, "listed under bits, but its weight_codes, w_quant.step or a_quant.step tensor is missing")
+    shape = get_module(model, name).weight.shape
+    needed = -(-math.prod(shape) * int(spec["w"]) // 8)
+    if codes.dtype != torch.uint8 or codes.dim() != 1 or codes.numel() != needed:
+        raise _refuse(path, name, f"{codes.numel()} bytes of {codes.dtype} codes, but {math.prod(shape)} weights at {spec['w']} bits need exactly {needed} bytes of uint8")
+    if tuple(step.shape) != (shape[0],) or a_step.numel() != 1:
+        raise _refuse(path, name, f"step sizes of shape {tuple(step.shape)} and {tuple(a_step.shape)}, but {shape[0]} output channels need ({shape[0]},) and (1,)")
+    if not (bool(torch.isfinite(step).all()) and bool((step > 0).all()) and bool(torch.isfinite(a_step).all()) and bool((a_step > 0).all())):
+        raise _refuse(path, name, "a step size is not a positive finite number")
+
+
+def _check_sparse(model: nn.Module, state: Mapping[str, torch.Tensor], name: str, path: str | Path) -> None:
+    """One magnitude-pruned layer against its tensors: a mask exactly as long as the weight, as many values as it has set bits."""
+    mask, values = state.get(f"{name}.weight_mask"), state.get(f"{name}.weight_values")
+    if mask is None or values is None:
+        raise _refuse(path, name, "listed under sparse, but its weight_mask or weight_values tensor is missing")
+    count = math.prod(get_module(model, name).weight.shape)
+    if mask.dtype != torch.uint8 or mask.dim() != 1 or mask.numel() != -(-count // 8):
+        raise _refuse(path, name, f"a mask of {mask.numel()} bytes of {mask.dtype}, but {count} weights need exactly {-(-count // 8)} bytes of uint8")
+    bits = np.unpackbits(mask.numpy())
+    if bits[count:].any():
+        raise _refuse(path, name, f"the mask sets bits past its {count} weights")
+    if values.dim() != 1 or values.numel() != int(bits.sum()):
+        raise _refuse(path, name, f"{values.numel()} stored values, but the mask keeps {int(bits.sum())}")
+
+
+def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], path: str | Path) -> None:
+    """Refuse, naming the file and the layer, any disagreement between the block and the stored tensors (a tampered or mixed-up file)."""
+    bits, sparse = meta.get("bits", {}), meta.get("sparse", [])
+    if not isinstance(bits, Mapping) or not isinstance(sparse, list):
+        raise WeightsError(f"{path}: compression block does not match the stored tensors: bits must be a mapping and sparse a list")
+    for name, spec in bits.items():
+        _check_quantized(model, state, name, spec, path)
+    for name in sparse:
+        _check_sparse(model, state, name, path)
+    for key in state:
+        layer, _, kind = key.rpartition(".")
+        if (kind == "weight_codes" and layer not in bits) or (kind in ("weight_mask", "weight_values") and layer not in sparse):
+            raise _refuse(path, layer, f"has stored {kind}, but the block does not list it under {'bits' if kind == 'weight_codes' else 'sparse'}")
+
+
 def decode_state(model: nn.Module, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any], path: str | Path) -> dict[str, torch.Tensor]:
-    """The plain state dict for `model` (already rebuilt) from the stored form."""
+    """The plain state dict for `model` (already rebuilt) from the stored form, after `check_state`."""
+    check_state(model, state, meta, path)
     out = dict(state)
     try:
         for name in meta.get("bits", {}):
@@ -228,13 +279,30 @@ def decode_state(model: nn.Module, state: Mapping[str, torch.Tensor], meta: Mapp
     return out
 
 
+def _check_spec(path: str | Path, meta: Mapping[str, Any]) -> None:
+    """The block's own values, layer by layer: channel counts and ranks positive integers, bit widths known."""
+    for part in ("channels", "ranks", "bits"):
+        if not isinstance(meta.get(part, {}), Mapping):
+            raise WeightsError(f"{path}: compression block does not match the stored tensors: {part} must be a mapping of layer names")
+    for name, size in meta.get("channels", {}).items():
+        if not isinstance(size, list) or not size or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in size):
+            raise _refuse(path, name, f"channels {size!r} must be a list of positive integers")
+    for name, rank in meta.get("ranks", {}).items():
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+            raise _refuse(path, name, f"rank {rank!r} must be a positive integer")
+    for name, spec in meta.get("bits", {}).items():
+        if not isinstance(spec, Mapping) or any(spec.get(k) not in BITS or isinstance(spec.get(k), bool) for k in ("w", "a")) or not isinstance(spec.get("a_signed"), bool):
+            raise _refuse(path, name, f"bits {dict(spec) if isinstance(spec, Mapping) else spec!r} must give w and a in {', '.join(map(str, BITS))} and a boolean a_signed")
+
+
 def rebuild(model: nn.Module, meta: Any, path: str | Path) -> None:
     """Redo on a fresh student the structural changes a `compression` block records (pruning, SVD, quantization)."""
     if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
         raise WeightsError(f"{path}: unknown compression block (expected format {FORMAT}); written by a newer streamdet?")
-    try:
-        resize(model, meta.get("channels", {}))
-        factorize(model, meta.get("ranks", {}))
-        quantize_layers(model, meta.get("bits", {}))
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{path}: compression block does not fit the student ({type(exc).__name__}: {exc})") from None
+    _check_spec(path, meta)
+    for part, redo in (("channels", resize), ("ranks", factorize), ("bits", quantize_layers)):
+        for name, value in meta.get(part, {}).items():
+            try:
+                redo(model, {name: value})
+            except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise _refuse(path, name, f"{part} {value!r} do not fit the model ({type(exc).__name__}: {exc})") from None

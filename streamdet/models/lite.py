@@ -29,17 +29,20 @@ def _body(name: str) -> tuple[nn.Module, int]:
 
 
 class LiteDetector(nn.Module):
-    """RGB frame in [-1, 1] → logit; `adapter` maps its features onto the student's 2048 channels for distillation."""
+    """RGB frame in [-1, 1] → logit; `adapter` maps its features onto the student's 2048 channels for distillation
+    (training only: a detector built with `adapter=False`, as a quantized one is stored, has none)."""
 
-    def __init__(self, backbone: str = "resnet18") -> None:
+    def __init__(self, backbone: str = "resnet18", adapter: bool = True) -> None:
         super().__init__()
         self.backbone_name = backbone
         self.body, channels = _body(backbone)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 1))
-        self.adapter = nn.Conv2d(channels, FEATURES, kernel_size=1)
+        self.adapter = nn.Conv2d(channels, FEATURES, kernel_size=1) if adapter else None
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N,) and the features mapped to the student's shape (N×2048×S/32×S/32)."""
+        if self.adapter is None:
+            raise WeightsError("this lite detector has no distillation adapter (a quantized one is for inference only); distill from the full-precision file")
         features = self.body(x)
         return self.head(features).squeeze(1), self.adapter(features)
 
@@ -50,8 +53,10 @@ class LiteDetector(nn.Module):
 
 def lite_checkpoint(model: LiteDetector, meta: Mapping[str, Any], compression: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What `distill-lite` saves: `{"model": state_dict, "lite": metadata}` (tensors and plain values only); a quantized
-    one (`compress quantize`) also has the `compression` block, and its quantized weights are stored as packed codes."""
-    checkpoint = {"model": model.state_dict(), "lite": {"format": FORMAT, "backbone": model.backbone_name, **meta}}
+    one (`compress quantize`) also has the `compression` block, and its quantized weights are stored as packed codes.
+    A model without its adapter is saved with `"adapter": false` in the metadata."""
+    extra = {} if model.adapter is not None else {"adapter": False}
+    checkpoint = {"model": model.state_dict(), "lite": {"format": FORMAT, "backbone": model.backbone_name, **meta, **extra}}
     if compression is not None:
         checkpoint["model"] = compressed.encode_state(model, compression)
         checkpoint[compressed.KEY] = dict(compression)
@@ -71,7 +76,7 @@ def load_lite(path: str | Path) -> tuple[LiteDetector, dict[str, Any]]:
     meta = lite_meta(obj)
     if meta is None:
         raise WeightsError(f"{path}: not a lite detector checkpoint (no '{FORMAT}' block); make one with `streamdet distill-lite`")
-    model = LiteDetector(str(meta.get("backbone")))
+    model = LiteDetector(str(meta.get("backbone")), adapter=meta.get("adapter", True) is not False)
     state = state_dict_of(obj, path)
     what = f"lite detector ({meta.get('backbone')})"
     block = obj.get(compressed.KEY)
