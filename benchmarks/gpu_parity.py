@@ -26,7 +26,7 @@ from streamdet.config import Config, load_config, with_overrides  # noqa: E402
 from streamdet.detector import Detector  # noqa: E402
 from streamdet.engine import Engine  # noqa: E402
 from streamdet.results import FileResult  # noqa: E402
-from tests.checkpoints import random_dire_classifier, random_student, save_adm, save_dire_classifier, save_student  # noqa: E402
+from tests.checkpoints import random_dire_classifier, random_student, save_adm, save_dire_classifier, save_student, spread_head  # noqa: E402
 from tests.media import make_video, write_image  # noqa: E402
 
 ROWS = [  # (method, precision, crops) of each CUDA row
@@ -54,14 +54,9 @@ def media(folder: Path) -> list[Path]:
 
 
 def spread(settings: Config, method: str, head: torch.nn.Linear, images: np.ndarray) -> None:
-    """Rescale a random model's last layer so its logits on `images` have mean 0 and std 1.5: random heads
-    saturate the sigmoid on real inputs, and a drift of 1e-9 between P = 0.0 and P = 0.0 shows nothing."""
+    """Spread a random head's logits on `images` around 0 (`spread_head`), as the CPU fp32 pipeline computes them."""
     det = Detector.load(with_overrides(settings, {"device": "cpu", "precision": "fp32", "method": method}))
-    logits = det.logits(det.preprocess(images), method).float().flatten()
-    with torch.no_grad():
-        scale = 1.5 / float(logits.std())
-        head.weight.mul_(scale)
-        head.bias.sub_(float(logits.mean())).mul_(scale)
+    spread_head(head, det.logits(det.preprocess(images), method))
 
 
 def scan(settings: Config, paths: list[Path]) -> list[FileResult]:

@@ -57,6 +57,17 @@ def random_student(seed: int = 0, bias: float | None = None) -> Student:
     return student.eval()
 
 
+def spread_head(head: torch.nn.Linear, logits: torch.Tensor, std: float = 1.5) -> None:
+    """Rescale a random model's last layer, whose outputs on some inputs were `logits`, so that on those inputs they
+    have mean 0 and standard deviation `std`: random heads saturate the sigmoid on real frames (P exactly 0 or 1),
+    which hides any numerical drift between two ways of computing the same scores."""
+    logits = logits.detach().float().flatten()
+    with torch.no_grad():
+        scale = std / float(logits.std())
+        head.weight.mul_(scale)
+        head.bias.sub_(float(logits.mean())).mul_(scale)
+
+
 def save_student(path: Path, student: Student, ddp_prefix: bool = True) -> Path:
     """Save as DistilDIRE does: `{"model": state_dict, "optimizer": ..., "epoch": ...}`, keys `module.`-prefixed."""
     prefix = "module." if ddp_prefix else ""
