@@ -69,20 +69,32 @@ def compressed(tmp_path_factory, dataset, original) -> dict[str, Path]:
     return paths
 
 
-def _dead_channels(student: torch.nn.Module, share: float = 0.5) -> torch.nn.Module:
-    """Make `share` of each bottleneck's inner channels dead (their weights, BatchNorm scale and shift, and the next layer's
-    weights from them all zero): removing them changes nothing, so a prune that keeps only live channels is exact."""
+def _dead_channels(student: torch.nn.Module, share: float = 0.5, scale: float = 1e-9) -> torch.nn.Module:
+    """Make `share` of each bottleneck's inner channels dead, as training leaves them: their weights, BatchNorm scale and
+    shift, and the next layer's weights from them all of size `scale` (not exactly 0, so scores change in the last digits
+    and the fine-tune gets gradients). Removing them changes the scores by far less than 1e-6: pruning them is exact."""
+    generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for block in student.modules():
             if isinstance(block, Bottleneck):
                 for conv, bn, following in ((block.conv1, block.bn1, block.conv2), (block.conv2, block.bn2, block.conv3)):
                     k = int(share * conv.out_channels)
-                    conv.weight[:k], bn.weight[:k], bn.bias[:k], following.weight[:, :k] = 0, 0, 0, 0
+                    for tensor in (conv.weight[:k], bn.weight[:k], bn.bias[:k], following.weight[:, :k]):
+                        tensor.copy_(scale * torch.randn(tensor.shape, generator=generator))
     return student
 
 
-def test_the_default_fine_tune_never_moves_an_exact_compression_away_from_the_original(dataset, original, tmp_path, tiny_config):
-    student = _dead_channels(load_student(original))
+def test_the_default_fine_tune_never_moves_an_exact_compression_away_from_the_original(dataset, tmp_path, tiny_config):
+    """Dead channels of size 1e-4, the head rescaled so that P on these images spreads over 0.1–0.97 (saturated scores would
+    hide any drift): pruning them moves P by about 5e-6 (the convolutions' float rounding); 50 plain Adam steps at lr 1e-5
+    (the old fine-tune) moved the held-out mean |ΔP| to 0.06–0.67."""
+    x, eps, _ = _inputs(dataset, tiny_config.adm.image_size)
+    student = _dead_channels(random_student(seed=4), scale=1e-4)
+    with torch.no_grad():
+        logits, head = student(x, eps), student.student_head[2]
+        gain = 1.5 / float(logits.std())
+        head.weight.mul_(gain)
+        head.bias.sub_(float(logits.mean())).mul_(gain)
     dead = save_student(tmp_path / "dead.pth", student)
     out = tmp_path / "pruned.pth"
     result = CliRunner().invoke(app, ["compress", "prune", str(dead), "--dataset", str(dataset), "--ratio", "0.9", "--out", str(out), "--config", "tiny", "--quiet"])
@@ -91,15 +103,14 @@ def test_the_default_fine_tune_never_moves_an_exact_compression_away_from_the_or
     assert f"max |ΔP| against the original: 0.0000 (mean 0.0000, n {n} val images; fine-tune kept step 0" in result.stdout, result.stdout
     assert f"|ΔP| is measured on only {n} held-out images (fewer than 32)" in " ".join(result.output.split()), result.output
     pruned = load_student(out)
-    assert pruned.student_backbone.layer1[0].conv1.out_channels == 32, "the dead half of the channels is gone"
-    x, eps, _ = _inputs(dataset, tiny_config.adm.image_size)
+    assert pruned.student_backbone.layer1[0].conv1.out_channels < 64, "dead channels are gone"
     with torch.no_grad():
         gap = (torch.sigmoid(pruned(x, eps)) - torch.sigmoid(student(x, eps))).abs().max()
-    assert float(gap) <= 1e-6, gap
+    assert float(gap) <= 1e-5, gap
     (step,) = torch.load(out, weights_only=True)["compression"]["steps"]
     tune = step["finetune"]
-    assert step["fidelity"]["n"] == n and step["fidelity"]["max"] <= 1e-6, step["fidelity"]
-    assert tune["steps"] == 50 and tune["kept_step"] == 0 and tune["checks"][0] == [0, 0.0] and tune["ran"] < 50, tune
+    assert step["fidelity"]["n"] == n and step["fidelity"]["max"] <= 1e-5, step["fidelity"]
+    assert tune["steps"] == 50 and tune["kept_step"] == 0 and tune["checks"][0][1] <= 1e-5 and tune["ran"] < 50, tune
 
 
 def test_low_rank_pairs_at_full_rank_are_the_layer_and_codes_pack_losslessly():
