@@ -110,3 +110,18 @@ def test_fp8_is_refused_with_one_line_where_the_gpu_cannot_run_it(tmp_path, tiny
     assert result.exit_code == 2
     assert "fp8 needs an NVIDIA GPU of compute capability 8.9 or newer" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_int8_export_of_a_graph_with_external_weights_gives_the_same_model(tmp_path, monkeypatch, small, adm, student_ckpt, frames, engines):
+    """The full-size ADM is over 2 GB, so its fp32 graph keeps its weights in `<file>.data`: with the threshold at
+    zero the small ADM takes that path, and its int8 export must hold the same weights as the one that did not."""
+    import streamdet.export.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)
+    folder = tmp_path / "engines"
+    (path,) = export_models(small, "onnx", "int8", BatchRange.around(small.batch), folder, adm=adm, student=student_ckpt, models=["noise"], calibrate=frames)
+    assert sorted(p.name for p in folder.iterdir() if p.suffix in (".onnx", ".data")) == [path.name]  # no staging leftovers
+    ours = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    reference = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(engines / path.name)).graph.initializer}
+    assert ours.keys() == reference.keys()
+    assert all(np.array_equal(ours[k], reference[k]) for k in reference)

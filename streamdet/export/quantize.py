@@ -113,8 +113,15 @@ def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], p
     cpu = precision == "int8" and layout == "u8s8-qoperator"
     kind = QuantType.QInt8 if precision == "int8" else QuantType.QFLOAT8E4M3FN
     prepared = dst.with_name(f".{dst.name}.pre.onnx")
+    prepared_data = prepared.with_name(prepared.name + ".data")
+    # A graph over 2 GB (the full-size ADM in fp32) keeps its weights in `<file>.data`: its pre-processed copy must
+    # too, under its own name, or ONNX Runtime's optimizer leaves it pointing at a file in a deleted temporary folder.
+    external = src.with_name(src.name + ".data").exists()
     try:
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(
+            str(src), str(prepared), skip_symbolic_shape=True, save_as_external_data=external,
+            all_tensors_to_one_file=True, external_data_location=prepared_data.name if external else None,
+        )
         quantize_static(
             str(prepared),
             str(dst),
@@ -130,3 +137,4 @@ def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], p
         )
     finally:
         prepared.unlink(missing_ok=True)
+        prepared_data.unlink(missing_ok=True)
