@@ -115,3 +115,11 @@ def test_help_shows_flags_as_flags_and_no_command_has_a_type_column_for_them():
         shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
         assert shown.exit_code == 0 and "--help" in shown.output, path
         assert "<bool>" not in shown.output and "BOOLEAN" not in shown.output, (path, [line for line in shown.output.splitlines() if "bool" in line.lower()])
+
+
+def test_the_cpu_estimate_scales_with_the_frames_planned():
+    from streamdet.cli.scan import cpu_estimate
+
+    assert "about 3 min to 11 min" in cpu_estimate(16)  # 16 × 10 s = 160 s, 16 × 40 s = 640 s
+    assert "about 10 s to 40 s" in cpu_estimate(1)
+    assert "each frame takes about 10-40 s" in cpu_estimate(None)

@@ -186,8 +186,23 @@ def announce(engine: Engine, inputs: list, planned: int | None) -> None:
     count = f"about {planned} frames" if planned is not None else "their sampled frames"
     line = f"streamdet: scanning {media} inputs, {count}, with {'+'.join(about['methods'])} on {about['device']} ({about['precision']})"
     if about["device"] == "cpu" and engine.settings.adm.image_size >= 256:
-        line += "; on a CPU the full-size ADM takes about 10-40 s a frame: fewer --frames, --cascade or a GPU help (docs/scan.md, 'On a CPU')"
+        line += f"; {cpu_estimate(planned)}: fewer --frames, int8, --cascade or a GPU help (docs/cheaper.md)"
     err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+CPU_SECONDS_PER_FRAME = (10.0, 40.0)  # the full-size ADM + student per frame on CPUs we measured (bench_cpu: 28.7 s on one AVX2 core)
+
+
+def cpu_estimate(planned: int | None) -> str:
+    """How long `planned` frames take with the full-size models on a CPU, as a range (a frame's where unknown)."""
+    low, high = CPU_SECONDS_PER_FRAME
+    if planned is None:
+        return f"on a CPU each frame takes about {low:.0f}-{high:.0f} s"
+    return f"on a CPU that is about {_duration(low * planned)} to {_duration(high * planned)} ({low:.0f}-{high:.0f} s a frame)"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def write_results(results: list[FileResult], fmt: str, info: dict, out: Path | None, html: Path | None, thumbnails: object | None, heatmaps: object | None = None) -> None:
