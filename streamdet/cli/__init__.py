@@ -64,7 +64,7 @@ class Command(_Flagged, TyperCommand):
     """Every command."""
 
 
-app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, help="Find diffusion- and GAN-made frames in videos and streams.")
+app = typer.Typer(cls=Group, rich_markup_mode=None, add_completion=False, no_args_is_help=True, help="Find diffusion- and GAN-made frames in videos and streams.")
 app.callback()(main)
 for name, command in [
     ("scan", scan.scan), ("batch", batch.batch_command), ("calibrate", calibrate.calibrate_command), ("watch", watch.watch_command),
@@ -74,12 +74,12 @@ for name, command in [
 ]:
     app.command(name, cls=Command)(command)
 
-weights_app = typer.Typer(cls=Group, no_args_is_help=True, help="The official checkpoints: list, download, locate.")
+weights_app = typer.Typer(cls=Group, rich_markup_mode=None, no_args_is_help=True, help="The official checkpoints: list, download, locate.")
 for name, command in [("list", checkpoints.weights_list), ("download", checkpoints.weights_download), ("path", checkpoints.weights_path)]:
     weights_app.command(name, cls=Command)(command)
 app.add_typer(weights_app, name="weights")
 
-compress_app = typer.Typer(cls=Group, no_args_is_help=True, help="Smaller students: prune, svd or quantize one, then fine-tune it against the original.")
+compress_app = typer.Typer(cls=Group, rich_markup_mode=None, no_args_is_help=True, help="Smaller students: prune, svd or quantize one, then fine-tune it against the original.")
 for name, command in [("prune", compression.compress_prune), ("svd", compression.compress_svd), ("quantize", compression.compress_quantize)]:
     compress_app.command(name, cls=Command)(command)
 app.add_typer(compress_app, name="compress")
