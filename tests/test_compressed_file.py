@@ -84,17 +84,6 @@ QUANTIZED_TAMPERS = {
 }
 
 
-@pytest.mark.parametrize("tamper", list(QUANTIZED_TAMPERS))
-def test_a_tampered_quantized_file_is_a_one_line_refusal_naming_file_and_layer(quantized, tmp_path, tamper):
-    edit, problem = QUANTIZED_TAMPERS[tamper]
-    path = _tampered(quantized, tmp_path / "tampered.pth", edit)
-    with pytest.raises(WeightsError) as refused:
-        load_student(path)
-    message = str(refused.value)
-    assert len(message.splitlines()) == 1 and message.startswith(f"{path}: ") and problem in message, message
-    assert (FACTORISED if tamper.startswith("rank") else INNER) in message, message
-
-
 SPARSE_LAYER = "student_backbone.layer2.0.conv1"
 SPARSE_TAMPERS = {
     "mask too long": (_tensor(f"{SPARSE_LAYER}.weight_mask", lambda t: torch.cat([t, t[:1]])), "need exactly"),
@@ -103,15 +92,19 @@ SPARSE_TAMPERS = {
 }
 
 
-@pytest.mark.parametrize("tamper", list(SPARSE_TAMPERS))
-def test_a_tampered_sparse_file_is_a_one_line_refusal_naming_file_and_layer(sparse, tmp_path, tamper):
-    edit, problem = SPARSE_TAMPERS[tamper]
-    path = _tampered(sparse, tmp_path / "tampered.pth", edit)
+TAMPERS = [("quantized", name, FACTORISED if name.startswith("rank") else INNER) for name in QUANTIZED_TAMPERS]
+TAMPERS += [("sparse", name, SPARSE_LAYER) for name in SPARSE_TAMPERS]
+
+
+@pytest.mark.parametrize(("kind", "tamper", "layer"), TAMPERS)
+def test_a_tampered_file_is_a_one_line_refusal_naming_file_and_layer(request, tmp_path, kind, tamper, layer):
+    edit, problem = (QUANTIZED_TAMPERS if kind == "quantized" else SPARSE_TAMPERS)[tamper]
+    path = _tampered(request.getfixturevalue(kind), tmp_path / "tampered.pth", edit)
     with pytest.raises(WeightsError) as refused:
         load_student(path)
     message = str(refused.value)
-    assert len(message.splitlines()) == 1 and message.startswith(f"{path}: ") and SPARSE_LAYER in message, message
-    assert problem in message, message
+    assert len(message.splitlines()) == 1 and message.startswith(f"{path}: ") and problem in message, message
+    assert layer in message, message
 
 
 def test_untampered_files_load_and_give_the_saved_codes(quantized, sparse):

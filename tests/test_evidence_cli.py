@@ -21,7 +21,7 @@ from streamdet.results import FileResult  # noqa: E402
 
 from .credentials import IPTC, make_credentials, sign  # noqa: E402
 from .media import make_video, write_image  # noqa: E402
-from .test_report_html import chromium_driver  # noqa: E402
+from .test_report_html import chromium_driver, console_errors_and_screenshot  # noqa: E402
 
 runner = CliRunner()
 
@@ -82,9 +82,8 @@ def test_scan_reports_segments_provenance_and_heatmaps_everywhere(tmp_path, tiny
         shaded = browser.execute_script("return [...document.querySelectorAll('svg.timeline rect.segment')].map(r => r.dataset.kind)")
         panels = browser.execute_script("return [...document.querySelectorAll('div.provenance')].map(d => d.dataset.state)")
         heatmaps = browser.execute_script("return [...document.querySelectorAll('div.explained img')].filter(i => i.complete && i.naturalWidth > 0).map(i => i.dataset.kind)")
-        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         shot = tmp_path / "report.png"
-        assert browser.save_screenshot(str(shot))
+        errors = console_errors_and_screenshot(browser, shot)
     finally:
         browser.quit()
     assert shaded == ["FAKE"] * 2, "each video's one segment is shaded on its timeline (the still image has its score, no timeline)"

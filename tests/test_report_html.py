@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,13 @@ def chromium_driver():
     return webdriver.Chrome(service=Service(driver), options=options)  # the given driver: Selenium downloads nothing
 
 
+def console_errors_and_screenshot(browser, shot: Path) -> list:
+    """The page's SEVERE console entries, after saving a screenshot of it at `shot` (a PNG the test then checks)."""
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert browser.save_screenshot(str(shot))
+    return errors
+
+
 def test_thumbnails_keep_the_highest_frames_of_each_input():
     keep = Thumbnails(keep=2)
     image = noise(0, 32, 24)
@@ -91,9 +99,8 @@ def test_report_renders_every_input_in_a_headless_chromium(tmp_path, tiny_adm_ck
         total = browser.execute_script("return document.images.length")
         timelines = browser.execute_script("return document.querySelectorAll('svg.timeline').length")
         lines = browser.execute_script("return document.querySelectorAll('svg.timeline line[stroke-dasharray]').length")
-        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         shot = tmp_path / "report.png"
-        assert browser.save_screenshot(str(shot))
+        errors = console_errors_and_screenshot(browser, shot)
     finally:
         browser.quit()
     assert sections == [[r["path"], r["verdict"] or "ERROR"] for r in doc["inputs"]]
@@ -137,9 +144,8 @@ def test_twenty_inputs_get_a_summary_table_that_sorts_in_chromium(tmp_path, tiny
         lowest_first = browser.execute_script(rows)
         browser.find_element("css selector", "table.summary button[data-key=rank]").click()
         verdicts = browser.execute_script("return [...document.querySelectorAll('table.summary tbody tr .verdict')].map(v => v.textContent)")
-        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         shot = tmp_path / "report-20.png"
-        assert browser.save_screenshot(str(shot))
+        errors = console_errors_and_screenshot(browser, shot)
     finally:
         browser.quit()
     assert shown == paths and len(shown) == 20, "20 rows, in input order at first"

@@ -451,7 +451,7 @@ def test_kill_9_with_jobs_queued_and_running_loses_and_duplicates_none(tmp_path:
 
 @pytest.mark.browser
 def test_the_page_uploads_a_file_and_shows_its_report_in_chromium(served, media: Path, tmp_path: Path):
-    from .test_report_html import chromium_driver
+    from .test_report_html import chromium_driver, console_errors_and_screenshot
 
     server, _, _ = served
     browser = chromium_driver()
@@ -467,9 +467,8 @@ def test_the_page_uploads_a_file_and_shows_its_report_in_chromium(served, media:
         sections = browser.execute_script("return [...document.querySelectorAll('section.input')].map(s => [s.querySelector('h2').textContent, s.dataset.verdict])")
         thumbs = browser.execute_script("return [...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
         browser.switch_to.default_content()
-        errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         shot = tmp_path / "page.png"
-        assert browser.save_screenshot(str(shot))
+        errors = console_errors_and_screenshot(browser, shot)
     finally:
         browser.quit()
     assert state == "wide.mp4: done" and verdict.startswith("FAKE (score ")
