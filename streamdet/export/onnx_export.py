@@ -32,13 +32,17 @@ def staging(folder: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def external_data(path: Path) -> Path:
+    """Where the weights of the ONNX file at `path` live when they are too large for it (torch's exporter's name)."""
+    return path.with_name(path.name + ".data")
+
+
 def publish(staged: Path, path: Path) -> None:
     """Move an ONNX file written at `staged` (and its external data, first) to `path`, each by an atomic rename."""
-    data = staged.with_name(staged.name + ".data")
-    if data.exists():
-        move_into_place(data, path.with_name(path.name + ".data"), fsync=True)
+    if external_data(staged).exists():
+        move_into_place(external_data(staged), external_data(path), fsync=True)
     else:
-        path.with_name(path.name + ".data").unlink(missing_ok=True)
+        external_data(path).unlink(missing_ok=True)
     move_into_place(staged, path, fsync=True)
 
 

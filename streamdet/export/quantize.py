@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ExportError, MediaError
 from ..train.dataset import LABELS, load_items
 from ..video import Sampling, expand_inputs, iter_frames
+from .onnx_export import external_data
 
 if TYPE_CHECKING:
     from ..detector import Detector
@@ -113,10 +114,10 @@ def quantize_graph(src: Path, dst: Path, batches: list[dict[str, np.ndarray]], p
     cpu = precision == "int8" and layout == "u8s8-qoperator"
     kind = QuantType.QInt8 if precision == "int8" else QuantType.QFLOAT8E4M3FN
     prepared = dst.with_name(f".{dst.name}.pre.onnx")
-    prepared_data = prepared.with_name(prepared.name + ".data")
+    prepared_data = external_data(prepared)
     # A graph over 2 GB (the full-size ADM in fp32) keeps its weights in `<file>.data`: its pre-processed copy must
     # too, under its own name, or ONNX Runtime's optimizer leaves it pointing at a file in a deleted temporary folder.
-    external = src.with_name(src.name + ".data").exists()
+    external = external_data(src).exists()
     try:
         quant_pre_process(
             str(src), str(prepared), skip_symbolic_shape=True, save_as_external_data=external,
